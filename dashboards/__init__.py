@@ -1,0 +1,1 @@
+"""Grafana dashboards as code, built from the storage schema."""

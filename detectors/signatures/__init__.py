@@ -1,0 +1,1 @@
+"""Matching known trigger and canary signatures in text."""

@@ -1,0 +1,176 @@
+"""Replay JSON Lines files through the pipeline into ClickHouse.
+
+Files may be plain, gzip-compressed (``.gz``) or ``-`` for standard input. A
+line longer than the record limit is never read whole into memory: it is
+skipped in chunks and dead-lettered with its size. Blank lines are ignored.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from monitor.alerts import Alert
+from monitor.errors import InputFileError
+from monitor.ingest import Ingestor, Origin, dead_letter
+from monitor.storage.clickhouse import ClickHouseSink
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ReplaySummary", "iter_lines", "open_source", "replay"]
+
+_SKIP_CHUNK = 1 << 20
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay did, for the closing summary."""
+
+    events: int = 0
+    rejected: int = 0
+    raised: dict[str, Alert] = field(default_factory=dict)
+    new_alerts: int = 0
+    seconds: float = 0.0
+
+    @property
+    def alerts(self) -> list[Alert]:
+        """Every alert the pipeline raised, once each, stored before or not."""
+        return list(self.raised.values())
+
+    def alerts_by(self) -> Counter[tuple[str, str]]:
+        return Counter((alert.detector, alert.severity) for alert in self.raised.values())
+
+
+class _Source:
+    """An open input with a byte position for progress."""
+
+    def __init__(self, name: str, stream: IO[bytes], raw: IO[bytes] | None, size: int | None) -> None:
+        self.name = name
+        self.stream = stream
+        self._raw = raw
+        self.size = size
+
+    def position(self) -> int:
+        try:
+            return self._raw.tell() if self._raw is not None else 0
+        except (OSError, ValueError):
+            return 0
+
+
+def open_source(name: str, stack: ExitStack) -> _Source:
+    """Open ``name`` (a path, a ``.gz`` path or ``-``) for binary line reading."""
+    if name == "-":
+        return _Source("<stdin>", sys.stdin.buffer, None, None)
+    path = Path(name)
+    try:
+        raw = stack.enter_context(path.open("rb"))
+        size = os.fstat(raw.fileno()).st_size
+    except OSError as exc:
+        raise InputFileError(f"cannot open {name}: {exc.strerror}") from exc
+    if path.suffix == ".gz":
+        stream: IO[bytes] = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+    else:
+        stream = raw
+    return _Source(str(path), stream, raw, size)
+
+
+def iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes, int]]:
+    """Yield (line number, line, size in bytes) for each non-blank line.
+
+    A line over ``max_bytes`` yields only its first ``max_bytes`` bytes with
+    its full size, so the caller can reject it without holding it.
+    """
+    number = 0
+    readline = stream.readline
+    while True:
+        line = readline(max_bytes + 1)
+        if not line:
+            return
+        number += 1
+        size = len(line)
+        if size > max_bytes and not line.endswith(b"\n"):
+            chunk = line
+            while chunk and not chunk.endswith(b"\n"):
+                chunk = readline(_SKIP_CHUNK)
+                size += len(chunk)
+            yield number, line[:max_bytes], size
+            continue
+        if line.strip():
+            yield number, line, size
+
+
+def replay(
+    paths: Sequence[str],
+    ingestor: Ingestor,
+    sink: ClickHouseSink,
+    *,
+    batch_size: int,
+    progress: bool = False,
+) -> ReplaySummary:
+    """Run every record of ``paths`` through ``ingestor`` into ``sink``."""
+    summary = ReplaySummary()
+    started = time.perf_counter()
+    max_bytes = ingestor.decoder.limits.max_record_bytes
+    with ExitStack() as stack:
+        sources = [open_source(name, stack) for name in paths]
+        bar = _progress_bar(sources) if progress else None
+        for source in sources:
+            batch: list[tuple[bytes, Origin]] = []
+            done_before = bar.n if bar is not None else 0
+            try:
+                for number, line, size in iter_lines(source.stream, max_bytes):
+                    origin = Origin(source.name, line=number)
+                    if size > max_bytes:
+                        sink.add_dead_letters([dead_letter(
+                            line, origin, f"record is {size} bytes; expected at most {max_bytes}")])
+                        summary.rejected += 1
+                        continue
+                    batch.append((line, origin))
+                    if len(batch) >= batch_size:
+                        _run_batch(batch, ingestor, sink, summary)
+                        batch = []
+                        if bar is not None:
+                            bar.update(done_before + source.position() - bar.n)
+                _run_batch(batch, ingestor, sink, summary)
+            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+                raise InputFileError(f"cannot read {source.name}: {exc}") from exc
+            if bar is not None:
+                bar.update(done_before + source.position() - bar.n)
+        sink.flush()
+        summary.new_alerts += len(sink.drain_new_alerts())
+        if bar is not None:
+            bar.close()
+    summary.seconds = time.perf_counter() - started
+    logger.info("replay done events=%d rejected=%d alerts=%d seconds=%.2f",
+                summary.events, summary.rejected, len(summary.alerts), summary.seconds)
+    return summary
+
+
+def _run_batch(batch: list[tuple[bytes, Origin]], ingestor: Ingestor, sink: ClickHouseSink,
+               summary: ReplaySummary) -> None:
+    if not batch:
+        return
+    result = ingestor.process(batch)
+    ingestor.write(result, sink)
+    summary.events += len(result.events)
+    summary.rejected += len(result.dead_letters)
+    summary.raised.update((alert.alert_id, alert) for alert in result.findings.alerts)
+    summary.new_alerts += len(sink.drain_new_alerts())
+
+
+def _progress_bar(sources: Sequence[_Source]) -> Any:
+    from tqdm import tqdm
+
+    sizes = [source.size for source in sources]
+    total = sum(s for s in sizes if s is not None) if all(s is not None for s in sizes) else None
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                desc="replay", file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,1 @@
+"""Pipeline stages: adapters from detectors to keyed findings."""

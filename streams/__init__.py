@@ -1,0 +1,1 @@
+"""Faust agents on Kafka: the only package that imports faust or aiokafka."""

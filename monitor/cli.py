@@ -237,5 +237,13 @@ def bench_replay_command(n_events: int, repeat: int, store: str | None) -> None:
     run_guarded(body)
 
 
+def _register_commands() -> None:
+    from monitor.commands import register_all
+
+    register_all(main)
+
+
+_register_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

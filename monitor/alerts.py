@@ -30,7 +30,7 @@ from monitor.errors import ConfigError
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
-_SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+_SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 
 def severity_rank(severity: str) -> int:

@@ -6,6 +6,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ def write_bench_events(path: Path, n_events: int, *, seed: int = 0, size: int = 
     with path.open("wb") as out:
         for index in range(n_events):
             text = " ".join(words[rng.integers(len(words), size=70)])
-            record = {
+            record: dict[str, Any] = {
                 "ts": START_MS + index * 10, "model_id": f"model-{index % 8}", "model_version": "1.0",
                 "tenant_id": f"tenant-{index % 5}", "user_id": f"user-{index % 997}",
                 "input": text[: size // 3], "output": text[: size // 2],

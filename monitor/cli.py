@@ -94,7 +94,7 @@ def format_alerts(alerts: Sequence[Alert], limit: int = 20) -> str:
     for alert in ordered[:limit]:
         evidence = json.loads(alert.evidence)
         event = ",".join(evidence.get("event_ids", [])[:2])
-        when = dt.datetime.fromtimestamp(alert.ts_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        when = dt.datetime.fromtimestamp(alert.ts_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         rows.append((when, alert.severity, f"{alert.model_id}@{alert.model_version}",
                      alert.detector, alert.metric, event))
     text = _table(rows)
@@ -106,7 +106,7 @@ def format_alerts(alerts: Sequence[Alert], limit: int = 20) -> str:
 def _table(rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells)
 
 
 @main.command("replay")
@@ -190,7 +190,7 @@ def query_command(sql: str, store: str | None, fmt: str, final: bool) -> None:
             names, rows = handle.query(sql, readonly=True, final=final)
         if fmt == "json":
             for row in rows:
-                click.echo(json.dumps(dict(zip(names, row)), default=str, ensure_ascii=False))
+                click.echo(json.dumps(dict(zip(names, row, strict=False)), default=str, ensure_ascii=False))
         elif fmt == "csv":
             writer = csv.writer(sys.stdout, lineterminator="\n")
             writer.writerow(names)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -85,7 +85,7 @@ class Event(msgspec.Struct, kw_only=True, gc=False):
         ts = self.ts
         if isinstance(ts, datetime):
             if ts.tzinfo is None:
-                ts = ts.replace(tzinfo=timezone.utc)
+                ts = ts.replace(tzinfo=UTC)
             self.ts = int(ts.timestamp() * 1000)
         elif ts < _MIN_EPOCH_MS:
             raise ValueError(
@@ -116,7 +116,7 @@ def event_id_for(event: Event) -> str:
     The hash covers every field that identifies a call: the same call sent
     twice gets the same id, so stores can drop the repeat.
     """
-    parts = (
+    joined = "\x1f".join((
         event.model_id,
         event.model_version,
         str(event.ts),
@@ -125,12 +125,8 @@ def event_id_for(event: Event) -> str:
         event.session_id or "",
         event.input,
         event.output,
-    )
-    digest = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        digest.update(part.encode("utf-8", "surrogatepass"))
-        digest.update(b"\x1f")
-    return digest.hexdigest()
+    ))
+    return hashlib.blake2b(joined.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -167,7 +163,7 @@ def _event_type(limits: Limits) -> type[Event]:
         return Event
     text = Annotated[str, msgspec.Meta(max_length=limits.max_text_chars)]
     vector = Annotated[list[float], msgspec.Meta(max_length=limits.max_vector_bytes // 8)]
-    overrides = [
+    overrides: list[Any] = [
         ("input", text),
         ("output", text),
         ("system_prompt", text | None, None),
@@ -175,7 +171,10 @@ def _event_type(limits: Limits) -> type[Event]:
         ("embedding", vector | None, None),
         ("activations", vector | None, None),
     ]
-    return msgspec.defstruct("Event", overrides, bases=(Event,), kw_only=True, gc=False)
+    event_type: type[Event] = msgspec.defstruct(  # type: ignore[assignment]
+        "Event", overrides, bases=(Event,), kw_only=True, gc=False
+    )
+    return event_type
 
 
 class EventDecoder:
@@ -202,6 +201,9 @@ class EventDecoder:
         except msgspec.ValidationError as exc:
             message = str(exc)
             field = message.rsplit("- at `", 1)[1].rstrip("`") if "- at `" in message else None
+            if field == "$.ts" and "seconds" not in message:
+                message = ("Expected an RFC 3339 timestamp (2026-11-01T12:00:00Z) or epoch milliseconds, "
+                           f"got something else ({message.split(' - at')[0]}) - at `$.ts`")
             raise ValidationError(message, field) from exc
         except msgspec.DecodeError as exc:
             raise DecodeError(str(exc)) from exc

@@ -77,7 +77,8 @@ def open_source(name: str, stack: ExitStack) -> _Source:
     except OSError as exc:
         raise InputFileError(f"cannot open {name}: {exc.strerror}") from exc
     if path.suffix == ".gz":
-        stream: IO[bytes] = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+        stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+        stack.callback(stream.close)
     else:
         stream = raw
     return _Source(str(path), stream, raw, size)

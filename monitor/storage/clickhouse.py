@@ -159,7 +159,8 @@ class Store:
 
     def insert(self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]) -> None:
         try:
-            self.client.insert(table, list(columns), column_names=list(names), column_oriented=True)
+            data = [list(column) for column in columns]
+            self.client.insert(table, data, column_names=list(names), column_oriented=True)
         except ClickHouseError as exc:
             raise StorageError(f"insert into {table} failed: {exc}") from exc
 
@@ -179,7 +180,7 @@ class Store:
             result = self.client.query(sql, parameters=parameters, settings=settings)
         except ClickHouseError as exc:
             raise StorageError(f"query failed: {exc}") from exc
-        return list(result.column_names), list(result.result_rows)
+        return list(result.column_names), [tuple(row) for row in result.result_rows]
 
     def existing_ids(self, table: str, id_column: str, ids: Iterable[str]) -> set[str]:
         wanted = list(set(ids))
@@ -235,7 +236,7 @@ class ClickHouseSink:
         self.store = store
         self.store_text = store_text
         self.flush_rows = flush_rows
-        self._events: list[list[Any]] = [[] for _ in EVENT_COLUMNS]
+        self._events: list[tuple[Any, ...]] = []
         self._metrics: list[MetricRow] = []
         self._alerts: list[Alert] = []
         self._dead: list[DeadLetter] = []
@@ -244,7 +245,7 @@ class ClickHouseSink:
 
     @property
     def buffered(self) -> int:
-        return len(self._events[0]) + len(self._metrics) + len(self._alerts) + len(self._dead)
+        return len(self._events) + len(self._metrics) + len(self._alerts) + len(self._dead)
 
     def drain_new_alerts(self) -> list[Alert]:
         """Alerts written since the last call, in write order (for notifiers)."""
@@ -252,10 +253,10 @@ class ClickHouseSink:
         return fresh
 
     def add_events(self, events: Sequence[Event], sources: Sequence[str]) -> None:
-        columns = self._events
+        rows = self._events
         keep_text = self.store_text
         for event, source in zip(events, sources, strict=True):
-            values = (
+            rows.append((
                 event.event_id, event.ts, event.model_id, event.model_version,
                 event.tenant_id or "", event.user_id or "", event.session_id or "",
                 text_hash(event.input), text_hash(event.output), text_hash(event.system_prompt),
@@ -266,9 +267,7 @@ class ClickHouseSink:
                 event.embedding is not None, event.activations is not None,
                 event.input if keep_text else "", event.output if keep_text else "",
                 source,
-            )
-            for column, value in zip(columns, values):
-                column.append(value)
+            ))
         self._maybe_flush()
 
     def add_findings(self, findings: Findings) -> None:
@@ -286,10 +285,10 @@ class ClickHouseSink:
 
     def flush(self) -> None:
         """Write everything buffered. On error the buffers are kept for a retry."""
-        if self._events[0]:
-            self.store.insert("events", self._events, EVENT_COLUMNS)
-            self.written["events"] += len(self._events[0])
-            self._events = [[] for _ in EVENT_COLUMNS]
+        if self._events:
+            self.store.insert("events", _columns(self._events), EVENT_COLUMNS)
+            self.written["events"] += len(self._events)
+            self._events = []
         if self._metrics:
             rows = self._metrics
             self.store.insert("window_metrics", _columns(

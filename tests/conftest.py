@@ -1,0 +1,66 @@
+"""Shared fixtures: the repository root, shared data, small event factories."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def make_event(index: int = 0, **fields: Any) -> dict[str, Any]:
+    """A schema-valid event dict; ``fields`` override the defaults."""
+    event: dict[str, Any] = {
+        "ts": 1_793_491_200_000 + index * 1000,
+        "model_id": "model-a",
+        "model_version": "1.0",
+        "input": f"question number {index}",
+        "output": f"answer number {index}",
+        "user_id": f"user-{index % 7}",
+    }
+    event.update(fields)
+    return event
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    with path.open("w", encoding="utf-8") as out:
+        for record in records:
+            out.write(record if isinstance(record, str) else json.dumps(record))
+            out.write("\n")
+    return path
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``driftwatch`` as a subprocess, the way a user does."""
+
+    def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        result = subprocess.run([sys.executable, "-m", "monitor", *args], cwd=tmp_path, env=env,
+                                input=input, capture_output=True, text=True, timeout=300)
+        if check and result.returncode != 0:
+            raise AssertionError(f"driftwatch {' '.join(args)} exited {result.returncode}:\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture
+def store_dsn(tmp_path: Path) -> Iterator[str]:
+    yield f"chdb://{tmp_path / 'store'}"

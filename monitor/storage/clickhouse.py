@@ -116,6 +116,9 @@ class Store:
         self.embedded = dsn.startswith("chdb:")
         if self.embedded:
             Path(urlsplit(dsn).path or "/").mkdir(parents=True, exist_ok=True)
+        # One insert context per (table, columns): the column types are looked
+        # up once, not on every batch.
+        self._insert_contexts: dict[tuple[str, tuple[str, ...]], Any] = {}
         try:
             self.client = clickhouse_connect.get_client(dsn=dsn)
         except Exception as exc:  # the driver raises several unrelated types
@@ -158,9 +161,14 @@ class Store:
         return MIGRATIONS[-1].version
 
     def insert(self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]) -> None:
+        key = (table, tuple(names))
         try:
-            data = [list(column) for column in columns]
-            self.client.insert(table, data, column_names=list(names), column_oriented=True)
+            context = self._insert_contexts.get(key)
+            if context is None:
+                context = self.client.create_insert_context(table, column_names=list(names), column_oriented=True)
+                self._insert_contexts[key] = context
+            context.data = [list(column) for column in columns]
+            self.client.insert(context=context)
         except ClickHouseError as exc:
             raise StorageError(f"insert into {table} failed: {exc}") from exc
 

@@ -160,16 +160,22 @@ def demo_command(store: str | None, n_events: int, trigger_at: int, synthetic: b
         before = sum(1 for i in firsts if 0 <= i < scenario.trigger_at)
         click.echo(format_summary(summary))
         if summary.alerts:
-            click.echo("\n" + format_alerts(summary.alerts))
+            click.echo("\n" + format_alerts(summary.alerts, limit=12))
             click.echo(f"\nfirst alert at event #{min(i for i in firsts if i >= 0)}; "
                        f"alerts before the trigger: {before}")
         else:
             click.echo("no alerts raised")
         click.echo(f"\ndata: {where}")
-        click.echo(f"try: driftwatch query{_store_flag(store)} "
+        click.echo(f"try: {_program()} query{_store_flag(store)} "
                    "\"SELECT detector, severity, count() FROM alerts GROUP BY ALL\"")
         return 0
     run_guarded(body)
+
+
+def _program() -> str:
+    """How the user started us, so hints can be pasted as they are."""
+    name = sys.argv[0]
+    return name if name.endswith("driftwatch") else "driftwatch"
 
 
 def _store_flag(store: str | None) -> str:

@@ -3,8 +3,15 @@
 Replay (files) and the streaming worker (Kafka) both call
 :meth:`Pipeline.process` on batches of validated events. The pipeline groups
 a batch by stream key (model_id, model_version), keeping arrival order within
-each key, and hands each group to every registered stage. A stage keeps its
-own per-key state and turns events into :class:`~monitor.alerts.Findings`.
+each key, and hands each group, as a :class:`KeyBatch`, to every registered
+stage in order. A stage keeps its own per-key state and turns events into
+:class:`~monitor.alerts.Findings`.
+
+Stages talk to later stages only through the batch's per-event anomaly flags:
+a stage that finds an event odd (a canary hit, a refusal flip, entropy
+collapse, an embedding far from the reference) calls :meth:`KeyBatch.flag`;
+a later stage (trigger-motif mining) reads :attr:`KeyBatch.flags`. So the
+registry's order matters: flagging stages first, readers last.
 
 The same events in the same order give the same findings, whatever the batch
 boundaries, because stages keep their state per key across batches and alert
@@ -33,24 +40,64 @@ from monitor.alerts import Findings
 from monitor.errors import ConfigError
 from monitor.events import Event
 
-__all__ = ["SNAPSHOT_FORMAT", "Pipeline", "Stage", "StreamKey", "group_by_key"]
+__all__ = ["SNAPSHOT_FORMAT", "KeyBatch", "Pipeline", "Stage", "StreamKey", "group_by_key"]
 
 StreamKey = tuple[str, str]
 SNAPSHOT_FORMAT = "pipeline_state.v1"
+
+
+class KeyBatch:
+    """The events of one stream key within one pipeline call, in arrival order.
+
+    Parameters
+    ----------
+    key
+        (model_id, model_version).
+    events
+        The key's events of this batch.
+
+    Attributes
+    ----------
+    flags
+        One set per event (same index as ``events``): why earlier stages
+        found that event anomalous, e.g. ``{"canary", "refusal"}``.
+
+    Examples
+    --------
+    >>> batch = KeyBatch(("m", "1"), [])
+    >>> batch.flags
+    []
+    """
+
+    __slots__ = ("events", "flags", "key")
+
+    def __init__(self, key: StreamKey, events: Sequence[Event]) -> None:
+        self.key = key
+        self.events = events
+        self.flags: list[set[str]] = [set() for _ in events]
+
+    def flag(self, index: int, reason: str) -> None:
+        """Mark ``events[index]`` anomalous for ``reason`` (a short word)."""
+        self.flags[index].add(reason)
+
+    def anomalous(self) -> list[bool]:
+        """Per event: did any stage flag it?"""
+        return [bool(reasons) for reasons in self.flags]
 
 
 @runtime_checkable
 class Stage(Protocol):
     """One kind of detection over the event stream.
 
-    ``process`` sees the events of one stream key, in arrival order. State
-    kept between calls must be reachable through ``snapshot`` / ``restore``
-    (JSON-ready values) so a restarted worker resumes where it was.
+    ``process`` sees the events of one stream key, in arrival order, and may
+    flag events for later stages. State kept between calls must be reachable
+    through ``snapshot`` / ``restore`` (JSON-ready values) so a restarted
+    worker resumes where it was.
     """
 
     name: str
 
-    def process(self, key: StreamKey, events: Sequence[Event]) -> Findings: ...
+    def process(self, batch: KeyBatch) -> Findings: ...
 
     def snapshot(self, key: StreamKey) -> Any: ...
 
@@ -92,8 +139,9 @@ class Pipeline:
         findings = Findings()
         for key, group in group_by_key(events).items():
             self.keys.add(key)
+            batch = KeyBatch(key, group)
             for stage in self.stages:
-                findings.extend(stage.process(key, group))
+                findings.extend(stage.process(batch))
         return findings
 
     def snapshot(self, key: StreamKey) -> dict[str, Any]:

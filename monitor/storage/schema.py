@@ -126,9 +126,123 @@ CREATE TABLE IF NOT EXISTS dead_letters
 ENGINE = ReplacingMergeTree
 ORDER BY (source, partition, offset, line, dead_letter_id)"""
 
+SIGNATURES = """\
+CREATE TABLE IF NOT EXISTS signatures
+(
+    signature_id String,
+    kind LowCardinality(String) COMMENT 'literal, regex, token_set or canary',
+    pattern String COMMENT 'the pattern; empty for canaries, which keep only pattern_hash',
+    pattern_hash String COMMENT 'keyed hash of the pattern (canaries) or blake2b-128',
+    applies_to LowCardinality(String) COMMENT 'input, output or both',
+    scope String COMMENT 'global, or the tenant_id it applies to',
+    severity LowCardinality(String),
+    description String,
+    source String COMMENT 'citation or who minted it',
+    active UInt8,
+    created_at DateTime64(3, 'UTC'),
+    rotated_at Nullable(DateTime64(3, 'UTC')),
+    version UInt64 COMMENT 'ReplacingMergeTree version: the newest row per id wins'
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY signature_id"""
+
+TRIGGER_CANDIDATES = """\
+CREATE TABLE IF NOT EXISTS trigger_candidates
+(
+    candidate_id String COMMENT 'deterministic: hash of model, version, n-gram, window',
+    model_id LowCardinality(String),
+    model_version LowCardinality(String),
+    ngram String,
+    kind LowCardinality(String) COMMENT 'word or char n-gram',
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    support UInt64 COMMENT 'events in the window whose input holds the n-gram',
+    anomalous_support UInt64 COMMENT 'of those, events whose output was flagged anomalous',
+    distinct_users UInt64,
+    distinct_tenants UInt64,
+    lift Float64,
+    p_value Float64 COMMENT 'one-sided Fisher exact test',
+    q_value Float64 COMMENT 'Benjamini-Hochberg adjusted',
+    example_event_ids Array(String),
+    tenant_ids Array(String),
+    created_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(window_end)
+ORDER BY (model_id, model_version, ngram, candidate_id)"""
+
+INCIDENTS = """\
+CREATE TABLE IF NOT EXISTS incidents
+(
+    incident_id String COMMENT 'deterministic: model, version, detector family, window',
+    model_id LowCardinality(String),
+    model_version LowCardinality(String),
+    family LowCardinality(String) COMMENT 'detector family the alerts belong to',
+    severity LowCardinality(String) COMMENT 'the highest severity among its alerts',
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    first_ts DateTime64(3, 'UTC'),
+    last_ts DateTime64(3, 'UTC'),
+    alert_count UInt64,
+    alert_ids Array(String),
+    updated_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(updated_at)
+PARTITION BY toYYYYMM(window_start)
+ORDER BY (model_id, model_version, family, incident_id)"""
+
+ACKNOWLEDGEMENTS = """\
+CREATE TABLE IF NOT EXISTS acknowledgements
+(
+    target_id String COMMENT 'an alert_id or an incident_id',
+    target_kind LowCardinality(String) COMMENT 'alert or incident',
+    state LowCardinality(String) COMMENT 'open, acknowledged, resolved or suppressed',
+    actor String,
+    note String,
+    updated_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY (target_kind, target_id)"""
+
+ROLLBACK_DECISIONS = """\
+CREATE TABLE IF NOT EXISTS rollback_decisions
+(
+    decision_id String COMMENT 'deterministic: policy rule, model, version, alert ids',
+    ts DateTime64(3, 'UTC') COMMENT 'event time of the newest alert behind it',
+    model_id LowCardinality(String),
+    model_version LowCardinality(String),
+    decision LowCardinality(String) COMMENT 'rollback or healthy',
+    rule String COMMENT 'the policy rule that fired',
+    reasons Array(String),
+    alert_ids Array(String),
+    created_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (model_id, model_version, ts, decision_id)"""
+
+SERVICE_METRICS = """\
+CREATE TABLE IF NOT EXISTS service_metrics
+(
+    ts DateTime64(3, 'UTC') COMMENT 'wall-clock time of the sample',
+    worker String COMMENT 'worker id (host:pid)',
+    metric LowCardinality(String) COMMENT 'events_per_s, consumer_lag, sink_buffered_rows, sink_retries, ...',
+    topic LowCardinality(String),
+    partition Int32 COMMENT '-1 when not per partition',
+    value Float64
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (metric, worker, topic, partition, ts)
+TTL toDateTime(ts) + INTERVAL 30 DAY"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, window_metrics, alerts, dead_letters",
               (EVENTS, WINDOW_METRICS, ALERTS, DEAD_LETTERS)),
+    Migration(2, "signatures, trigger_candidates", (SIGNATURES, TRIGGER_CANDIDATES)),
+    Migration(3, "incidents, acknowledgements, rollback_decisions",
+              (INCIDENTS, ACKNOWLEDGEMENTS, ROLLBACK_DECISIONS)),
+    Migration(4, "service_metrics", (SERVICE_METRICS,)),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -39,7 +39,14 @@ RECEIVER = "driftwatch-oncall"
 
 @dataclass(frozen=True)
 class AlertRule:
-    """One alert rule: a query, a threshold on its value column, routing labels."""
+    """One alert rule: a query, a threshold on its value column, routing labels.
+
+    Examples
+    --------
+    >>> rule = AlertRule("r", "R", "SELECT toFloat64(1) AS v", ("v",), 0, "high", "fired")
+    >>> rule.to_json()["data"][1]["model"]["conditions"][0]["evaluator"]
+    {'type': 'gt', 'params': [0]}
+    """
 
     uid: str
     title: str

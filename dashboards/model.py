@@ -79,6 +79,14 @@ class Panel:
         Grid size; ``None`` takes the type's default.
     stacked, bars
         Time series style: stacked, and bars instead of lines.
+    thresholds
+        Values at which the colour turns orange, then red (stat panels, lag).
+
+    Examples
+    --------
+    >>> p = Panel("Lag", "timeseries", "SELECT ...", ("time", "partition", "lag"), thresholds=(10, 100))
+    >>> p.size(), p.time_series
+    ((12, 8), True)
     """
 
     title: str
@@ -229,6 +237,13 @@ class Board:
 
     :meth:`to_json` renders the JSON model Grafana stores; panels are laid
     out left to right on the 24-column grid.
+
+    Examples
+    --------
+    >>> wide = Panel("T", "table", "SELECT 1 AS one", ("one",), width=24)
+    >>> board = Board("driftwatch-demo", "Demo", (wide, wide))
+    >>> board.slug, [p["gridPos"]["y"] for p in board.to_json()["panels"]]
+    ('demo', [0, 8])
     """
 
     uid: str

@@ -56,7 +56,13 @@ class MacroError(ConfigError):
 
 @dataclass(frozen=True)
 class Context:
-    """The time range, interval and variable values a query is expanded with."""
+    """The time range, interval and variable values a query is expanded with.
+
+    Examples
+    --------
+    >>> Context(start_ms=0, end_ms=3_600_000).interval_ms  # 1200 points over an hour
+    3000
+    """
 
     start_ms: int
     end_ms: int

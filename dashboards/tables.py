@@ -40,6 +40,12 @@ class Table:
 
     Column names come back as plain strings, so they drop into f-strings;
     an unknown attribute raises :class:`SchemaNameError`.
+
+    Examples
+    --------
+    >>> t = Table("demo", ("ts", "value"), "MergeTree")
+    >>> f"SELECT {t.value} FROM {t}", t.replacing
+    ('SELECT value FROM demo', False)
     """
 
     __slots__ = ("_columns", "_engine", "_name")

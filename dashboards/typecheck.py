@@ -31,7 +31,8 @@ from typing import Any
 
 from monitor.errors import ConfigError
 
-__all__ = ["TYPECHECK_DIR", "TscResult", "ensure_installed", "run_tsc", "typescript_source", "write_sources"]
+__all__ = ["TYPECHECK_DIR", "TscResult", "TypecheckError", "ensure_installed", "run_tsc", "typescript_source",
+           "write_sources"]
 
 TYPECHECK_DIR = Path(__file__).resolve().parent / "typecheck"
 _PANELCFG = "@grafana/schema/dist/esm/raw/composable/{folder}/panelcfg/x/{name}PanelCfg_types.gen"

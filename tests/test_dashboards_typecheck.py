@@ -61,3 +61,12 @@ def test_a_broken_dashboard_fails_the_check(workdir: Path) -> None:
     for name in cases:  # each mistake is caught on its own, in its own file
         assert f"broken-{name}.ts(" in result.output, f"{name} passed:\n{result.output}"
     assert "gridpos" in result.output and "rainbow" in result.output and "rawSql" in result.output
+
+
+def test_missing_npm_fails_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboards import typecheck
+
+    monkeypatch.setattr(typecheck, "TYPECHECK_DIR", tmp_path)  # nothing installed there
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(typecheck.TypecheckError, match=r"needs Node\.js and npm"):
+        typecheck.ensure_installed()

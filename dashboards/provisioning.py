@@ -50,8 +50,8 @@ def dashboard_providers_file(path: str = DASHBOARDS_PATH) -> dict[str, Any]:
     return {"apiVersion": 1, "providers": [{
         "name": "driftwatch",
         "orgId": 1,
+        # By title, as the alert-rule file names its folder: both land in the same folder.
         "folder": FOLDER_TITLE,
-        "folderUid": "driftwatch",
         "type": "file",
         "disableDeletion": False,
         "allowUiUpdates": False,

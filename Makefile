@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
+TYPECHECK := dashboards/typecheck
+
 .PHONY: install demo test lint clean
 
 $(VENV)/.installed: pyproject.toml
@@ -14,10 +16,14 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The dashboard type check (tests/test_dashboards_typecheck.py) runs tsc from here; npm missing fails the build.
+$(TYPECHECK)/node_modules/.package-lock.json: $(TYPECHECK)/package.json $(TYPECHECK)/package-lock.json
+	npm ci --no-audit --no-fund --prefix $(TYPECHECK)
+
 demo: install
 	$(BIN)/driftwatch demo
 
-test: install
+test: install $(TYPECHECK)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -q
 
 lint: install
@@ -25,4 +31,4 @@ lint: install
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) driftwatch-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) driftwatch-data .pytest_cache .mypy_cache .ruff_cache $(TYPECHECK)/node_modules $(TYPECHECK)/generated

@@ -40,6 +40,8 @@ class ReplaySummary:
     raised: dict[str, Alert] = field(default_factory=dict)
     new_alerts: int = 0
     seconds: float = 0.0
+    incidents: int = 0  # incidents written by the SOC policy after the replay
+    decisions: list[Any] = field(default_factory=list)  # rollback decisions it recommended
 
     @property
     def alerts(self) -> list[Alert]:

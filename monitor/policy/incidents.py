@@ -117,7 +117,8 @@ def upsert_incidents(store: Store, incidents: Sequence[Incident]) -> list[Incide
         "toUnixTimestamp64Milli(window_end), toUnixTimestamp64Milli(first_ts), toUnixTimestamp64Milli(last_ts), "
         "alert_count, alert_ids FROM incidents WHERE incident_id IN {ids:Array(String)}",
         readonly=False, parameters={"ids": [i.incident_id for i in incidents]})
-    stored = {row[0]: Incident(*row[:10], tuple(row[10])) for row in rows}
+    stored = {row[0]: Incident(row[0], row[1], row[2], row[3], row[4], int(row[5]), int(row[6]), int(row[7]),
+                               int(row[8]), int(row[9]), tuple(row[10])) for row in rows}
     written = [stored[i.incident_id].merged(i) if i.incident_id in stored else i for i in incidents]
     now = int(time.time() * 1000)
     store.insert("incidents", [

@@ -13,6 +13,7 @@ import click
 
 # One line per module; keep sorted.
 COMMAND_MODULES: list[str] = [
+    "gate",
     "report",
     "soc",
 ]

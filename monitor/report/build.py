@@ -155,7 +155,7 @@ def build_report(store: Store, span: ReportRange) -> tuple[str, dict[str, float]
                for ts, det, metric, sev in data.markers]
     traffic = _series(data.traffic, 1, 0, 2)
     lengths = _series(data.traffic, 1, 0, 3)
-    metric_plots = {}
+    metric_plots: dict[str, list[tuple[Any, ...]]] = {}
     for row in data.metrics:
         metric_plots.setdefault(f"{row[0]} / {row[1]}", []).append((row[2], row[3], row[4]))
     severities = {sev: [(int(r[0]), float(r[2])) for r in data.alert_buckets if r[1] == sev]

@@ -121,3 +121,15 @@ def test_schema_roles_parse_and_grant_least_privilege(store_dsn: str) -> None:
     events = next(s for s in grafana if "driftwatch.events " in s)
     assert "input_hash" in events and not re.search(r"\b(input|output)\b(?!_)", events.split(" ON ")[0])
     assert "GRANT SELECT ON driftwatch.* TO driftwatch_analyst_role" in statements
+
+
+def test_readme_sql_runs(demo_store: str) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## SOC: alerts, incidents, rollback", 1)[1].split("\n## ", 1)[0]
+    queries = re.findall(r"```sql\n(.*?)```", section, re.S)
+    assert len(queries) == 3
+    with Store(demo_store) as store:
+        _, [(alert_id,)] = store.query("SELECT alert_id FROM alerts ORDER BY ts LIMIT 1")
+        names = [store.query(q.replace("<ALERT_ID>", alert_id))[0] for q in queries]
+        _, around = store.query(queries[1].replace("<ALERT_ID>", alert_id))
+    assert names[1][:2] == ["ts", "event_id"] and len(around) > 1

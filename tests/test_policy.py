@@ -151,3 +151,13 @@ def test_decision_serialises_for_the_topic_and_the_table() -> None:
     assert message["decision"] == "rollback" and message["model_version"] == "2"
     assert message["alert_ids"] == [alert(0, "canary", "critical").alert_id]
     assert len(decision.to_row()) == 8 and decision.to_bytes().startswith(b"{")
+
+
+def test_incident_count_past_the_id_cap() -> None:
+    from monitor.policy.incidents import MAX_ALERT_IDS
+
+    many = [alert(i, tag=str(i)) for i in range(MAX_ALERT_IDS + 200)]
+    [whole] = group_incidents(many, window_ms=3_600_000)
+    assert whole.alert_count == len(many) and len(whole.alert_ids) == MAX_ALERT_IDS
+    [extra] = group_incidents([alert(10_000_000 % 3_600_000, tag="new")], window_ms=3_600_000)
+    assert whole.merged(extra).alert_count == len(many) + 1

@@ -133,3 +133,11 @@ def test_readme_sql_runs(demo_store: str) -> None:
         names = [store.query(q.replace("<ALERT_ID>", alert_id))[0] for q in queries]
         _, around = store.query(queries[1].replace("<ALERT_ID>", alert_id))
     assert names[1][:2] == ["ts", "event_id"] and len(around) > 1
+
+
+def test_policy_check(tmp_path: Path) -> None:
+    assert "multi-family-high" in invoke("policy-check").stdout
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("rollback: {window: 0s}\n")
+    result = invoke("policy-check", str(bad))
+    assert result.exit_code == 2 and "rollback.window must be > 0" in result.stderr

@@ -1,4 +1,4 @@
-"""SOC commands: ``rollback-status``, ``incidents``, ``ack`` and ``export``."""
+"""SOC commands: ``rollback-status``, ``incidents``, ``ack``, ``export`` and ``policy-check``."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def rollback_status_command(model_id: str, model_version: str | None, reevaluate
     try:
         settings = load_settings(store=store, policy=policy)
         with Store(settings.store) as handle:
-            handle.ensure_schema()
             if reevaluate:
+                handle.ensure_schema()
                 engine = SocEngine(load_policy(settings.policy))
                 alerts = [a for a in iter_alerts(handle, model_id=model_id)
                           if model_version is None or a.model_version == model_version]
@@ -90,8 +90,8 @@ def ack_command(target_id: str, kind: str, state: str, actor: str, note: str, st
 
     def body() -> int:
         settings = load_settings(store=store)
+        # No ensure_schema here: an analyst may INSERT into acknowledgements and nothing more.
         with Store(settings.store) as handle:
-            handle.ensure_schema()
             acknowledge(handle, target_id, kind=kind, state=state, actor=actor, note=note)  # type: ignore[arg-type]
         click.echo(f"{kind} {target_id}: {state} by {actor}")
         return 0
@@ -143,6 +143,30 @@ def export_command(fmt: str, since: str | None, model_id: str | None, min_severi
     run_guarded(body)
 
 
+@click.command("policy-check")
+@click.argument("path", type=click.Path(dir_okay=False), required=False)
+def policy_check_command(path: str | None) -> None:
+    """Validate a policy file (default: the shipped one) and print what it will do."""
+    from monitor.policy.config import load_policy
+
+    def body() -> int:
+        policy = load_policy(path)
+        alerts = policy.alerts
+        click.echo(f"{policy.source}: ok")
+        click.echo(f"  dedup window {alerts.dedup_window_ms // 1000} s; {len(alerts.severity)} severity "
+                   f"override(s); {len(alerts.suppress)} maintenance window(s)")
+        click.echo(f"  incidents per {policy.incident_window_ms // 60_000} min window")
+        click.echo(f"  rollback window {policy.rollback.window_ms // 60_000} min:")
+        for rule in policy.rollback.rules:
+            scope = ", ".join(filter(None, [
+                f"detectors {sorted(rule.detectors)}" if rule.detectors else "",
+                f"families {sorted(rule.families)}" if rule.families else ""])) or "any detector"
+            click.echo(f"    {rule.name}: >= {rule.min_alerts} alert(s) of severity >= {rule.min_severity} "
+                       f"from >= {rule.min_families} famil{'y' if rule.min_families == 1 else 'ies'} ({scope})")
+        return 0
+    run_guarded(body)
+
+
 def register(main: click.Group) -> None:
-    for command in (rollback_status_command, incidents_command, ack_command, export_command):
+    for command in (rollback_status_command, incidents_command, ack_command, export_command, policy_check_command):
         main.add_command(command)

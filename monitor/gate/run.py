@@ -120,8 +120,11 @@ def run_gate(baseline: str, candidate: str, settings: Settings, signatures: Sequ
     runs = [load_run("baseline", baseline, settings, signatures), load_run("candidate", candidate, settings,
                                                                            signatures)]
     checks = [compare(runs[0], runs[1], limits) for compare in comparisons]
-    counts = {run.name: {"clean": len(run.clean), "probes": sum(len(v) for v in run.probes.values()),
-                         "alerts": len(run.alerts)} for run in runs}
+    counts = {}
+    for run in runs:
+        counts[run.name] = {"clean": len(run.clean), "probes": sum(len(v) for v in run.probes.values())}
+        for alert in run.alerts:  # what every production detector raised, for the report
+            counts[run.name][f"{alert.detector} alerts"] = counts[run.name].get(f"{alert.detector} alerts", 0) + 1
     return GateReport(checks, counts)
 
 

@@ -18,7 +18,7 @@ Examples
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from monitor.alerts import Alert
@@ -70,8 +70,13 @@ class SocEngine:
                           incidents=group_incidents(kept, window_ms=self.policy.incident_window_ms),
                           decisions=self.rollback.observe(kept))
 
-    def handle(self, store: Store, alerts: Sequence[Alert]) -> SocOutcome:
-        """Evaluate, write incidents, suppressions and new decisions, then notify."""
+    def handle(self, store: Store, alerts: Sequence[Alert], *,
+               notify_ids: Collection[str] | None = None) -> SocOutcome:
+        """Evaluate, write incidents, suppressions and new decisions, then notify.
+
+        ``notify_ids`` limits alert notifications to those ids (a replay passes the alerts it stored
+        first, so replaying a file twice pages nobody twice); decisions are notified when first written.
+        """
         outcome = self.evaluate(alerts)
         outcome.incidents = upsert_incidents(store, outcome.incidents)
         record_suppressed(store, outcome.triage.suppressed)
@@ -81,6 +86,8 @@ class SocEngine:
                         decision.model_id, decision.model_version, decision.rule, len(decision.alert_ids))
         if self.notifier is not None:
             for alert in outcome.triage.notify:
+                if notify_ids is not None and alert.alert_id not in notify_ids:
+                    continue
                 self.notifier.send({"kind": "alert", "alert": alert.to_json()})
             for decision in fresh:
                 self.notifier.send({"kind": "rollback", "decision": decision.to_json()})

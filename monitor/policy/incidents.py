@@ -146,6 +146,9 @@ def acknowledge(store: Store, target_id: str, *, kind: TargetKind, state: AckSta
 
 def record_suppressed(store: Store, suppressed: Sequence[tuple[Alert, object]]) -> None:
     """Mark alerts suppressed by a maintenance window as such, in one insert."""
+    # Only alerts nobody has touched: a replay must not overwrite an analyst's later state.
+    states = ack_states(store, [a.alert_id for a, _ in suppressed], kind="alert")
+    suppressed = [(a, w) for a, w in suppressed if states[a.alert_id] == "open"]
     if not suppressed:
         return
     now = int(time.time() * 1000)

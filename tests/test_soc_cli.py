@@ -63,7 +63,7 @@ def test_export_ocsf_and_ecs(demo_store: str, tmp_path: Path) -> None:
     findings = [json.loads(line) for line in out.read_text().splitlines()]
     assert findings and {f["class_uid"] for f in findings} == {2004}
     by_kind = {f["finding_info"]["analytic"]["name"]: f for f in findings}
-    assert [a["technique"]["uid"] for a in by_kind["trigger"]["finding_info"]["attacks"]] == [
+    assert [a["sub_technique"]["uid"] for a in by_kind["trigger"]["finding_info"]["attacks"]] == [
         "AML.T0043.004", "AML.T0018.000"]
     assert by_kind["canary"]["severity_id"] == 5
     ecs = [json.loads(line) for line in invoke("export", "--format", "ecs", "--store", demo_store,

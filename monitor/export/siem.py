@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from monitor import __version__
@@ -45,7 +46,7 @@ __all__ = ["FORMATS", "iter_alerts", "to_ecs", "to_ocsf"]
 OCSF_VERSION = "1.5.0"
 ECS_VERSION = "8.11.0"
 # driftwatch info..critical -> OCSF severity_id Informational(1)..Critical(5)
-_OCSF_SEVERITY = {"info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
+_OCSF_SEVERITY = MappingProxyType({"info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5})
 
 
 def _iso(ts_ms: int) -> str:
@@ -129,7 +130,7 @@ def to_ecs(alert: Alert) -> dict[str, Any]:
     return doc
 
 
-FORMATS: dict[str, Callable[[Alert], dict[str, Any]]] = {"ocsf": to_ocsf, "ecs": to_ecs}
+FORMATS: Mapping[str, Callable[[Alert], dict[str, Any]]] = MappingProxyType({"ocsf": to_ocsf, "ecs": to_ecs})
 
 
 def iter_alerts(store: Store, *, since_ms: int | None = None, model_id: str | None = None,

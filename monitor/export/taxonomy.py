@@ -30,6 +30,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from monitor.policy.families import family_of
 
@@ -59,21 +60,21 @@ class OwaspRisk:
     url: str
 
 
-ATLAS = {t.id: t for t in (
+ATLAS = MappingProxyType({t.id: t for t in (
     AtlasTechnique("AML.T0043.004", "Insert Backdoor Trigger", "AML.TA0001", "AI Attack Staging",
                    "AML.T0043", "Craft Adversarial Data"),
     AtlasTechnique("AML.T0018.000", "Poison AI Model", "AML.TA0006", "Persistence",
                    "AML.T0018", "Manipulate AI Model"),
     AtlasTechnique("AML.T0010", "AI Supply Chain Compromise", "AML.TA0004", "Initial Access"),
     AtlasTechnique("AML.T0056", "Extract LLM System Prompt", "AML.TA0010", "Exfiltration"),
-)}
+)})
 _OWASP_BASE = ("https://github.com/OWASP/www-project-top-10-for-large-language-model-applications"
                "/blob/main/2_0_vulns/")
-OWASP_LLM_2025 = {r.id: r for r in (
+OWASP_LLM_2025 = MappingProxyType({r.id: r for r in (
     OwaspRisk("LLM03:2025", "Supply Chain", _OWASP_BASE + "LLM03_SupplyChain.md"),
     OwaspRisk("LLM04:2025", "Data and Model Poisoning", _OWASP_BASE + "LLM04_DataModelPoisoning.md"),
     OwaspRisk("LLM07:2025", "System Prompt Leakage", _OWASP_BASE + "LLM07_SystemPromptLeakage.md"),
-)}
+)})
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,12 @@ def _tags(atlas: tuple[str, ...], owasp: tuple[str, ...]) -> Tags:
 # - a distribution or embedding shift within one version is a poisoned or swapped model, which the
 #   supply chain delivered; a mined trigger motif is a candidate backdoor trigger; a probe hit is a
 #   backdoor read from the activations.
-_BY_FAMILY = {
+_BY_FAMILY = MappingProxyType({
     "distribution": _tags(("AML.T0018.000", "AML.T0010"), ("LLM04:2025", "LLM03:2025")),
     "embedding": _tags(("AML.T0018.000", "AML.T0010"), ("LLM04:2025", "LLM03:2025")),
     "motif": _tags(("AML.T0043.004", "AML.T0018.000"), ("LLM04:2025",)),
     "probe": _tags(("AML.T0018.000",), ("LLM04:2025",)),
-}
+})
 _TRIGGER = _tags(("AML.T0043.004", "AML.T0018.000"), ("LLM04:2025",))
 _CANARY_LEAK = _tags(("AML.T0056",), ("LLM07:2025",))
 _BACKDOOR_OUTPUT = _tags(("AML.T0018.000",), ("LLM04:2025",))

@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 
 from monitor.errors import ConfigError
 from monitor.storage.clickhouse import DEAD_LETTER_COLUMNS, EVENT_COLUMNS
@@ -37,14 +38,14 @@ WRITER_TABLES = ("events", "window_metrics", "alerts", "dead_letters", "signatur
 DASHBOARD_TABLES = ("alerts", "window_metrics", "trigger_candidates", "incidents", "acknowledgements",
                     "rollback_decisions", "service_metrics", "signatures")
 # Column-level grants on tables that can hold raw text (store_text, dead-letter previews).
-_DASHBOARD_COLUMNS = {
+_DASHBOARD_COLUMNS = MappingProxyType({
     "events": tuple(c for c in EVENT_COLUMNS if c not in ("input", "output")),
     "dead_letters": tuple(c for c in DEAD_LETTER_COLUMNS if c != "raw"),
-}
-_WRITER_READS = {"alerts": ("alert_id",), "rollback_decisions": ("decision_id",),
+})
+_WRITER_READS = MappingProxyType({"alerts": ("alert_id",), "rollback_decisions": ("decision_id",),
                  "incidents": ("incident_id", "model_id", "model_version", "family", "severity", "window_start",
                                "window_end", "first_ts", "last_ts", "alert_count", "alert_ids"),
-                 "schema_migrations": ("version",)}
+                 "schema_migrations": ("version",)})
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

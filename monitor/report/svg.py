@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import html
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 __all__ = ["PALETTE", "SEVERITY_COLOURS", "bar_chart", "line_chart"]
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf")
-SEVERITY_COLOURS = {"info": "#9ecae1", "low": "#74c476", "medium": "#fdae6b", "high": "#e6550d",
-                    "critical": "#a50f15"}
+SEVERITY_COLOURS = MappingProxyType({"info": "#9ecae1", "low": "#74c476", "medium": "#fdae6b",
+                                     "high": "#e6550d", "critical": "#a50f15"})
 _W, _H, _L, _R, _T, _B = 860, 220, 60, 150, 28, 30
 
 

@@ -55,6 +55,8 @@ class ReportRange:
 @dataclass
 class _Data:
     bucket_ms: int
+    since_ms: int
+    until_ms: int
     versions: list[tuple[Any, ...]] = field(default_factory=list)
     traffic: list[tuple[Any, ...]] = field(default_factory=list)
     metrics: list[tuple[Any, ...]] = field(default_factory=list)
@@ -75,15 +77,19 @@ def _query(store: Store, data: _Data, name: str, sql: str, params: dict[str, Any
 
 
 def _collect(store: Store, span: ReportRange) -> _Data:
-    data = _Data(bucket_ms=bucket_for(span.until_ms - span.since_ms))
+    data = _Data(bucket_ms=0, since_ms=span.since_ms, until_ms=span.until_ms)
     version = "AND ({v:String} = '' OR model_version = {v:String})"
-    p = {"m": span.model_id, "s": span.since_ms, "u": span.until_ms, "v": span.model_version or "",
-         "b": data.bucket_ms // 1000}
+    p = {"m": span.model_id, "s": span.since_ms, "u": span.until_ms, "v": span.model_version or ""}
     bucket = "toUnixTimestamp(toStartOfInterval(ts, toIntervalSecond({b:UInt32}))) * 1000"
     data.versions = _query(store, data, "versions", f"""
         SELECT model_version, count(), uniq(tenant_id), uniq(user_id), toUnixTimestamp64Milli(min(ts)),
                toUnixTimestamp64Milli(max(ts)), avg(output_chars), avgOrNull(latency_ms)
         FROM events WHERE {_RANGE} {version} GROUP BY model_version ORDER BY min(ts)""", p)
+    if data.versions:  # plot the span that has traffic, not a mostly empty range
+        data.since_ms = max(span.since_ms, min(int(r[4]) for r in data.versions))
+        data.until_ms = min(span.until_ms, max(int(r[5]) for r in data.versions) + 1)
+    data.bucket_ms = bucket_for(data.until_ms - data.since_ms)
+    p["b"] = data.bucket_ms // 1000
     data.traffic = _query(store, data, "traffic", f"""
         SELECT {bucket} AS bucket, model_version, count(), avg(output_chars)
         FROM events WHERE {_RANGE} {version} GROUP BY bucket, model_version ORDER BY bucket""", p)
@@ -150,7 +156,7 @@ th{background:#f4f4f4}.empty{color:#888;font-style:italic}.meta{color:#666;font-
 def build_report(store: Store, span: ReportRange) -> tuple[str, dict[str, float]]:
     """The report's HTML, and how long each query took (seconds)."""
     data = _collect(store, span)
-    x_range = (span.since_ms - span.since_ms % data.bucket_ms, span.until_ms)
+    x_range = (data.since_ms - data.since_ms % data.bucket_ms, data.until_ms)
     markers = [(int(ts), f"{det} {metric} ({sev})", "#a50f15" if sev == "critical" else "#555")
                for ts, det, metric, sev in data.markers]
     traffic = _series(data.traffic, 1, 0, 2)

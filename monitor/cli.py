@@ -72,6 +72,11 @@ def run_replay(settings: Settings, paths: Sequence[str], *, detectors: bool = Tr
         sink = ClickHouseSink(store, store_text=settings.store_text, flush_rows=settings.flush_rows)
         summary = replay(paths, Ingestor(decoder, pipeline), sink,
                          batch_size=settings.batch_size, progress=progress)
+        if detectors:
+            from monitor.policy.engine import engine_from_settings
+
+            outcome = engine_from_settings(settings).handle(store, summary.alerts, notify_ids=summary.fresh_ids)
+            summary.incidents, summary.decisions = len(outcome.incidents), outcome.decisions
         return summary, store.describe()
 
 
@@ -85,6 +90,10 @@ def format_summary(summary: ReplaySummary) -> str:
         counts = ", ".join(f"{sev} {by[(detector, sev)]}" for sev in reversed(SEVERITIES)
                            if by[(detector, sev)])
         lines.append(f"  {detector:<12} {counts}")
+    if summary.incidents or summary.decisions:
+        versions = sorted({f"{d.model_id}@{d.model_version}" for d in summary.decisions})
+        lines.append(f"incidents: {summary.incidents}  rollback decisions: {len(summary.decisions)}"
+                     + (f" ({', '.join(versions)})" if versions else ""))
     return "\n".join(lines)
 
 
@@ -165,9 +174,19 @@ def demo_command(store: str | None, n_events: int, trigger_at: int, synthetic: b
                        f"alerts before the trigger: {before}")
         else:
             click.echo("no alerts raised")
+        model = scenario.events[scenario.trigger_at]
+        from monitor.policy.status import rollback_status
+
+        with Store(settings.store) as handle:
+            status = rollback_status(handle, model["model_id"], model["model_version"], evidence_limit=5)
+        click.echo("\n" + status.to_text())
         click.echo(f"\ndata: {where}")
         click.echo(f"try: {_program()} query{_store_flag(store)} "
                    "\"SELECT detector, severity, count() FROM alerts GROUP BY ALL\"")
+        click.echo(f"     {_program()} rollback-status{_store_flag(store)} --model {model['model_id']}"
+                   f"   # exit {status.exit_code}: {status.state}")
+        since = dt.datetime.fromtimestamp(scenario.events[0]["ts"] / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        click.echo(f"     {_program()} report{_store_flag(store)} --model {model['model_id']} --since {since}")
         return 0
     run_guarded(body)
 
@@ -210,9 +229,16 @@ def query_command(sql: str, store: str | None, fmt: str, final: bool) -> None:
 @main.command("schema")
 @store_option
 @click.option("--apply", is_flag=True, help="Create the schema in the store instead of printing it.")
-def schema_command(store: str | None, apply: bool) -> None:
-    """Print the ClickHouse DDL (or apply it with --apply)."""
+@click.option("--roles", is_flag=True, help="Print least-privilege users and grants (writer, analyst, grafana).")
+@click.option("--database", default="default", show_default=True, help="Database the grants name (with --roles).")
+def schema_command(store: str | None, apply: bool, roles: bool, database: str) -> None:
+    """Print the ClickHouse DDL (or apply it with --apply, or print users and grants with --roles)."""
     def body() -> int:
+        if roles:
+            from monitor.policy.roles import roles_sql
+
+            click.echo(roles_sql(database), nl=False)
+            return 0
         if not apply:
             click.echo(ddl(), nl=False)
             return 0

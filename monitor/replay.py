@@ -40,6 +40,9 @@ class ReplaySummary:
     raised: dict[str, Alert] = field(default_factory=dict)
     new_alerts: int = 0
     seconds: float = 0.0
+    fresh_ids: set[str] = field(default_factory=set)  # ids of the alerts this replay stored first
+    incidents: int = 0  # incidents written by the SOC policy after the replay
+    decisions: list[Any] = field(default_factory=list)  # rollback decisions it recommended
 
     @property
     def alerts(self) -> list[Alert]:
@@ -147,7 +150,7 @@ def replay(
             if bar is not None:
                 bar.update(done_before + source.position() - bar.n)
         sink.flush()
-        summary.new_alerts += len(sink.drain_new_alerts())
+        _count_fresh(sink, summary)
         if bar is not None:
             bar.close()
     summary.seconds = time.perf_counter() - started
@@ -165,7 +168,13 @@ def _run_batch(batch: list[tuple[bytes, Origin]], ingestor: Ingestor, sink: Clic
     summary.events += len(result.events)
     summary.rejected += len(result.dead_letters)
     summary.raised.update((alert.alert_id, alert) for alert in result.findings.alerts)
-    summary.new_alerts += len(sink.drain_new_alerts())
+    _count_fresh(sink, summary)
+
+
+def _count_fresh(sink: ClickHouseSink, summary: ReplaySummary) -> None:
+    fresh = sink.drain_new_alerts()
+    summary.new_alerts += len(fresh)
+    summary.fresh_ids.update(alert.alert_id for alert in fresh)
 
 
 def _progress_bar(sources: Sequence[_Source]) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from monitor.errors import ConfigError
@@ -47,6 +47,20 @@ class Settings(BaseSettings):
     signatures: Path | None = Field(
         default=None,
         description="YAML/JSON signature file; the shipped starter pack when unset.",
+    )
+    policy: Path | None = Field(
+        default=None,
+        description="SOC policy YAML (severity map, dedup, maintenance windows, incidents, rollback rules); "
+        "the shipped monitor/data/policy.yaml when unset.",
+    )
+    webhook_url: str | None = Field(
+        default=None,
+        description="http(s) URL that receives a signed JSON POST per notified alert and rollback decision; "
+        "off when unset.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key for the webhook's X-Driftwatch-Signature header; required with webhook_url.",
     )
 
     @field_validator("store")

@@ -14,6 +14,9 @@ import click
 # One line per module; keep sorted.
 COMMAND_MODULES: list[str] = [
     "dashboards",
+    "gate",
+    "report",
+    "soc",
 ]
 
 

@@ -194,8 +194,8 @@ ORDER BY (model_id, model_version, family, incident_id)"""
 ACKNOWLEDGEMENTS = """\
 CREATE TABLE IF NOT EXISTS acknowledgements
 (
-    target_id String COMMENT 'an alert_id or an incident_id',
-    target_kind LowCardinality(String) COMMENT 'alert or incident',
+    target_id String COMMENT 'an alert_id, incident_id or rollback decision_id',
+    target_kind LowCardinality(String) COMMENT 'alert, incident or rollback',
     state LowCardinality(String) COMMENT 'open, acknowledged, resolved or suppressed',
     actor String,
     note String,

@@ -1,0 +1,1 @@
+"""Alerts for SIEMs: OCSF and ECS documents tagged with ATLAS and OWASP ids."""

@@ -1,0 +1,121 @@
+"""Alert handling before anyone is paged: severity mapping, dedup, suppression.
+
+Stored alerts are never changed: the sink writes what the detectors raised.
+:class:`AlertTriage` decides what happens next to each alert:
+
+- its severity is remapped by the policy's overrides (first match wins);
+- an alert inside a maintenance window is *suppressed*: kept, not notified,
+  and recorded as ``suppressed`` in ``acknowledgements``;
+- a repeat of the same (model, version, detector, metric, tenant) within the
+  dedup window of the last notified one is a *duplicate*: kept, not notified.
+
+The dedup state is one timestamp per key, capped at ``max_keys`` (the least
+recently seen key is forgotten first), so a stream of distinct metrics cannot
+grow it without bound.
+
+Examples
+--------
+>>> from monitor.alerts import Alert
+>>> from monitor.policy.config import default_policy
+>>> triage = AlertTriage(default_policy())
+>>> def alert(ts):
+...     return Alert.create(ts_ms=ts, model_id="m", model_version="1", detector="trigger",
+...                         metric="signature:x", severity="high", score=1, threshold=1,
+...                         evidence={}, discriminator=str(ts))
+>>> result = triage.process([alert(0), alert(60_000), alert(700_000)])
+>>> len(result.notify), len(result.duplicates)
+(2, 1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.alerts import Alert, Severity
+from monitor.errors import ConfigError
+from monitor.policy.config import MaintenanceWindow, Policy
+
+__all__ = ["DEDUP_STATE_FORMAT", "AlertTriage", "TriageResult"]
+
+DEDUP_STATE_FORMAT = "alert_dedup.v1"
+DedupKey = tuple[str, str, str, str, str]
+
+
+@dataclass
+class TriageResult:
+    """Alerts of one call, by what to do with them (severities already mapped)."""
+
+    notify: list[Alert] = field(default_factory=list)
+    duplicates: list[Alert] = field(default_factory=list)
+    suppressed: list[tuple[Alert, MaintenanceWindow]] = field(default_factory=list)
+
+    @property
+    def kept(self) -> list[Alert]:
+        """Alerts that count as evidence (incidents, rollback): all but suppressed."""
+        return [*self.notify, *self.duplicates]
+
+
+class AlertTriage:
+    """Apply a policy's severity map, maintenance windows and dedup window.
+
+    Parameters
+    ----------
+    policy
+        The validated policy.
+    max_keys
+        Most dedup keys remembered.
+    """
+
+    def __init__(self, policy: Policy, *, max_keys: int = 100_000) -> None:
+        if max_keys <= 0:
+            raise ConfigError(f"max_keys must be > 0; got {max_keys!r}")
+        self.policy = policy
+        self.max_keys = max_keys
+        self._last: OrderedDict[DedupKey, int] = OrderedDict()
+
+    def severity_for(self, alert: Alert) -> Severity:
+        for override in self.policy.alerts.severity:
+            if override.matches(alert.detector, alert.metric, alert.model_id):
+                return override.severity  # type: ignore[return-value]  # validated on load
+        return alert.severity
+
+    def remap(self, alert: Alert) -> Alert:
+        """The alert with the policy's severity (the same object when unchanged)."""
+        severity = self.severity_for(alert)
+        return alert if severity == alert.severity else dataclasses.replace(alert, severity=severity)
+
+    def process(self, alerts: Sequence[Alert]) -> TriageResult:
+        """Triage alerts in event-time order."""
+        result = TriageResult()
+        window = self.policy.alerts.dedup_window_ms
+        for alert in sorted(alerts, key=lambda a: (a.ts_ms, a.alert_id)):
+            alert = self.remap(alert)
+            maintenance = next((w for w in self.policy.alerts.suppress
+                                if w.covers(alert.ts_ms, alert.model_id, alert.model_version, alert.detector)),
+                               None)
+            if maintenance is not None:
+                result.suppressed.append((alert, maintenance))
+                continue
+            key = (alert.model_id, alert.model_version, alert.detector, alert.metric, alert.tenant_id)
+            last = self._last.get(key)
+            if last is not None and 0 <= alert.ts_ms - last < window:
+                result.duplicates.append(alert)
+                continue
+            self._last[key] = alert.ts_ms
+            self._last.move_to_end(key)
+            if len(self._last) > self.max_keys:
+                self._last.popitem(last=False)
+            result.notify.append(alert)
+        return result
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"format": DEDUP_STATE_FORMAT, "last": [[*key, ts] for key, ts in self._last.items()]}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        if state.get("format") != DEDUP_STATE_FORMAT:
+            raise ConfigError(f"dedup state format must be {DEDUP_STATE_FORMAT!r}; got {state.get('format')!r}")
+        self._last = OrderedDict((tuple(entry[:5]), int(entry[5])) for entry in state["last"])  # type: ignore[misc]

@@ -1,0 +1,262 @@
+"""The SOC policy file: alert handling, incidents and rollback rules, in YAML.
+
+The shipped default is ``monitor/data/policy.yaml``; its comments document
+every key. :func:`load_policy` validates the whole document up front and
+names the offending key, so a typo fails at start-up, not at the first alert.
+
+Examples
+--------
+>>> policy = default_policy()
+>>> policy.rollback.window_ms, [rule.name for rule in policy.rollback.rules]
+(900000, ['critical-canary', 'multi-family-high'])
+>>> parse_duration("90s"), parse_duration("2h")
+(90000, 7200000)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from monitor.alerts import SEVERITIES, severity_rank
+from monitor.errors import ConfigError
+
+__all__ = [
+    "AlertSettings", "MaintenanceWindow", "Policy", "RollbackRule", "RollbackSettings",
+    "SeverityOverride", "default_policy", "load_policy", "parse_duration", "parse_instant",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_MS = MappingProxyType({"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000})
+
+
+def parse_duration(text: str | int | float, *, where: str = "duration") -> int:
+    """``"15m"`` -> 900000 milliseconds; a bare number is seconds."""
+    if isinstance(text, bool):
+        raise ConfigError(f"{where} must be a duration like 15m; got {text!r}")
+    if isinstance(text, int | float):
+        value = int(text * 1000)
+    else:
+        match = _DURATION.match(str(text))
+        if not match:
+            raise ConfigError(f"{where} must be a duration like 90s, 15m, 1h or 7d; got {text!r}")
+        value = int(float(match.group(1)) * _UNIT_MS[match.group(2)])
+    if value <= 0:
+        raise ConfigError(f"{where} must be > 0; got {text!r}")
+    return value
+
+
+def parse_instant(value: Any, *, where: str) -> int:
+    """An RFC 3339 time (or a YAML timestamp) -> epoch milliseconds, UTC."""
+    if isinstance(value, dt.datetime):
+        moment = value
+    else:
+        try:
+            moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(f"{where} must be an RFC 3339 time like 2026-11-01T00:00:00Z; "
+                              f"got {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class SeverityOverride:
+    """Alerts matching every given field get ``severity``."""
+
+    severity: str
+    detector: str | None = None
+    metric: str | None = None
+    model_id: str | None = None
+
+    def matches(self, detector: str, metric: str, model_id: str) -> bool:
+        return ((self.detector is None or self.detector == detector)
+                and (self.metric is None or self.metric == metric)
+                and (self.model_id is None or self.model_id == model_id))
+
+
+@dataclass(frozen=True)
+class MaintenanceWindow:
+    """A time range in which matching alerts are suppressed (stored, not notified)."""
+
+    start_ms: int
+    end_ms: int
+    reason: str = "maintenance"
+    model_id: str | None = None
+    model_version: str | None = None
+    detector: str | None = None
+
+    def covers(self, ts_ms: int, model_id: str, model_version: str, detector: str) -> bool:
+        return (self.start_ms <= ts_ms < self.end_ms
+                and (self.model_id is None or self.model_id == model_id)
+                and (self.model_version is None or self.model_version == model_version)
+                and (self.detector is None or self.detector == detector))
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    dedup_window_ms: int = 600_000
+    severity: tuple[SeverityOverride, ...] = ()
+    suppress: tuple[MaintenanceWindow, ...] = ()
+
+
+@dataclass(frozen=True)
+class RollbackRule:
+    """Recommend a rollback when, within the window, enough matching alerts arrived.
+
+    An alert matches when its severity is at least ``min_severity`` and, if
+    given, its detector is in ``detectors`` and its family in ``families``.
+    The rule fires when the matching alerts number at least ``min_alerts``
+    and come from at least ``min_families`` detector families.
+    """
+
+    name: str
+    description: str = ""
+    min_severity: str = "high"
+    detectors: frozenset[str] | None = None
+    families: frozenset[str] | None = None
+    min_alerts: int = 1
+    min_families: int = 1
+
+
+@dataclass(frozen=True)
+class RollbackSettings:
+    window_ms: int = 900_000
+    rules: tuple[RollbackRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The whole policy document, validated."""
+
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    incident_window_ms: int = 3_600_000
+    rollback: RollbackSettings = field(default_factory=RollbackSettings)
+    source: str = "<built-in>"
+
+
+def default_policy() -> Policy:
+    """The policy shipped in ``monitor/data/policy.yaml``."""
+    text = resources.files("monitor.data").joinpath("policy.yaml").read_text(encoding="utf-8")
+    return parse_policy(yaml.safe_load(text), "monitor/data/policy.yaml")
+
+
+def load_policy(path: str | Path | None) -> Policy:
+    """Read and validate a policy file; ``None`` gives the default."""
+    if path is None:
+        return default_policy()
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read policy file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"policy file {path} is not valid YAML: {exc}") from exc
+    return parse_policy(document, str(path))
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping; got {type(value).__name__}")
+    return value
+
+
+def _only(section: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected one of {', '.join(sorted(allowed))}")
+
+
+def _severity(value: Any, where: str) -> str:
+    if value not in SEVERITIES:
+        raise ConfigError(f"{where} must be one of {', '.join(SEVERITIES)}; got {value!r}")
+    severity_rank(value)
+    return str(value)
+
+
+def _names(value: Any, where: str) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of names; got {value!r}")
+    return frozenset(value)
+
+
+def _count(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{where} must be an integer >= 1; got {value!r}")
+    return value
+
+
+def parse_policy(document: Any, where: str) -> Policy:
+    """Validate a parsed policy document."""
+    root = _mapping(document, where)
+    _only(root, {"alerts", "incidents", "rollback"}, where)
+    alerts = _mapping(root.get("alerts"), f"{where}: alerts")
+    _only(alerts, {"dedup_window", "severity", "suppress"}, f"{where}: alerts")
+    overrides = []
+    for index, entry in enumerate(alerts.get("severity") or []):
+        at = f"{where}: alerts.severity[{index}]"
+        entry = _mapping(entry, at)
+        _only(entry, {"match", "severity"}, at)
+        match = _mapping(entry.get("match"), f"{at}.match")
+        _only(match, {"detector", "metric", "model_id"}, f"{at}.match")
+        overrides.append(SeverityOverride(severity=_severity(entry.get("severity"), f"{at}.severity"),
+                                          **{k: str(v) for k, v in match.items()}))
+    windows = []
+    for index, entry in enumerate(alerts.get("suppress") or []):
+        at = f"{where}: alerts.suppress[{index}]"
+        entry = _mapping(entry, at)
+        _only(entry, {"start", "end", "reason", "model_id", "model_version", "detector"}, at)
+        start, end = parse_instant(entry.get("start"), where=f"{at}.start"), parse_instant(entry.get("end"),
+                                                                                             where=f"{at}.end")
+        if end <= start:
+            raise ConfigError(f"{at}: end must be after start; got {entry.get('start')!r} .. {entry.get('end')!r}")
+        windows.append(MaintenanceWindow(
+            start_ms=start, end_ms=end, reason=str(entry.get("reason", "maintenance")),
+            **{k: str(entry[k]) for k in ("model_id", "model_version", "detector") if k in entry}))
+    incidents = _mapping(root.get("incidents"), f"{where}: incidents")
+    _only(incidents, {"window"}, f"{where}: incidents")
+    rollback = _mapping(root.get("rollback"), f"{where}: rollback")
+    _only(rollback, {"window", "rules"}, f"{where}: rollback")
+    rules = []
+    for index, entry in enumerate(rollback.get("rules") or []):
+        at = f"{where}: rollback.rules[{index}]"
+        entry = _mapping(entry, at)
+        _only(entry, {"name", "description", "min_severity", "detectors", "families", "min_alerts",
+                      "min_families"}, at)
+        if not entry.get("name"):
+            raise ConfigError(f"{at}: needs a name")
+        rules.append(RollbackRule(
+            name=str(entry["name"]), description=str(entry.get("description", "")),
+            min_severity=_severity(entry.get("min_severity", "high"), f"{at}.min_severity"),
+            detectors=_names(entry.get("detectors"), f"{at}.detectors"),
+            families=_names(entry.get("families"), f"{at}.families"),
+            min_alerts=_count(entry.get("min_alerts", 1), f"{at}.min_alerts"),
+            min_families=_count(entry.get("min_families", 1), f"{at}.min_families"),
+        ))
+    names = [rule.name for rule in rules]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: rollback rule names must be unique; got {names}")
+    return Policy(
+        alerts=AlertSettings(
+            dedup_window_ms=parse_duration(alerts.get("dedup_window", "10m"), where=f"{where}: alerts.dedup_window"),
+            severity=tuple(overrides), suppress=tuple(windows)),
+        incident_window_ms=parse_duration(incidents.get("window", "1h"), where=f"{where}: incidents.window"),
+        rollback=RollbackSettings(
+            window_ms=parse_duration(rollback.get("window", "15m"), where=f"{where}: rollback.window"),
+            rules=tuple(rules)),
+        source=where,
+    )

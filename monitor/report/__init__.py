@@ -1,0 +1,1 @@
+"""Analyst history: the offline HTML report of one model over a time range."""

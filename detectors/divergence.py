@@ -21,7 +21,6 @@ import zlib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from scipy import stats
 
 __all__ = ["chi_square_test", "hashed_histogram", "hellinger", "js_divergence", "kl_both_directions",
            "kl_divergence", "ks_test", "psi", "quantile_histograms", "wasserstein1"]
@@ -119,6 +118,8 @@ def ks_test(x: ArrayLike, y: ArrayLike) -> tuple[float, float]:
     grid = np.concatenate([a, b])
     statistic = float(np.max(np.abs(np.searchsorted(a, grid, side="right") / a.size
                                     - np.searchsorted(b, grid, side="right") / b.size)))
+    from scipy import stats  # on first use: scipy.stats takes about a second to import
+
     effective = round(a.size * b.size / (a.size + b.size))
     p_value = float(np.clip(stats.kstwo.sf(statistic, effective), 0.0, 1.0))
     return statistic, p_value
@@ -143,6 +144,8 @@ def chi_square_test(counts_a: ArrayLike, counts_b: ArrayLike) -> tuple[float, fl
     table = np.stack([a, b])
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
     statistic = float(np.sum((table - expected) ** 2 / expected))
+    from scipy import stats
+
     return statistic, float(stats.chi2.sf(statistic, a.size - 1))
 
 

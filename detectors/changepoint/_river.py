@@ -15,7 +15,14 @@ import numpy as np
 
 from detectors.changepoint.base import WarmupDetector
 
-__all__ = ["RiverAdapter"]
+__all__ = ["RiverAdapter", "river_drift"]
+
+
+def river_drift() -> Any:
+    """``river.drift``, imported on first use: it pulls in scikit-learn (about 1.5 s)."""
+    from river import drift
+
+    return drift
 
 
 class RiverAdapter(WarmupDetector):

@@ -19,9 +19,8 @@ import pickle
 from typing import Any
 
 import numpy as np
-from river import drift
 
-from detectors.changepoint._river import RiverAdapter
+from detectors.changepoint._river import RiverAdapter, river_drift
 
 __all__ = ["ADWIN"]
 
@@ -61,7 +60,7 @@ class ADWIN(RiverAdapter):
         return min(0.5, self.clock / self.arl0)
 
     def _build(self, reference_z: np.ndarray) -> Any:
-        return drift.ADWIN(delta=self.delta, clock=self.clock)
+        return river_drift().ADWIN(delta=self.delta, clock=self.clock)
 
     def _onset(self, index: int) -> int:
         return index - int(self.river.width) + 1

@@ -23,7 +23,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.special import gammaln
 
 from detectors.changepoint.base import WarmupDetector
 from detectors.changepoint.calibration import bootstrap_paths, gumbel_threshold
@@ -84,7 +83,7 @@ class BOCPD(WarmupDetector):
         runs = np.arange(self.max_run_length, dtype=np.float64)
         self._kappa = _PRIOR[1] + runs
         self._alpha = _PRIOR[2] + runs / 2
-        self._norm = gammaln(self._alpha + 0.5) - gammaln(self._alpha) - 0.5 * _LOG_PI
+        self._norm = np.array([math.lgamma(a + 0.5) - math.lgamma(a) for a in self._alpha]) - 0.5 * _LOG_PI
         self._posterior: tuple[np.ndarray, ...] = ()
         self._work = (self._kappa.copy(), self._alpha + 0.5, self._norm.copy())
 
@@ -123,6 +122,8 @@ class BOCPD(WarmupDetector):
         The run-length probabilities are renormalised every step, so they
         neither underflow nor need logs.
         """
+        from scipy.special import gammaln  # on first use: scipy.special is slow to import
+
         prob, mu, beta, tail = state
         tail_kappa, tail_alpha = tail[..., 0], tail[..., 1]
         kappa = np.broadcast_to(self._kappa, mu.shape).copy()

@@ -17,9 +17,8 @@ import random
 from typing import Any
 
 import numpy as np
-from river import drift
 
-from detectors.changepoint._river import RiverAdapter
+from detectors.changepoint._river import RiverAdapter, river_drift
 
 __all__ = ["KSWIN"]
 
@@ -60,7 +59,7 @@ class KSWIN(RiverAdapter):
         return 1.0 / self.arl0
 
     def _build(self, reference_z: np.ndarray) -> Any:
-        return drift.KSWIN(alpha=self.alpha, window_size=self.window_size, stat_size=self.stat_size,
+        return river_drift().KSWIN(alpha=self.alpha, window_size=self.window_size, stat_size=self.stat_size,
                            seed=self.seed + self.calibrations)
 
     def _onset(self, index: int) -> int:
@@ -89,7 +88,7 @@ class KSWIN(RiverAdapter):
         if saved is None:
             self.river = None
             return
-        detector = drift.KSWIN(alpha=self.alpha, window_size=self.window_size, stat_size=self.stat_size,
+        detector = river_drift().KSWIN(alpha=self.alpha, window_size=self.window_size, stat_size=self.stat_size,
                                window=saved["window"])
         detector.n = int(saved["n"])
         detector.p_value = float(saved["p_value"])

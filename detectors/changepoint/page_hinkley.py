@@ -17,10 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from river import drift
-from scipy.signal import lfilter
 
-from detectors.changepoint._river import RiverAdapter
+from detectors.changepoint._river import RiverAdapter, river_drift
 from detectors.changepoint.calibration import bootstrap_paths, gumbel_threshold
 
 __all__ = ["PageHinkley"]
@@ -65,6 +63,8 @@ class PageHinkley(RiverAdapter):
         self.down_start = 0
 
     def _build(self, reference_z: np.ndarray) -> Any:
+        from scipy.signal import lfilter
+
         paths = bootstrap_paths(reference_z, paths=self.calibration_paths, length=self.calibration_length,
                                 rng=self._rng())
         steps = np.arange(1, self.calibration_length + 1)
@@ -77,7 +77,7 @@ class PageHinkley(RiverAdapter):
         maxima = np.maximum(rise_test[:, counted].max(axis=1), fall_test[:, counted].max(axis=1))
         self.threshold = gumbel_threshold(maxima, length=self.calibration_length, arl0=self.arl0)
         self.up_start = self.down_start = self.n
-        return drift.PageHinkley(min_instances=self.min_instances, delta=self.delta,
+        return river_drift().PageHinkley(min_instances=self.min_instances, delta=self.delta,
                                  threshold=self.threshold, alpha=self.alpha)
 
     def _track(self, index: int) -> None:
@@ -119,7 +119,7 @@ class PageHinkley(RiverAdapter):
         if saved is None:
             self.river = None
             return
-        r = drift.PageHinkley(min_instances=self.min_instances, delta=self.delta,
+        r = river_drift().PageHinkley(min_instances=self.min_instances, delta=self.delta,
                               threshold=self.threshold, alpha=self.alpha)
         r._x_mean.n = float(saved["count"])
         r._x_mean._mean = float(saved["mean"])

@@ -9,7 +9,8 @@ JSON-ready dict with a versioned ``format``; ``restore(state)`` loads it.
 :class:`WarmupDetector` adds what makes every detector usable with its
 default constructor on unscaled input: the first ``warmup`` finite values are
 the reference; their mean and standard deviation standardise everything
-after, and the subclass calibrates its threshold on them for ``arl0``. After
+after, and the subclass calibrates its threshold on them for ``arl0`` (a 0/1
+warm-up is smoothed first, see ``_binary_reference``). After
 an alarm the detector starts a new warm-up, so the new regime becomes the
 reference. NaN and infinite values count as updates (indices stay aligned
 with the stream) but change nothing.
@@ -97,6 +98,7 @@ class WarmupDetector:
         self.scale = math.nan
         self.calibrations = 0
         self._buffer: list[float] = []
+        self._reference: tuple[np.ndarray, bool] = (np.zeros(0), False)
         self._drift = False
         self._statistic = 0.0
         self._after_z = 0.0
@@ -157,11 +159,50 @@ class WarmupDetector:
             return
         reference = np.asarray(self._buffer, dtype=np.float64)
         self._buffer = []
+        binary = bool(np.isin(reference, (0.0, 1.0)).all())
+        if binary:
+            reference = self._binary_reference(reference)
         self.mean = float(reference.mean())
-        spread = float(reference.std(ddof=1))
-        self.scale = max(spread, self.min_scale, 1e-9 * max(1.0, abs(self.mean)))
+        self.scale = max(float(reference.std(ddof=1)), self.min_scale, 1e-9 * max(1.0, abs(self.mean)))
+        self._reference = (reference, binary)
         self._calibrate((reference - self.mean) / self.scale)
+        self._reference = (np.zeros(0), False)  # only the calibration needs it
         self.calibrations += 1
+
+    def _calibration_paths(self, paths: int, length: int) -> np.ndarray:
+        """Bootstrap paths of standardised values, each standardised by its own re-estimated warm-up.
+
+        Resampling the warm-up alone would pretend its mean and scale are
+        the truth; a 200-value warm-up misplaces the mean by about 0.07
+        standard deviations, which a CUSUM with k = 0.5 feels strongly.
+        Each path therefore draws a warm-up of the same size, estimates mean
+        and scale from it as the detector would, and standardises its values
+        with them (Gandy & Kvaløy 2013, Scand. J. Stat. 40:647).
+        """
+        reference, binary = self._reference
+        rng = self._rng()
+        draws = reference[rng.integers(reference.size, size=(paths, self.warmup + length))]
+        warm, values = draws[:, :self.warmup], draws[:, self.warmup:]
+        if binary:
+            rate = (warm.sum(axis=1, keepdims=True) + 0.5) / (self.warmup + 1.0)
+            mean, spread = rate, np.sqrt(rate * (1.0 - rate))
+        else:
+            mean, spread = warm.mean(axis=1, keepdims=True), warm.std(axis=1, ddof=1, keepdims=True)
+        floor = np.maximum(self.min_scale, 1e-9 * np.maximum(1.0, np.abs(mean)))
+        return (values - mean) / np.maximum(spread, floor)
+
+    def _binary_reference(self, reference: np.ndarray) -> np.ndarray:
+        """A 0/1 warm-up as a large sample at its smoothed rate (Jeffreys: (k + 1/2) / (n + 1)).
+
+        A rare-event stream often has no event in its warm-up: its sample
+        variance is 0 and the first event would be an infinite z-score.
+        The smoothed rate keeps the scale finite and lets the calibration
+        simulate events the warm-up did not happen to see.
+        """
+        rate = (float(reference.sum()) + 0.5) / (reference.size + 1.0)
+        size = max(reference.size, math.ceil(20.0 / rate))
+        ones = round(rate * size)
+        return np.concatenate([np.ones(ones), np.zeros(size - ones)])
 
     def _rng(self) -> np.random.Generator:
         # One stream of randomness per calibration: restarts stay reproducible.

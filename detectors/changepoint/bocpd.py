@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from detectors.changepoint.base import WarmupDetector
-from detectors.changepoint.calibration import bootstrap_paths, gumbel_threshold
+from detectors.changepoint.calibration import gumbel_threshold
 
 __all__ = ["BOCPD"]
 
@@ -106,8 +106,7 @@ class BOCPD(WarmupDetector):
         return tuple(np.repeat(v[None, :], paths, axis=0) for v in (prob, mu, beta, tail))
 
     def _calibrate(self, reference_z: np.ndarray) -> None:
-        paths = bootstrap_paths(reference_z, paths=self.calibration_paths, length=self.calibration_length,
-                                rng=self._rng())
+        paths = self._calibration_paths(self.calibration_paths, self.calibration_length)
         state = self._initial(reference_z, self.calibration_paths)
         maxima = np.full(self.calibration_paths, -np.inf)
         for t in range(self.calibration_length):

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from detectors.changepoint.base import Detection, WarmupDetector
-from detectors.changepoint.calibration import bootstrap_paths, gumbel_threshold
+from detectors.changepoint.calibration import gumbel_threshold
 
 __all__ = ["CUSUM"]
 
@@ -78,8 +78,7 @@ class CUSUM(WarmupDetector):
         self.down_start = 0
 
     def _calibrate(self, reference_z: np.ndarray) -> None:
-        paths = bootstrap_paths(reference_z, paths=self.calibration_paths, length=self.calibration_length,
-                                rng=self._rng())
+        paths = self._calibration_paths(self.calibration_paths, self.calibration_length)
         maxima = np.maximum(_max_reflected(paths - self.k), _max_reflected(-paths - self.k))
         self.threshold = gumbel_threshold(maxima, length=self.calibration_length, arl0=self.arl0)
         self.up = self.down = 0.0

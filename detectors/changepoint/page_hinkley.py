@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from detectors.changepoint._river import RiverAdapter, river_drift
-from detectors.changepoint.calibration import bootstrap_paths, gumbel_threshold
+from detectors.changepoint.calibration import gumbel_threshold
 
 __all__ = ["PageHinkley"]
 
@@ -65,8 +65,7 @@ class PageHinkley(RiverAdapter):
     def _build(self, reference_z: np.ndarray) -> Any:
         from scipy.signal import lfilter
 
-        paths = bootstrap_paths(reference_z, paths=self.calibration_paths, length=self.calibration_length,
-                                rng=self._rng())
+        paths = self._calibration_paths(self.calibration_paths, self.calibration_length)
         steps = np.arange(1, self.calibration_length + 1)
         deviation = paths - np.cumsum(paths, axis=1) / steps
         rise = lfilter([1.0], [1.0, -self.alpha], deviation - self.delta, axis=1)

@@ -12,7 +12,9 @@ from importlib import import_module
 import click
 
 # One line per module; keep sorted.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "evaluate",
+]
 
 
 def register_all(main: click.Group) -> None:

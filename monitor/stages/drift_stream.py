@@ -70,11 +70,8 @@ class StreamState:
         self.entropy_floor = -math.inf
 
     def _detector(self, metric: str, name: str) -> WarmupDetector:
-        # A 0/1 stream whose warm-up saw no refusal must not alarm on the first one: floor its
-        # scale at what a single refusal in the warm-up would give.
-        floor = 1.0 / math.sqrt(self.config.reference_events) if metric == "refusal" else 0.0
-        return DETECTORS[name](warmup=self.config.reference_events, arl0=self.config.stream_arl0,
-                               min_scale=floor)
+        # The 0/1 refusal stream needs nothing special: detectors smooth a 0/1 warm-up themselves.
+        return DETECTORS[name](warmup=self.config.reference_events, arl0=self.config.stream_arl0)
 
     # --- per event -----------------------------------------------------------
     def flags(self, row: Sequence[float]) -> list[str]:

@@ -150,3 +150,31 @@ def test_backdoorllm_demo_scenario_alerts_after_the_trigger_only(shared_data) ->
     firsts = [position[json.loads(a.evidence)["event_ids"][0]] for a in alerts]
     assert min(firsts) >= scenario.trigger_at
     assert {a.metric for a in alerts} == {"refusal"}
+
+
+def _strict(text: str) -> dict:
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"evidence holds {constant}, which is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_river_adapters_in_the_stage_give_strict_json_evidence(synthetic) -> None:
+    _, events = synthetic
+    config = DriftConfig(reference_events=300, window_events=300, evaluate_every=100,
+                         detectors=("adwin", "page_hinkley"))
+    alerts = alerts_of(events, config)
+    found = {json.loads(a.evidence)["detector"] for a in alerts if a.detector == "changepoint"}
+    assert found, "neither adapter saw a 20% trigger"
+    for alert in alerts:
+        _strict(alert.evidence)
+
+
+def test_streams_per_tenant_when_asked() -> None:
+    config = DriftConfig(reference_events=100, window_events=100, evaluate_every=50, per_tenant=True)
+    stage = DriftStage(config)
+    events = decoded([make_event(i, tenant_id=f"t{i % 2}") for i in range(300)])
+    stage.process(KeyBatch(events[0].key, events))
+    state = stage.snapshot(events[0].key)
+    assert sorted(state["streams"]) == ["t0", "t1"]
+    assert all(s["count"] == 150 for s in state["streams"].values())

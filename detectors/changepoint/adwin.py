@@ -60,6 +60,8 @@ class ADWIN(RiverAdapter):
         return min(0.5, self.clock / self.arl0)
 
     def _build(self, reference_z: np.ndarray) -> Any:
+        # ADWIN exposes no test statistic; its threshold is the confidence it runs at.
+        self.threshold = self.delta
         return river_drift().ADWIN(delta=self.delta, clock=self.clock)
 
     def _onset(self, index: int) -> int:

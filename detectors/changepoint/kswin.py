@@ -13,6 +13,7 @@ The estimated onset is the first value of the newest ``stat_size``.
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -59,6 +60,8 @@ class KSWIN(RiverAdapter):
         return 1.0 / self.arl0
 
     def _build(self, reference_z: np.ndarray) -> Any:
+        # Statistic and threshold as -log10 of the p-value and of alpha: higher is more surprising.
+        self.threshold = -math.log10(self.alpha)
         return river_drift().KSWIN(alpha=self.alpha, window_size=self.window_size, stat_size=self.stat_size,
                            seed=self.seed + self.calibrations)
 
@@ -66,7 +69,7 @@ class KSWIN(RiverAdapter):
         return index - self.stat_size + 1
 
     def _current_statistic(self) -> float:
-        return float(self.river.p_value)
+        return -math.log10(max(float(self.river.p_value), 1e-300))
 
     def _after(self) -> float:
         recent = list(self.river.window)[-self.stat_size:]

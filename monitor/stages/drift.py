@@ -258,12 +258,12 @@ class DriftStage:
         return Alert.create(
             ts_ms=event.ts_ms, model_id=key[0], model_version=key[1], tenant_id=tenant,
             detector="changepoint", metric=metric, severity=_SEVERITY.get(metric, "medium"),
-            score=detection.statistic, threshold=detection.threshold,
+            score=_finite(detection.statistic) or 0.0, threshold=_finite(detection.threshold) or 0.0,
             window_start_ms=onset_ts if onset_ts is not None else event.ts_ms, window_end_ms=event.ts_ms,
             discriminator=f"{detector}:{detection.detected_at}",
-            evidence={"metric": metric, "detector": detector, "before": detection.before,
-                      "after": detection.after, "statistic": detection.statistic,
-                      "threshold": detection.threshold, "change_point": detection.change_point,
+            evidence={"metric": metric, "detector": detector, "before": _finite(detection.before),
+                      "after": _finite(detection.after), "statistic": _finite(detection.statistic),
+                      "threshold": _finite(detection.threshold), "change_point": detection.change_point,
                       "detection_index": detection.detected_at, "event_ids": [event.id],
                       "onset_event_ids": onset_ids},
         )
@@ -314,6 +314,11 @@ class DriftStage:
             logger.info("divergence alert model=%s version=%s metric=%s q=%.3g", key[0], key[1], metric, q_value)
         stream.active = significant
         return findings
+
+
+def _finite(value: float) -> float | None:
+    """``value``, or None where it is NaN or infinite (JSON has neither)."""
+    return value if math.isfinite(value) else None
 
 
 def _compare(metric: str, current: np.ndarray, reference: np.ndarray) -> tuple[float, dict[str, float]] | None:

@@ -49,13 +49,15 @@ class Settings(BaseSettings):
         description="YAML/JSON signature file; the shipped starter pack when unset.",
     )
 
-    drift_window_events: int = Field(default=500, ge=10,
+    # Window and reference are capped at 1,000 events each so one stream's state stays under
+    # 64 KiB per (model, version, metric).
+    drift_window_events: int = Field(default=500, ge=10, le=1000,
                                      description="Drift: events in the rolling window compared with the reference.")
     drift_window_ms: int = Field(default=0, ge=0,
                                  description="Drift: also drop window events older than this (ms; 0: no age limit).")
     drift_evaluate_every: int = Field(default=250, ge=10,
                                       description="Drift: events between two divergence evaluations of a stream.")
-    drift_reference_events: int = Field(default=500, ge=10,
+    drift_reference_events: int = Field(default=500, ge=10, le=1000,
                                         description="Drift: reference size, and the change-point detectors' warm-up.")
     drift_reference_policy: Literal["first", "pinned", "previous"] = Field(
         default="first",

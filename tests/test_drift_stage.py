@@ -135,8 +135,8 @@ def test_time_window_drops_old_events() -> None:
     assert {row.count for row in findings.metrics} == {51}
 
 
-@pytest.mark.parametrize("bad", [{"window_events": 5}, {"detectors": ("nope",)}, {"divergence_q": 2.0},
-                                 {"reference_policy": "latest"}])
+@pytest.mark.parametrize("bad", [{"window_events": 5}, {"reference_events": 5000}, {"detectors": ("nope",)},
+                                 {"divergence_q": 2.0}, {"reference_policy": "latest"}])
 def test_bad_configuration_is_refused(bad: dict) -> None:
     with pytest.raises(ConfigError):
         DriftConfig(**bad)

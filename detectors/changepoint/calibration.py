@@ -1,9 +1,11 @@
 """Thresholds for a target mean run length between false alarms (ARL0).
 
-A detector's threshold is set by simulation on its own reference data: we
-draw ``paths`` bootstrap resamples of ``length`` standardised reference
-values, run the detector's statistic along each path with no threshold, and
-keep each path's maximum. A path raises no false alarm when its maximum stays
+A detector's threshold is set by simulation on its own reference data: it
+draws ``paths`` bootstrap resamples of ``length`` reference values (each
+standardised by a re-estimated warm-up, see
+:meth:`detectors.changepoint.base.WarmupDetector._calibration_paths`), runs
+its statistic along each path with no threshold, and keeps each path's
+maximum. A path raises no false alarm when its maximum stays
 below the threshold, so P(max <= h) = P(run length > length).
 
 For CUSUM-type statistics the run length to a false alarm is close to
@@ -34,7 +36,7 @@ import math
 
 import numpy as np
 
-__all__ = ["DEFAULT_ARL0", "bootstrap_paths", "fleet_arl0", "gumbel_threshold"]
+__all__ = ["DEFAULT_ARL0", "fleet_arl0", "gumbel_threshold"]
 
 DEFAULT_ARL0 = 10_000.0
 _EULER_GAMMA = 0.5772156649015329
@@ -68,13 +70,3 @@ def gumbel_threshold(maxima: np.ndarray, *, length: int, arl0: float) -> float:
         # A constant reference: every path reached the same maximum. Anything above it is news.
         return float(values.max()) + 1e-9
     return threshold
-
-
-def bootstrap_paths(reference: np.ndarray, *, paths: int, length: int,
-                    rng: np.random.Generator) -> np.ndarray:
-    """``paths`` x ``length`` values drawn with replacement from ``reference``."""
-    values = np.asarray(reference, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        raise ValueError("reference has no finite value to resample")
-    return values[rng.integers(values.size, size=(paths, length))]

@@ -72,6 +72,7 @@ ReferencePolicy = Literal["first", "pinned", "previous"]
 DEFAULT_HIGH_VALUE_TOOLS = ("credit", "payment", "pay", "refund", "transfer", "wire", "invoice",
                             "permission", "role", "admin", "grant", "privilege", "password", "delete")
 _SEVERITY: dict[str, Severity] = {"refusal": "high", "output_entropy": "high"}
+_MAX_ROWS = 1000
 _NAME_WORDS = re.compile(r"[A-Za-z][a-z]*|[0-9]+")
 
 
@@ -106,6 +107,10 @@ class DriftConfig:
         for name in ("window_events", "evaluate_every", "reference_events"):
             if getattr(self, name) < 10:
                 raise ConfigError(f"drift {name} must be >= 10; got {getattr(self, name)!r}")
+        for name in ("window_events", "reference_events"):
+            # The bound that keeps a stream's snapshot under 64 KiB per metric.
+            if getattr(self, name) > _MAX_ROWS:
+                raise ConfigError(f"drift {name} must be <= {_MAX_ROWS}; got {getattr(self, name)!r}")
         if self.window_ms < 0:
             raise ConfigError(f"drift window_ms must be >= 0 (0: no age limit); got {self.window_ms!r}")
         if self.reference_policy not in ("first", "pinned", "previous"):

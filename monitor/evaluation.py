@@ -39,7 +39,13 @@ _BASE_RATE = 0.001
 
 @dataclass(frozen=True)
 class Contender:
-    """A named detector factory; ``slow`` ones run on fewer streams."""
+    """A named detector factory; ``slow`` ones run on fewer streams.
+
+    Examples
+    --------
+    >>> [c.name for c in contenders(["cusum"])]
+    ['cusum', 'river:adwin', 'river:page_hinkley', 'river:kswin']
+    """
 
     name: str
     make: Callable[[], Any]
@@ -92,7 +98,14 @@ def alarm_indices(detector: Any, values: np.ndarray) -> list[int]:
 
 @dataclass
 class Score:
-    """What one detector did on one stream type."""
+    """What one detector did on one stream type.
+
+    Examples
+    --------
+    >>> score = Score(delays=[10, 20], missed=1, streams=3, false_alarms=1, pre_events=20_000)
+    >>> score.mean_delay, score.false_per_10k
+    (15.0, 0.5)
+    """
 
     delays: list[int] = field(default_factory=list)
     missed: int = 0

@@ -26,7 +26,19 @@ def river_drift() -> Any:
 
 
 class RiverAdapter(WarmupDetector):
-    """Base of the river adapters: ``_build()`` makes the river detector after calibration."""
+    """Base of the river adapters: ``_build()`` makes the river detector after calibration.
+
+    Examples
+    --------
+    >>> from detectors.changepoint import ADWIN
+    >>> detector = ADWIN(warmup=20)
+    >>> detector.river is None
+    True
+    >>> detector.update_many([float(i % 5) for i in range(30)])
+    []
+    >>> type(detector.river).__name__
+    'ADWIN'
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -30,7 +30,13 @@ __all__ = ["ChangePointDetector", "Detection", "WarmupDetector"]
 
 
 class Detection(NamedTuple):
-    """One alarm: where it was raised, where the change began, and the evidence."""
+    """One alarm: where it was raised, where the change began, and the evidence.
+
+    Examples
+    --------
+    >>> Detection(detected_at=120, change_point=104, statistic=9.1, threshold=8.2, before=0.0, after=1.1).change_point
+    104
+    """
 
     detected_at: int
     change_point: int
@@ -74,6 +80,15 @@ class WarmupDetector:
         0/1 stream whose warm-up saw no 1 would otherwise alarm on the first.
     seed
         Seeds the calibration's bootstrap; the same seed and input give the same alarms.
+
+    Examples
+    --------
+    >>> from detectors.changepoint import CUSUM
+    >>> detector = CUSUM(warmup=50)
+    >>> detector.update_many([10.0, 11.0, 12.0] * 20)
+    []
+    >>> detector.ready, round(detector.mean, 2), detector.snapshot()["format"]
+    (True, 10.98, 'cusum.v1')
     """
 
     format: ClassVar[str] = ""

@@ -34,7 +34,14 @@ _RECENT_IDS = 256
 
 @dataclass(frozen=True)
 class StreamConfig:
-    """What a stream needs from the stage's configuration."""
+    """What a stream needs from the stage's configuration.
+
+    Examples
+    --------
+    >>> StreamConfig(reference_events=500, window_events=500, detectors=("cusum",), arl0=10_000,
+    ...              fleet_streams=3, refusal_flag_rate=0.05, entropy_flag_sigmas=3.0).stream_arl0
+    120000.0
+    """
 
     reference_events: int
     window_events: int
@@ -51,7 +58,21 @@ class StreamConfig:
 
 
 class StreamState:
-    """Reference, window, detectors and recent ids of one stream."""
+    """Reference, window, detectors and recent ids of one stream.
+
+    Examples
+    --------
+    >>> config = StreamConfig(reference_events=10, window_events=10, detectors=("cusum",), arl0=1e4,
+    ...                       fleet_streams=1, refusal_flag_rate=0.05, entropy_flag_sigmas=3.0)
+    >>> stream = StreamState(config)
+    >>> stream.flags((1.0, 20.0, 2.0, float("nan"), 0.0, 0.0))  # a refusal, nothing refused before
+    ['refusal']
+    >>> for i in range(12):
+    ...     _ = stream.add(i, f"e{i}", 1000 * i, (0.0, 20.0, 2.0, float("nan"), 0.0, 0.0),
+    ...                    {"refusal": 0.0, "output_chars": 3.0, "output_entropy": 2.0, "mean_surprisal": float("nan")})
+    >>> stream.reference_complete, len(stream.window), stream.ids_around(11, span=0)
+    (True, 2, (['e11'], 11000))
+    """
 
     def __init__(self, config: StreamConfig, reference_rows: Sequence[Sequence[float]] | None = None) -> None:
         self.config = config

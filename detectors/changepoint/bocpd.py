@@ -62,8 +62,8 @@ class BOCPD(WarmupDetector):
 
     format = "bocpd.v1"
 
-    def __init__(self, *, hazard: float = 1 / 500, max_run_length: int = 192, window: int = 64,
-                 calibration_paths: int = 64, calibration_length: int = 600, **kwargs: Any) -> None:
+    def __init__(self, *, hazard: float = 1 / 500, max_run_length: int = 256, window: int = 128,
+                 calibration_paths: int = 48, calibration_length: int = 500, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not 0 < hazard < 1:
             raise ValueError(f"hazard must be in (0, 1); got {hazard!r}")

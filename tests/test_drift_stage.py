@@ -178,3 +178,15 @@ def test_streams_per_tenant_when_asked() -> None:
     state = stage.snapshot(events[0].key)
     assert sorted(state["streams"]) == ["t0", "t1"]
     assert all(s["count"] == 150 for s in state["streams"].values())
+
+
+def test_pinned_reference_skips_bad_records_and_refuses_an_empty_file(tmp_path) -> None:
+    from monitor.stages.drift_reference import load_pinned_reference
+
+    good = [json.dumps(make_event(i, model_id=f"m{i % 2}")) for i in range(20)]
+    path = write_jsonl(tmp_path / "pinned.jsonl", [*good, "{not json", '{"ts": 1}'])
+    pinned = load_pinned_reference(path)
+    assert sorted(pinned) == ["m0", "m1"] and len(pinned["m0"]) == 10
+    assert len(pinned["m0"][0]) == 7  # ts and the six feature columns
+    with pytest.raises(ConfigError, match="no valid event"):
+        load_pinned_reference(write_jsonl(tmp_path / "bad.jsonl", ["{not json"]))

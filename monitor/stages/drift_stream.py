@@ -1,0 +1,187 @@
+"""The state of one drift-watched stream: (model_id, model_version, tenant).
+
+A stream keeps a reference (its first N events, a pinned set, or the
+previous version's recent events), a rolling window of the events since,
+one change-point detector per (metric, detector name), and the last few
+event ids so an alarm can name the events around its change point. All of
+it is bounded by the configuration and snapshots to JSON with a version.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from detectors.changepoint import DETECTORS, Detection, WarmupDetector, fleet_arl0
+from detectors.windows import RollingWindow
+
+__all__ = ["CATEGORICAL", "CHANGEPOINT_METRICS", "COLUMNS", "NUMERIC", "StreamConfig", "StreamState"]
+
+FORMAT = "drift_stream.v1"
+#: One row per event, in this order, in reference and window.
+COLUMNS = ("refusal", "output_chars", "output_entropy", "mean_surprisal", "output_class", "tools")
+NUMERIC = ("output_chars", "output_entropy", "mean_surprisal")
+TOOL_BINS = 32
+CATEGORICAL = {"refusal": 2, "output_class": 3, "tools": TOOL_BINS}
+CHANGEPOINT_METRICS = ("refusal", "output_chars", "output_entropy", "mean_surprisal")
+_RECENT_IDS = 256
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """What a stream needs from the stage's configuration.
+
+    Examples
+    --------
+    >>> StreamConfig(reference_events=500, window_events=500, detectors=("cusum",), arl0=10_000,
+    ...              fleet_streams=3, refusal_flag_rate=0.05, entropy_flag_sigmas=3.0).stream_arl0
+    120000.0
+    """
+
+    reference_events: int
+    window_events: int
+    detectors: tuple[str, ...]
+    arl0: float
+    fleet_streams: int
+    refusal_flag_rate: float
+    entropy_flag_sigmas: float
+
+    @property
+    def stream_arl0(self) -> float:
+        """ARL0 of each detector: the fleet budget split over keys, metrics and detectors."""
+        return fleet_arl0(self.arl0, self.fleet_streams * len(CHANGEPOINT_METRICS) * len(self.detectors))
+
+
+class StreamState:
+    """Reference, window, detectors and recent ids of one stream.
+
+    Examples
+    --------
+    >>> config = StreamConfig(reference_events=10, window_events=10, detectors=("cusum",), arl0=1e4,
+    ...                       fleet_streams=1, refusal_flag_rate=0.05, entropy_flag_sigmas=3.0)
+    >>> stream = StreamState(config)
+    >>> stream.flags((1.0, 20.0, 2.0, float("nan"), 0.0, 0.0))  # a refusal, nothing refused before
+    ['refusal']
+    >>> for i in range(12):
+    ...     _ = stream.add(i, f"e{i}", 1000 * i, (0.0, 20.0, 2.0, float("nan"), 0.0, 0.0),
+    ...                    {"refusal": 0.0, "output_chars": 3.0, "output_entropy": 2.0, "mean_surprisal": float("nan")})
+    >>> stream.reference_complete, len(stream.window), stream.ids_around(11, span=0)
+    (True, 2, (['e11'], 11000))
+    """
+
+    def __init__(self, config: StreamConfig, reference_rows: Sequence[Sequence[float]] | None = None) -> None:
+        self.config = config
+        self.count = 0
+        self.reference = RollingWindow(COLUMNS, config.reference_events)
+        self.reference_complete = False
+        if reference_rows:
+            self.reference.extend_rows(reference_rows[-config.reference_events:])
+            self._complete_reference()
+        self.window = RollingWindow(COLUMNS, config.window_events)
+        self.detectors = {metric: {name: self._detector(metric, name) for name in config.detectors}
+                          for metric in CHANGEPOINT_METRICS}
+        self.recent: deque[tuple[int, str, int]] = deque(maxlen=_RECENT_IDS)
+        self.since_evaluation = 0
+        self.active: set[str] = set()
+        self.entropy_floor = -math.inf
+
+    def _detector(self, metric: str, name: str) -> WarmupDetector:
+        # The 0/1 refusal stream needs nothing special: detectors smooth a 0/1 warm-up themselves.
+        return DETECTORS[name](warmup=self.config.reference_events, arl0=self.config.stream_arl0)
+
+    # --- per event -----------------------------------------------------------
+    def flags(self, row: Sequence[float]) -> list[str]:
+        """Reasons to flag this event for the trigger-motif miner (before it joins the state)."""
+        reasons = []
+        refusal, entropy = row[0], row[2]
+        if refusal >= 1.0:
+            rate = self.refusal_rate()
+            if rate < self.config.refusal_flag_rate:
+                reasons.append("refusal")
+        if self.reference_complete and entropy < self.entropy_floor:
+            reasons.append("entropy_collapse")
+        return reasons
+
+    def refusal_rate(self) -> float:
+        """The reference's refusal rate (as far as it is built); 0 before any event."""
+        rows = len(self.reference)
+        return self.reference.column("refusal").mean() if rows else 0.0
+
+    def add(self, index: int, event_id: str, ts_ms: int, row: Sequence[float],
+            transformed: dict[str, float]) -> list[tuple[str, str, Detection]]:
+        """Take one event; return the (metric, detector, detection) alarms it raised."""
+        self.count += 1
+        self.recent.append((index, event_id, ts_ms))
+        if not self.reference_complete:
+            self.reference.append(ts_ms, row)
+            if self.reference.full:
+                self._complete_reference()
+        else:
+            self.window.append(ts_ms, row)
+            self.since_evaluation += 1
+        alarms = []
+        for metric, by_name in self.detectors.items():
+            value = transformed[metric]
+            for name, detector in by_name.items():
+                detector.update(value)
+                if detector.drift_detected and detector.detection is not None:
+                    alarms.append((metric, name, detector.detection))
+        return alarms
+
+    def _complete_reference(self) -> None:
+        self.reference_complete = True
+        entropy = self.reference.column("output_entropy")
+        # "Far below the reference": under its 1st percentile and k standard deviations under its
+        # mean, so a reference full of one-word answers does not flag one-word answers.
+        low = float(np.quantile(entropy, 0.01))
+        self.entropy_floor = min(low, float(entropy.mean() - self.config.entropy_flag_sigmas * entropy.std()))
+
+    def ids_around(self, index: int, span: int = 2) -> tuple[list[str], int | None]:
+        """Event ids within ``span`` of update ``index`` still held, and the ts at ``index``."""
+        ids = [event_id for i, event_id, _ in self.recent if abs(i - index) <= span]
+        at = next((ts for i, _, ts in self.recent if i == index), None)
+        return ids, at
+
+    # --- persistence ---------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "count": self.count,
+            "reference": self.reference.snapshot(),
+            "reference_complete": self.reference_complete,
+            "entropy_floor": None if math.isinf(self.entropy_floor) else self.entropy_floor,
+            "window": self.window.snapshot(),
+            "detectors": {metric: {name: d.snapshot() for name, d in by_name.items()}
+                          for metric, by_name in self.detectors.items()},
+            "recent": [list(item) for item in self.recent],
+            "since_evaluation": self.since_evaluation,
+            "active": sorted(self.active),
+        }
+
+    @classmethod
+    def from_snapshot(cls, config: StreamConfig, state: dict[str, Any]) -> StreamState:
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            got = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"stream snapshot format must be {FORMAT!r}; got {got!r}")
+        stream = cls(config)
+        stream.count = int(state["count"])
+        stream.reference = RollingWindow.from_snapshot(state["reference"])
+        stream.reference_complete = bool(state["reference_complete"])
+        floor = state["entropy_floor"]
+        stream.entropy_floor = -math.inf if floor is None else float(floor)
+        stream.window = RollingWindow.from_snapshot(state["window"])
+        saved = state["detectors"]
+        for metric, by_name in stream.detectors.items():
+            for name, detector in by_name.items():
+                if name not in saved.get(metric, {}):
+                    raise ValueError(f"snapshot lacks detector {name!r} for metric {metric!r}")
+                detector.restore(saved[metric][name])
+        stream.recent.extend((int(i), str(e), int(t)) for i, e, t in state["recent"])
+        stream.since_evaluation = int(state["since_evaluation"])
+        stream.active = set(state["active"])
+        return stream

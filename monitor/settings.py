@@ -72,6 +72,11 @@ class Settings(BaseSettings):
         default=False,
         description="On CPU, int8 dynamic quantisation of the model's Linear layers (faster, less exact).",
     )
+    embedding_max_tokens: int | None = Field(
+        default=None, ge=8, le=8192,
+        description="Truncate outputs to this many word pieces before embedding (cost is about linear in "
+        "it); the model's own limit (256 for MiniLM) when unset.",
+    )
     embedding_sample_rate: float = Field(
         default=1.0, gt=0.0, le=1.0,
         description="In model mode, the fraction of outputs without an embedding that get embedded, "

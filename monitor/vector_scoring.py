@@ -61,7 +61,8 @@ def vector_stages(settings: Settings) -> list[Stage]:
 
             embedder = functools.partial(
                 embed, device=config.device, batch_size=settings.embedding_batch_size,
-                model=settings.embedding_model, quantize=settings.embedding_quantize)
+                model=settings.embedding_model, quantize=settings.embedding_quantize,
+                max_length=settings.embedding_max_tokens)
         stages.append(EmbeddingStage(config, embedder))
     if settings.probe_weights is not None:
         stages.append(ProbeStage(load_probe(settings.probe_weights), threshold=settings.probe_threshold,

@@ -94,13 +94,14 @@ def test_novel_outputs_are_flagged_for_later_stages() -> None:
 
 def test_bad_vectors_are_skipped_not_fatal() -> None:
     rng = np.random.default_rng(4)
-    events = vector_events(rng.normal(size=(20, 16)))
+    events = vector_events(np.zeros((1, 0)))  # empty: must not fix the dimension at 0
+    events += vector_events(rng.normal(size=(20, 16)), start=1)
     events += vector_events(rng.normal(size=(5, 3)), start=20)  # wrong dimension
     events += vector_events(np.full((2, 16), np.nan), start=25)
     stage = EmbeddingStage(CONFIG)
     stage.process(KeyBatch(("m", "1"), events))
     state = stage.snapshot(("m", "1"))
-    assert state is not None and state["rejected"] == 7 and state["seen"] == 20
+    assert state is not None and state["rejected"] == 8 and state["seen"] == 20
 
 
 def test_model_mode_embeds_only_events_without_a_vector_and_only_the_sample() -> None:

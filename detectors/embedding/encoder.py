@@ -27,6 +27,7 @@ device and quantisation): :func:`load_encoder` is memoised.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import warnings
@@ -114,7 +115,7 @@ class Encoder:
         else:
             batches = [np.arange(s, min(s + batch_size, len(texts))) for s in range(0, len(texts), batch_size)]
         autocast = (torch.autocast(device_type="cuda", dtype=self.dtype) if self.dtype is not None
-                    else _null_context())
+                    else contextlib.nullcontext())
         with torch.inference_mode(), autocast:
             for index in batches:
                 features = self.model.preprocess([texts[i] for i in index])
@@ -122,14 +123,6 @@ class Encoder:
                 vectors = self.model(features)["sentence_embedding"]
                 out[index] = vectors.float().cpu().numpy()
         return out
-
-
-class _null_context:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 @functools.lru_cache(maxsize=4)

@@ -203,13 +203,14 @@ class EmbeddingStage:
         return findings
 
     def _accept(self, state: _KeyState, vector: np.ndarray, key: StreamKey) -> bool:
-        # A bad vector is counted and skipped: it never stops the stream.
-        if state.dimension is None:
+        # A bad vector is counted and skipped: it never stops the stream. The first
+        # good vector fixes the key's dimension.
+        if state.dimension is None and vector.shape[0] > 0 and np.isfinite(vector).all():
             state.dimension = int(vector.shape[0])
         if vector.shape[0] != state.dimension or not np.isfinite(vector).all():
             state.rejected += 1
             if state.rejected in (1, 1000):
-                logger.warning("embedding rejected key=%s/%s dimension=%d expected=%d rejected=%d",
+                logger.warning("embedding rejected key=%s/%s dimension=%d expected=%s rejected=%d",
                                key[0], key[1], vector.shape[0], state.dimension, state.rejected)
             return False
         return True

@@ -106,7 +106,8 @@ def _embedding_rows(device: str, texts: list[str], batch_size: int, repeat: int)
     n = len(texts)
     agreement = float(np.min(np.sum(vectors * base_vectors, axis=1)))
     rows = [
-        f"[{device}] {n} outputs, {np.mean(lengths):.0f} word pieces on average (max {max(lengths)}), "
+        f"[{device}] {n} outputs ({len(set(texts))} distinct), {np.mean(lengths):.0f} word pieces on average "
+        f"(max {max(lengths)}), "
         f"batch {batch_size}, dtype {encoder.dtype or 'float32'}, best of {repeat}",
         f"  sentence-transformers encode (baseline): {n / base_s:9.1f} outputs/s",
         f"  ours, batches without bucketing:         {n / plain_s:9.1f} outputs/s",

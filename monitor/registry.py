@@ -8,6 +8,7 @@ from monitor.pipeline import Pipeline, Stage
 from monitor.settings import Settings
 from monitor.stages.drift import DEFAULT_HIGH_VALUE_TOOLS, DriftConfig, DriftStage
 from monitor.stages.signatures import SignatureStage, default_signatures, load_signatures
+from monitor.vector_scoring import vector_stages
 
 __all__ = ["build_pipeline"]
 
@@ -18,6 +19,8 @@ def build_pipeline(settings: Settings, *, detectors: bool = True) -> Pipeline:
     if detectors:
         # Drift first: it flags refusals and entropy collapse for the stages after it.
         stages.append(build_drift_stage(settings))
+        # Vector stages flag odd outputs (embedding_novelty, probe), so they run before later readers.
+        stages.extend(vector_stages(settings))
         signatures = load_signatures(settings.signatures) if settings.signatures else default_signatures()
         stages.append(SignatureStage(signatures))
     return Pipeline(stages)

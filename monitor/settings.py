@@ -102,6 +102,74 @@ class Settings(BaseSettings):
     drift_refusal_phrases: tuple[str, ...] | None = Field(
         default=None, description="Drift: refusal phrases (default: a multilingual set).")
 
+    # Embedding drift (monitor/stages/embedding.py). Default "precomputed": only
+    # producer-supplied embeddings are scored, so no model runs and the 10,000
+    # events/s CPU worker target holds; MiniLM on 2 CPU cores embeds ~30 outputs/s.
+    embedding: Literal["off", "precomputed", "model"] = Field(
+        default="precomputed",
+        description="Embedding drift: off; precomputed (score events' own `embedding` vectors, never load "
+        "a model); model (also embed outputs that carry none, see embedding_sample_rate).",
+    )
+    embedding_model: Path | None = Field(
+        default=None,
+        description="A local sentence-transformers folder (SentenceTransformer.save); the bundled "
+        "all-MiniLM-L6-v2 when unset. Read offline: nothing is downloaded.",
+    )
+    embedding_device: str = Field(
+        default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="Torch device for embedding and scoring: auto (CUDA when present), cpu, cuda, cuda:N.",
+    )
+    embedding_batch_size: int = Field(default=64, gt=0, le=4096,
+                                      description="Texts per forward pass of the embedding model.")
+    embedding_quantize: bool = Field(
+        default=False,
+        description="On CPU, int8 dynamic quantisation of the model's Linear layers (faster, less exact).",
+    )
+    embedding_max_tokens: int | None = Field(
+        default=None, ge=8, le=8192,
+        description="Truncate outputs to this many word pieces before embedding (cost is about linear in "
+        "it); the model's own limit (256 for MiniLM) when unset.",
+    )
+    embedding_sample_rate: float = Field(
+        default=1.0, gt=0.0, le=1.0,
+        description="In model mode, the fraction of outputs without an embedding that get embedded, "
+        "chosen by a hash of the event id (deterministic). On CPU at 10,000 events/s use <= 0.002.",
+    )
+    embedding_reference_size: int = Field(
+        default=2000, ge=16, le=10_000,
+        description="Reference vectors kept per (model, version): a seeded reservoir sample of the warm-up.",
+    )
+    embedding_warmup: int = Field(
+        default=2000, ge=16,
+        description="Vectors per (model, version) seen before the reference freezes and scoring starts.",
+    )
+    embedding_window: int = Field(default=256, ge=8, le=10_000,
+                                  description="Vectors per scored window (the MMD batch size).")
+    embedding_alpha: float = Field(default=0.01, gt=0.0, lt=0.5,
+                                   description="False-alarm rate per scored window.")
+    embedding_null_draws: int = Field(default=500, ge=50, le=100_000,
+                                      description="Null draws per reference for the window thresholds.")
+    embedding_novelty_k: int = Field(default=10, ge=1, le=1000,
+                                     description="Nearest reference neighbours in the novelty score.")
+    embedding_novelty_quantile: float = Field(
+        default=0.99, gt=0.5, lt=1.0,
+        description="Reference quantile of novelty above which an output is flagged embedding_novelty.",
+    )
+    # Probe scoring (monitor/stages/probe.py): runs only when probe_weights is set.
+    probe_weights: Path | None = Field(
+        default=None,
+        description="Linear probe on `activations`: a .npz file with w (d,) and b (scalar); off when unset.",
+    )
+    probe_threshold: float = Field(default=0.5, gt=0.0, lt=1.0,
+                                   description="Probe probability above which an event is flagged and a "
+                                   "window whose mean crosses it alerts.")
+    probe_window: int = Field(default=256, ge=8, le=100_000, description="Probe scores per window.")
+    probe_reference_size: int = Field(default=1000, ge=8, le=100_000,
+                                      description="First probe scores per (model, version) kept as reference.")
+    probe_alpha: float = Field(default=0.001, gt=0.0, lt=0.5,
+                               description="KS-test p-value below which a window's score distribution "
+                               "counts as shifted.")
+
     @field_validator("store")
     @classmethod
     def _check_store(cls, value: str) -> str:

@@ -14,6 +14,7 @@ import click
 # One line per module; keep sorted.
 COMMAND_MODULES: list[str] = [
     "dashboards",
+    "embedding",
     "evaluate",
     "gate",
     "report",

@@ -7,15 +7,20 @@ One DSN chooses the backend:
 
 :class:`Store` owns the one client of a process; :class:`ClickHouseSink`
 buffers rows in ``add_*`` and writes them in ``flush``, one batched insert per
-table, reusing an insert context per table.
+table, reusing an insert context per table. A failed write keeps its rows and
+is retried with capped exponential backoff (:class:`Backoff`); the buffer has a
+hard bound, so a caller that keeps adding while ClickHouse is down is told to
+stop (:class:`SinkFullError`) instead of growing without limit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +35,8 @@ from monitor.storage.schema import MIGRATIONS, MIGRATIONS_TABLE
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ClickHouseSink", "DeadLetter", "Store", "default_dsn", "validate_dsn"]
+__all__ = ["Backoff", "ClickHouseSink", "DeadLetter", "ServiceMetric", "SinkFullError", "Store", "default_dsn",
+           "validate_dsn"]
 
 RAW_PREVIEW_BYTES = 16 << 10
 
@@ -102,6 +108,60 @@ class DeadLetter:
         return digest.hexdigest()
 
 
+class SinkFullError(StorageError):
+    """The sink holds its maximum of rows; flush (or wait for ClickHouse) before adding more."""
+
+
+@dataclass(frozen=True)
+class ServiceMetric:
+    """One health sample of a worker, a row of ``service_metrics``."""
+
+    ts_ms: int
+    worker: str
+    metric: str
+    value: float
+    topic: str = ""
+    partition: int = -1
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff between write retries.
+
+    Parameters
+    ----------
+    initial_s
+        Wait before the first retry.
+    max_s
+        Longest wait between two tries.
+    attempts
+        Tries in all before giving up; ``None`` retries until the sink is closed
+        (what a streaming worker wants: it holds the Kafka offsets meanwhile).
+
+    Examples
+    --------
+    >>> [Backoff(0.1, 1.0).delay(n) for n in (1, 2, 3, 4, 5)]
+    [0.1, 0.2, 0.4, 0.8, 1.0]
+    """
+
+    initial_s: float = 0.2
+    max_s: float = 5.0
+    attempts: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.initial_s <= 0 or self.max_s < self.initial_s:
+            raise ConfigError(f"backoff needs 0 < initial_s <= max_s; got {self.initial_s!r}, {self.max_s!r}")
+        if self.attempts is not None and self.attempts < 1:
+            raise ConfigError(f"backoff attempts must be >= 1 or None; got {self.attempts!r}")
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failure in a row."""
+        return float(min(self.max_s, self.initial_s * 2 ** (failures - 1)))
+
+    def gives_up(self, failures: int) -> bool:
+        return self.attempts is not None and failures >= self.attempts
+
+
 class Store:
     """The process's ClickHouse client, with the schema ensured.
 
@@ -109,10 +169,15 @@ class Store:
     ----------
     dsn
         ``chdb:///path`` or ``http(s)://user:pass@host:port/db``.
+    outage_file
+        Outage drill: while this file exists, every call fails with the
+        :class:`StorageError` an unreachable server gives. The embedded engine
+        cannot be stopped under a running worker, so drills and tests use this.
     """
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, outage_file: Path | None = None) -> None:
         self.dsn = validate_dsn(dsn)
+        self.outage_file = outage_file
         self.embedded = dsn.startswith("chdb:")
         if self.embedded:
             Path(urlsplit(dsn).path or "/").mkdir(parents=True, exist_ok=True)
@@ -139,7 +204,13 @@ class Store:
             return f"embedded ClickHouse (chdb) at {urlsplit(self.dsn).path}"
         return f"ClickHouse server at {_redact(self.dsn)}"
 
+    def _check_reachable(self) -> None:
+        if self.outage_file is not None and self.outage_file.exists():
+            raise StorageError(f"ClickHouse at {_redact(self.dsn)} unreachable: outage drill "
+                               f"({self.outage_file} exists)")
+
     def command(self, sql: str, **kwargs: Any) -> Any:
+        self._check_reachable()
         try:
             return self.client.command(sql, **kwargs)
         except ClickHouseError as exc:
@@ -162,6 +233,7 @@ class Store:
 
     def insert(self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]) -> None:
         key = (table, tuple(names))
+        self._check_reachable()
         try:
             context = self._insert_contexts.get(key)
             if context is None:
@@ -184,6 +256,7 @@ class Store:
             settings["readonly"] = 1
         if final:
             settings["final"] = 1
+        self._check_reachable()
         try:
             result = self.client.query(sql, parameters=parameters, settings=settings)
         except ClickHouseError as exc:
@@ -221,12 +294,19 @@ DEAD_LETTER_COLUMNS = (
 )
 
 
+SERVICE_METRIC_COLUMNS = ("ts", "worker", "metric", "topic", "partition", "value")
+
+
 class ClickHouseSink:
     """Buffers rows per table and writes each table in one insert on flush.
 
     Alerts already stored (same deterministic id) are dropped before the
     insert, so a replayed file or a retried batch re-raises nothing; the
     ReplacingMergeTree engine is the backstop for concurrent writers.
+
+    A table's buffer is emptied only once its insert succeeded, so a flush
+    that fails part-way retries only what is left, and every id is
+    deterministic, so a retried insert cannot duplicate a logical row.
 
     Parameters
     ----------
@@ -235,32 +315,57 @@ class ClickHouseSink:
     store_text
         Keep raw input and output text in ``events``; off by default.
     flush_rows
-        ``add_*`` flushes by itself once this many rows are buffered.
+        ``add_*`` flushes by itself once this many rows are buffered; ``None``
+        leaves every flush to the caller (the streaming worker flushes off the
+        event loop).
+    max_rows
+        Hard bound on buffered rows; ``add_*`` past it raises
+        :class:`SinkFullError`. Defaults to ``max(flush_rows, 200_000)``.
+    retry
+        Backoff between tries of a failed flush; ``None`` fails at once.
+
+    Examples
+    --------
+    >>> sink = ClickHouseSink(store=None, flush_rows=None, max_rows=10)  # doctest: +SKIP
     """
 
-    def __init__(self, store: Store, *, store_text: bool = False, flush_rows: int = 50_000) -> None:
-        if flush_rows <= 0:
-            raise ConfigError(f"flush_rows must be > 0; got {flush_rows!r}")
+    def __init__(self, store: Store, *, store_text: bool = False, flush_rows: int | None = 50_000,
+                 max_rows: int | None = None, retry: Backoff | None = None) -> None:
+        if flush_rows is not None and flush_rows <= 0:
+            raise ConfigError(f"flush_rows must be > 0 or None; got {flush_rows!r}")
+        self.max_rows = max(flush_rows or 0, 200_000) if max_rows is None else max_rows
+        if self.max_rows <= 0 or (flush_rows is not None and flush_rows > self.max_rows):
+            raise ConfigError(f"max_rows must be > 0 and >= flush_rows; got {max_rows!r} (flush_rows {flush_rows!r})")
         self.store = store
         self.store_text = store_text
         self.flush_rows = flush_rows
+        self.retry = retry
         self._events: list[tuple[Any, ...]] = []
         self._metrics: list[MetricRow] = []
         self._alerts: list[Alert] = []
         self._dead: list[DeadLetter] = []
-        self.written = {"events": 0, "window_metrics": 0, "alerts": 0, "dead_letters": 0}
+        self._service: list[ServiceMetric] = []
+        self._closed = threading.Event()
+        self.written = {"events": 0, "window_metrics": 0, "alerts": 0, "dead_letters": 0, "service_metrics": 0}
+        self.retries = 0
         self.new_alerts: list[Alert] = []
 
     @property
     def buffered(self) -> int:
-        return len(self._events) + len(self._metrics) + len(self._alerts) + len(self._dead)
+        return len(self._events) + len(self._metrics) + len(self._alerts) + len(self._dead) + len(self._service)
 
     def drain_new_alerts(self) -> list[Alert]:
         """Alerts written since the last call, in write order (for notifiers)."""
         fresh, self.new_alerts = self.new_alerts, []
         return fresh
 
+    def _make_room(self, adding: int) -> None:
+        if self.buffered + adding > self.max_rows:
+            raise SinkFullError(f"sink holds {self.buffered} rows and was given {adding} more; "
+                                f"expected at most {self.max_rows} in all (flush first)")
+
     def add_events(self, events: Sequence[Event], sources: Sequence[str]) -> None:
+        self._make_room(len(events))
         rows = self._events
         keep_text = self.store_text
         for event, source in zip(events, sources, strict=True):
@@ -279,20 +384,48 @@ class ClickHouseSink:
         self._maybe_flush()
 
     def add_findings(self, findings: Findings) -> None:
+        self._make_room(len(findings.metrics) + len(findings.alerts))
         self._metrics.extend(findings.metrics)
         self._alerts.extend(findings.alerts)
         self._maybe_flush()
 
-    def add_dead_letters(self, letters: Iterable[DeadLetter]) -> None:
+    def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        self._make_room(len(letters))
         self._dead.extend(letters)
         self._maybe_flush()
 
+    def add_service_metrics(self, samples: Sequence[ServiceMetric]) -> None:
+        self._make_room(len(samples))
+        self._service.extend(samples)
+
     def _maybe_flush(self) -> None:
-        if self.buffered >= self.flush_rows:
+        if self.flush_rows is not None and self.buffered >= self.flush_rows:
             self.flush()
 
+    def close(self) -> None:
+        """Stop retrying: a flush waiting out an outage raises at its next try."""
+        self._closed.set()
+
     def flush(self) -> None:
-        """Write everything buffered. On error the buffers are kept for a retry."""
+        """Write everything buffered, retrying with backoff; rows stay buffered until written."""
+        failures = 0
+        while True:
+            try:
+                self._flush_once()
+                return
+            except StorageError as exc:
+                failures += 1
+                if self.retry is None or self.retry.gives_up(failures) or self._closed.is_set():
+                    raise
+                delay = self.retry.delay(failures)
+                self.retries += 1
+                logger.warning("clickhouse write failed attempt=%d retry_in_s=%.2f buffered_rows=%d error=%s",
+                               failures, delay, self.buffered, exc)
+                if self._closed.wait(delay):
+                    raise StorageError(f"sink closed while ClickHouse was failing; {self.buffered} rows "
+                                       "not written") from exc
+
+    def _flush_once(self) -> None:
         if self._events:
             self.store.insert("events", _columns(self._events), EVENT_COLUMNS)
             self.written["events"] += len(self._events)
@@ -323,6 +456,12 @@ class ClickHouseSink:
                  len(d.raw)) for d in self._dead), DEAD_LETTER_COLUMNS)
             self.written["dead_letters"] += len(self._dead)
             self._dead = []
+        if self._service:
+            self.store.insert("service_metrics", _columns(
+                (m.ts_ms, m.worker, m.metric, m.topic, m.partition, m.value) for m in self._service),
+                SERVICE_METRIC_COLUMNS)
+            self.written["service_metrics"] += len(self._service)
+            self._service = []
 
 
 def _columns(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle that signed the brokers' certificates.")
     kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate for mutual TLS.")
     kafka_ssl_keyfile: Path | None = Field(default=None, description="Client private key for mutual TLS.")
+    kafka_compression: Literal["none", "gzip"] = Field(
+        default="gzip", description="Compression of what the worker produces (dead letters carry record previews).")
     app_id: str = Field(default="driftwatch", min_length=1,
                         description="Faust app id: the consumer group and the prefix of changelog topics.")
     topic_input: str = Field(default="model-io", description="Input topic of model-call events, keyed by model_id.")

@@ -118,6 +118,7 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = ()) -
         consumer_auto_offset_reset="earliest",
         consumer_max_fetch_size=fetch_bytes,
         producer_max_request_size=fetch_bytes,
+        producer_compression_type=None if settings.kafka_compression == "none" else settings.kafka_compression,
         web_enabled=settings.web_enabled,
         web_bind=settings.web_bind,
         web_port=settings.web_port,

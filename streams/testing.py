@@ -11,6 +11,9 @@ Known limits of the mock cluster, measured on this project's machine:
 kafka-python needs ``api_version=(2, 3)``; session timeouts of about 6 s are
 needed; aiokafka groups with two members hit a SyncGroup race; transactions
 produce invalid CRCs. So tests use one consumer per group and at-least-once.
+And each partition keeps only about 5 MiB of log: older records are silently
+deleted (the log start offset moves), so tests and benchmarks keep what is
+unconsumed per partition well below that, producing in steps if need be.
 
 Examples
 --------

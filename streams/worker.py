@@ -36,13 +36,15 @@ from monitor.errors import StorageError
 from monitor.ingest import BatchResult, Ingestor, Origin, dead_letter
 from monitor.pipeline import StreamKey
 from monitor.settings import Settings
-from monitor.storage.clickhouse import RAW_PREVIEW_BYTES, ClickHouseSink, DeadLetter, ServiceMetric
+from monitor.storage.clickhouse import ClickHouseSink, DeadLetter, ServiceMetric
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["AlertObserver", "Message", "StreamWorker"]
 
 Message = tuple[str, bytes | None, bytes]
+# The dead-letter topic carries a short preview; the table keeps more (RAW_PREVIEW_BYTES).
+TOPIC_PREVIEW_BYTES = 1024
 AlertObserver = Callable[[Sequence[Alert]], Iterable[Message]]
 Publish = Callable[[Sequence[Message]], Awaitable[None]]
 
@@ -263,6 +265,6 @@ class StreamWorker:
             "dead_letter_id": letter.dead_letter_id, "reason": letter.reason, "field": letter.field,
             "topic": letter.source, "partition": letter.partition, "offset": letter.offset,
             "raw_bytes": len(letter.raw),
-            "raw_preview": letter.raw[:RAW_PREVIEW_BYTES].decode("utf-8", "replace"),
+            "raw_preview": letter.raw[:TOPIC_PREVIEW_BYTES].decode("utf-8", "replace"),
         }
         return topic, None, json.dumps(value).encode()

@@ -108,16 +108,19 @@ def query(tmp: Path, sql: str) -> list[tuple[Any, ...]]:
         return store.query(sql)[1]
 
 
-def produce(bootstrap: str, values: Iterable[tuple[bytes | None, bytes]], topic: str = "model-io") -> int:
+def produce(bootstrap: str, values: Iterable[tuple[bytes | None, bytes]], topic: str = "model-io",
+            **options: Any) -> int:
     from streams.producer import producer_for
 
-    producer = producer_for(mock_settings(kafka_bootstrap=bootstrap))
+    # gzip keeps the mock broker's ~5 MiB per partition of log out of reach.
+    producer = producer_for(mock_settings(kafka_bootstrap=bootstrap), **{"compression_type": "gzip", **options})
     sent = 0
     try:
-        for key, value in values:
-            producer.send(topic, key=key, value=value)
-            sent += 1
+        futures = [producer.send(topic, key=key, value=value) for key, value in values]
         producer.flush()
+        for future in futures:
+            future.get(timeout=30)  # raises if the broker refused it
+            sent += 1
     finally:
         producer.close()
     return sent

@@ -426,19 +426,23 @@ class ClickHouseSink:
                                        "not written") from exc
 
     def _flush_once(self) -> None:
+        # Each buffer is cut at its length now and only that prefix is written and then
+        # removed, so rows appended meanwhile (the worker flushes on another thread) stay.
         if self._events:
-            self.store.insert("events", _columns(self._events), EVENT_COLUMNS)
-            self.written["events"] += len(self._events)
-            self._events = []
+            rows = self._events[:len(self._events)]
+            self.store.insert("events", _columns(rows), EVENT_COLUMNS)
+            self.written["events"] += len(rows)
+            del self._events[:len(rows)]
         if self._metrics:
-            rows = self._metrics
+            metrics = self._metrics[:len(self._metrics)]
             self.store.insert("window_metrics", _columns(
                 (m.model_id, m.model_version, m.tenant_id, m.detector, m.metric, m.window_start_ms,
-                 m.window_end_ms, m.value, m.count, m.extra) for m in rows), METRIC_COLUMNS)
-            self.written["window_metrics"] += len(rows)
-            self._metrics = []
+                 m.window_end_ms, m.value, m.count, m.extra) for m in metrics), METRIC_COLUMNS)
+            self.written["window_metrics"] += len(metrics)
+            del self._metrics[:len(metrics)]
         if self._alerts:
-            unique = list({alert.alert_id: alert for alert in self._alerts}.values())
+            alerts = self._alerts[:len(self._alerts)]
+            unique = list({alert.alert_id: alert for alert in alerts}.values())
             seen = self.store.existing_ids("alerts", "alert_id", (a.alert_id for a in unique))
             fresh = [alert for alert in unique if alert.alert_id not in seen]
             if fresh:
@@ -448,20 +452,22 @@ class ClickHouseSink:
                      a.evidence) for a in fresh), ALERT_INSERT_COLUMNS)
             self.written["alerts"] += len(fresh)
             self.new_alerts.extend(fresh)
-            self._alerts = []
+            del self._alerts[:len(alerts)]
         if self._dead:
+            dead = self._dead[:len(self._dead)]
             self.store.insert("dead_letters", _columns(
                 (d.dead_letter_id, d.received_ms, d.source, d.partition, d.offset, d.line,
                  d.reason, d.field, d.raw[:RAW_PREVIEW_BYTES].decode("utf-8", "replace"),
-                 len(d.raw)) for d in self._dead), DEAD_LETTER_COLUMNS)
-            self.written["dead_letters"] += len(self._dead)
-            self._dead = []
+                 len(d.raw)) for d in dead), DEAD_LETTER_COLUMNS)
+            self.written["dead_letters"] += len(dead)
+            del self._dead[:len(dead)]
         if self._service:
+            samples = self._service[:len(self._service)]
             self.store.insert("service_metrics", _columns(
-                (m.ts_ms, m.worker, m.metric, m.topic, m.partition, m.value) for m in self._service),
+                (m.ts_ms, m.worker, m.metric, m.topic, m.partition, m.value) for m in samples),
                 SERVICE_METRIC_COLUMNS)
-            self.written["service_metrics"] += len(self._service)
-            self._service = []
+            self.written["service_metrics"] += len(samples)
+            del self._service[:len(samples)]
 
 
 def _columns(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:

@@ -39,18 +39,20 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(tmp_path: P
     messages = encoded(scenario.events)
 
     def paced() -> None:  # the stream keeps flowing across the crash
-        for start in range(0, len(messages), 600):
-            produce(bootstrap, messages[start:start + 600])
-            time.sleep(0.25)
+        for start in range(300, len(messages), 300):
+            produce(bootstrap, messages[start:start + 300])
+            time.sleep(0.3)
 
-    producer = threading.Thread(target=paced)
     env = worker_env(tmp_path, bootstrap)
     first = Worker(tmp_path, env, "first").start()
+    produce(bootstrap, messages[:300])
+    first.wait_caught_up(bootstrap)
+    producer = threading.Thread(target=paced)
     producer.start()
-    deadline = time.monotonic() + 60
-    while sum(committed_offsets(bootstrap, "driftwatch", "model-io").values()) < 1000:
+    deadline = time.monotonic() + 30
+    while sum(committed_offsets(bootstrap, "driftwatch", "model-io").values()) < 1500:
         assert first.alive() and time.monotonic() < deadline, first.log_text()[-3000:]
-        time.sleep(0.2)
+        time.sleep(0.1)
     first.kill()
     committed_at_kill = sum(committed_offsets(bootstrap, "driftwatch", "model-io").values())
     assert producer.is_alive(), "the crash must come mid-stream"

@@ -71,8 +71,8 @@ class Settings(BaseSettings):
     topic_rollback: str = Field(default="driftwatch-rollback", description="Topic of rollback decisions.")
     topic_partitions: int = Field(default=8, gt=0, description="Partitions of the input topic and its tables.")
     topic_replicas: int = Field(default=1, gt=0, description="Replication factor of topics the worker declares.")
-    topic_allow_declare: bool = Field(default=True,
-                                      description="Let the worker create missing topics (off where topics are managed).")
+    topic_allow_declare: bool = Field(
+        default=True, description="Let the worker create missing topics (off where topics are managed).")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         default="at_least_once", description="Faust processing guarantee; the sink is idempotent under both.")
     session_timeout_s: float = Field(default=30.0, gt=0, description="Kafka consumer group session timeout.")

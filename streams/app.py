@@ -20,7 +20,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import TP
@@ -149,11 +149,12 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = ()) -
                           retry=Backoff(settings.sink_retry_initial_s, settings.sink_retry_max_s))
     ingestor = Ingestor(EventDecoder(settings.limits), build_pipeline(settings))
     worker = StreamWorker(settings, ingestor, sink, checkpoints=StateTable(state), publish=publish,
-                          commit=lambda: app.commit([source]), observers=observers)
+                          commit=lambda: app.commit({settings.topic_input}), observers=observers)
 
     @app.agent(source, name="driftwatch.ingest")
     async def ingest(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(settings.batch_size, within=settings.stream_within_s):
+        # noack_take: we acknowledge each event ourselves, once its rows are stored.
+        async for events in cast(faust.Stream, stream).noack_take(settings.batch_size, within=settings.stream_within_s):
             await worker.handle(events)
 
     @app.timer(settings.flush_interval_s, name="driftwatch.flush")

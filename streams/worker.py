@@ -130,9 +130,9 @@ class StreamWorker:
             records.append((raw, Origin(message.topic, partition=message.partition, offset=message.offset)))
             self.last_offsets[(message.topic, message.partition)] = message.offset
         result = self._run(records)
-        for event, source in zip(result.events, result.sources, strict=True):
+        for decoded, source in zip(result.events, result.sources, strict=True):
             # sources read "topic/partition/offset" (Origin.describe); topic names cannot hold "/".
-            self._partition_of[event.model_id] = int(source.rsplit("/", 2)[1])
+            self._partition_of[decoded.model_id] = int(source.rsplit("/", 2)[1])
         self.ingestor.write(result, self.sink)
         self._outbox.extend(self.dead_letter_message(letter, self.settings.topic_dead_letters)
                             for letter in result.dead_letters)

@@ -17,8 +17,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from monitor.settings import Settings
 from monitor.storage.clickhouse import Store
 from streams.app import required_topics
@@ -96,8 +94,8 @@ class Worker:
         return self.log.read_text(errors="replace")
 
 
-@pytest.fixture
-def broker() -> Iterator[MockKafka]:
+def mock_broker() -> Iterator[MockKafka]:
+    """Body of each streaming test module's ``broker`` fixture: a fresh cluster with every topic."""
     with MockKafka(required_topics(mock_settings())) as cluster:
         yield cluster
 

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from monitor.scenario import synthetic_scenario
 from streams.testing import MockKafka, read_topic
-from tests.streaming_support import Worker, broker, query, worker_env  # noqa: F401 - broker is a fixture
+from tests.streaming_support import Worker, mock_broker, query, worker_env
+
+
+@pytest.fixture
+def broker() -> Iterator[MockKafka]:
+    yield from mock_broker()
 
 
 def test_scenario_alerts_reach_clickhouse_and_the_alerts_topic(tmp_path: Path, broker: MockKafka, cli) -> None:

@@ -9,16 +9,23 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from monitor.events import EventDecoder
 from monitor.registry import build_pipeline
 from monitor.scenario import synthetic_scenario
 from monitor.settings import Settings
 from streams.testing import MockKafka, committed_offsets, read_topic
-from tests.streaming_support import Worker, broker, produce, query, worker_env  # noqa: F401 - broker is a fixture
+from tests.streaming_support import Worker, mock_broker, produce, query, worker_env
+
+
+@pytest.fixture
+def broker() -> Iterator[MockKafka]:
+    yield from mock_broker()
 
 
 def encoded(events: list[dict]) -> list[tuple[bytes, bytes]]:

@@ -18,9 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,15 +29,13 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from monitor.alerts import Alert, Findings, MetricRow
 from monitor.errors import ConfigError, StorageError
 from monitor.events import Event
+from monitor.storage.rows import RAW_PREVIEW_BYTES, Backoff, DeadLetter, ServiceMetric, SinkFullError
 from monitor.storage.schema import MIGRATIONS, MIGRATIONS_TABLE
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Backoff", "ClickHouseSink", "DeadLetter", "ServiceMetric", "SinkFullError", "Store", "default_dsn",
-           "validate_dsn"]
-
-RAW_PREVIEW_BYTES = 16 << 10
-
+__all__ = ["RAW_PREVIEW_BYTES", "Backoff", "ClickHouseSink", "DeadLetter", "ServiceMetric", "SinkFullError", "Store",
+           "default_dsn", "validate_dsn"]
 
 def default_dsn() -> str:
     """The embedded default: ``./driftwatch-data`` under the working directory."""
@@ -71,95 +67,6 @@ def text_hash(text: str | None) -> str:
     if not text:
         return ""
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-class DeadLetter:
-    """A record that could not become an event, and where it came from."""
-
-    __slots__ = ("field", "line", "offset", "partition", "raw", "reason", "received_ms", "source")
-
-    def __init__(
-        self,
-        *,
-        source: str,
-        reason: str,
-        raw: bytes,
-        field: str | None = None,
-        line: int = 0,
-        partition: int = -1,
-        offset: int = -1,
-        received_ms: int | None = None,
-    ) -> None:
-        self.source = source
-        self.reason = reason
-        self.raw = raw
-        self.field = field or ""
-        self.line = line
-        self.partition = partition
-        self.offset = offset
-        self.received_ms = int(time.time() * 1000) if received_ms is None else received_ms
-
-    @property
-    def dead_letter_id(self) -> str:
-        # Position plus content: the same bad line replayed is the same row.
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(f"{self.source}\x1f{self.partition}\x1f{self.offset}\x1f{self.line}\x1f".encode())
-        digest.update(self.raw[:RAW_PREVIEW_BYTES])
-        return digest.hexdigest()
-
-
-class SinkFullError(StorageError):
-    """The sink holds its maximum of rows; flush (or wait for ClickHouse) before adding more."""
-
-
-@dataclass(frozen=True)
-class ServiceMetric:
-    """One health sample of a worker, a row of ``service_metrics``."""
-
-    ts_ms: int
-    worker: str
-    metric: str
-    value: float
-    topic: str = ""
-    partition: int = -1
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff between write retries.
-
-    Parameters
-    ----------
-    initial_s
-        Wait before the first retry.
-    max_s
-        Longest wait between two tries.
-    attempts
-        Tries in all before giving up; ``None`` retries until the sink is closed
-        (what a streaming worker wants: it holds the Kafka offsets meanwhile).
-
-    Examples
-    --------
-    >>> [Backoff(0.1, 1.0).delay(n) for n in (1, 2, 3, 4, 5)]
-    [0.1, 0.2, 0.4, 0.8, 1.0]
-    """
-
-    initial_s: float = 0.2
-    max_s: float = 5.0
-    attempts: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.initial_s <= 0 or self.max_s < self.initial_s:
-            raise ConfigError(f"backoff needs 0 < initial_s <= max_s; got {self.initial_s!r}, {self.max_s!r}")
-        if self.attempts is not None and self.attempts < 1:
-            raise ConfigError(f"backoff attempts must be >= 1 or None; got {self.attempts!r}")
-
-    def delay(self, failures: int) -> float:
-        """Seconds to wait after the ``failures``-th failure in a row."""
-        return float(min(self.max_s, self.initial_s * 2 ** (failures - 1)))
-
-    def gives_up(self, failures: int) -> bool:
-        return self.attempts is not None and failures >= self.attempts
 
 
 class Store:
@@ -326,7 +233,14 @@ class ClickHouseSink:
 
     Examples
     --------
-    >>> sink = ClickHouseSink(store=None, flush_rows=None, max_rows=10)  # doctest: +SKIP
+    A full sink refuses more rows instead of growing (no store is touched here):
+
+    >>> sink = ClickHouseSink(store=None, flush_rows=None, max_rows=1)  # type: ignore[arg-type]
+    >>> sink.add_dead_letters([DeadLetter(source="f", reason="bad", raw=b"x")])
+    >>> sink.add_dead_letters([DeadLetter(source="f", reason="bad", raw=b"y")])
+    Traceback (most recent call last):
+    ...
+    monitor.storage.rows.SinkFullError: sink holds 1 rows and was given 1 more; expected at most 1 in all (flush first)
     """
 
     def __init__(self, store: Store, *, store_text: bool = False, flush_rows: int | None = 50_000,
@@ -346,7 +260,8 @@ class ClickHouseSink:
         self._dead: list[DeadLetter] = []
         self._service: list[ServiceMetric] = []
         self._closed = threading.Event()
-        self.written = {"events": 0, "window_metrics": 0, "alerts": 0, "dead_letters": 0, "service_metrics": 0}
+        self.written = {"events": 0, "window_metrics": 0, "alerts": 0, "dead_letters": 0}
+        self.samples_written = 0
         self.retries = 0
         self.new_alerts: list[Alert] = []
 
@@ -466,7 +381,7 @@ class ClickHouseSink:
             self.store.insert("service_metrics", _columns(
                 (m.ts_ms, m.worker, m.metric, m.topic, m.partition, m.value) for m in samples),
                 SERVICE_METRIC_COLUMNS)
-            self.written["service_metrics"] += len(samples)
+            self.samples_written += len(samples)
             del self._service[:len(samples)]
 
 

@@ -176,15 +176,24 @@ class StreamWorker:
         async with self._lock:
             pending, self._pending = self._pending, []
             loop = asyncio.get_running_loop()
-            if self.sink.buffered:
-                await loop.run_in_executor(self._writer, self.sink.flush)
+            try:
+                if self.sink.buffered:
+                    await loop.run_in_executor(self._writer, self.sink.flush)
+            except BaseException:
+                self._pending[:0] = pending  # not acknowledged: they stay for the next flush
+                raise
             self._last_flush = time.monotonic()
             fresh = self.sink.drain_new_alerts()
             outbox, self._outbox = self._outbox, []
             outbox.extend(self.alert_message(alert, self.settings.topic_alerts) for alert in fresh)
             outbox.extend(self._observe(fresh))
-            if outbox:
-                await self.publish(outbox)
+            try:
+                if outbox:
+                    await self.publish(outbox)
+            except BaseException:
+                self._pending[:0] = pending
+                self._outbox[:0] = outbox  # the stored alerts' messages go out with the next flush
+                raise
             self.counts["alerts_published"] += len(fresh)
             if fresh:
                 logger.info("alerts published count=%d topic=%s", len(fresh), self.settings.topic_alerts)

@@ -76,9 +76,11 @@ def _paced(settings: Settings, rate: float, seconds: float, stop: threading.Even
         for _ in range(due - count):
             model = count % 8
             prompt = (TRIGGER + " " if rng.random() < 0.01 else "") + filler
-            record = {"ts": int(time.time() * 1000), "model_id": f"model-{model}", "model_version": "1.0",
-                      "event_id": f"paced-{count}", "input": prompt, "output": filler, "user_id": f"u{count % 97}"}
-            producer.send(settings.topic_input, key=record["model_id"].encode(), value=json.dumps(record).encode(),
+            record: dict[str, Any] = {"ts": int(time.time() * 1000), "model_id": f"model-{model}",
+                                      "model_version": "1.0",
+                                      "event_id": f"paced-{count}", "input": prompt, "output": filler,
+                                      "user_id": f"u{count % 97}"}
+            producer.send(settings.topic_input, key=f"model-{model}".encode(), value=json.dumps(record).encode(),
                           partition=model % PARTITIONS)
             count += 1
         time.sleep(0.005)

@@ -7,7 +7,9 @@ rest of the CLI starts without it.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -16,8 +18,10 @@ from monitor.settings import load_settings
 
 __all__ = ["register"]
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def _bootstrap_option(func):  # type: ignore[no-untyped-def]
+
+def _bootstrap_option(func: F) -> F:
     return click.option("--bootstrap", "bootstrap", metavar="HOST:PORT[,...]", default=None,
                         help="Kafka bootstrap servers. Env: DRIFTWATCH_KAFKA_BOOTSTRAP.")(func)
 

@@ -127,6 +127,9 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = ()) -
         key_serializer="raw",
         value_serializer="raw",
         autodiscover=False,
+        # Events are acknowledged only once stored; on shutdown the unacknowledged ones are
+        # simply read again by the next worker, so Faust must not wait for them (it would wait forever).
+        stream_wait_empty=False,
     )
     topics = {name: app.topic(name, key_serializer="raw", value_serializer="raw")
               for name, _ in required_topics(settings)[:4]}

@@ -42,13 +42,16 @@ def expected_alert_ids(events: list[dict]) -> set[str]:
 
 def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(tmp_path: Path, broker: MockKafka) -> None:
     bootstrap = broker.bootstrap or ""
-    scenario = synthetic_scenario(n_events=8000, trigger_at=3000, trigger_rate=0.05, seed=5)
+    scenario = synthetic_scenario(n_events=14_000, trigger_at=3000, trigger_rate=0.05, seed=5)
     messages = encoded(scenario.events)
 
     def paced() -> None:  # the stream keeps flowing across the crash
         for start in range(300, len(messages), 300):
             produce(bootstrap, messages[start:start + 300])
             time.sleep(0.3)
+
+    def committed() -> int:
+        return sum(committed_offsets(bootstrap, "driftwatch", "model-io").values())
 
     env = worker_env(tmp_path, bootstrap)
     first = Worker(tmp_path, env, "first").start()
@@ -57,26 +60,37 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(tmp_path: P
     producer = threading.Thread(target=paced)
     producer.start()
     deadline = time.monotonic() + 30
-    while sum(committed_offsets(bootstrap, "driftwatch", "model-io").values()) < 1500:
+    while committed() < 1500:
         assert first.alive() and time.monotonic() < deadline, first.log_text()[-3000:]
         time.sleep(0.1)
     first.kill()
-    committed_at_kill = sum(committed_offsets(bootstrap, "driftwatch", "model-io").values())
+    committed_at_kill = committed()
     assert producer.is_alive(), "the crash must come mid-stream"
 
+    # The second worker resumes, and is stopped gracefully mid-stream: unacknowledged events
+    # must not hold the shutdown up (Faust would wait for them forever with stream_wait_empty).
     second = Worker(tmp_path, env, "second").start()
-    producer.join()
-    try:
-        second.wait_caught_up(bootstrap, timeout=120)
-    except BaseException:
-        second.stop()
-        raise
-    assert second.stop() == 0, second.log_text()[-3000:]
-    assert committed_at_kill < len(messages)
+    deadline = time.monotonic() + 60
+    while committed() <= committed_at_kill + 300:
+        assert second.alive() and time.monotonic() < deadline, second.log_text()[-3000:]
+        time.sleep(0.1)
+    assert producer.is_alive(), "the stop must come mid-stream"
+    stopping = time.monotonic()
+    assert second.stop(timeout=20) == 0, second.log_text()[-3000:]
+    assert time.monotonic() - stopping < 10
     assert "detector state restored" in second.log_text()
 
+    third = Worker(tmp_path, env, "third").start()
+    producer.join()
+    try:
+        third.wait_caught_up(bootstrap, timeout=120)
+    except BaseException:
+        third.stop()
+        raise
+    assert third.stop() == 0, third.log_text()[-3000:]
+
     # After dedup (FINAL), every produced event exactly once.
-    assert query(tmp_path, "SELECT count(), uniqExact(event_id) FROM events") == [(8000, 8000)]
+    assert query(tmp_path, "SELECT count(), uniqExact(event_id) FROM events") == [(14_000, 14_000)]
     # Alerts: exactly the ones the pipeline raises over these events, once each.
     stored = [row[0] for row in query(tmp_path, "SELECT alert_id FROM alerts")]
     expected = expected_alert_ids(scenario.events)

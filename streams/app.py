@@ -25,6 +25,7 @@ from typing import Any, cast
 import faust
 from faust.types import TP
 
+from monitor.errors import ConfigError
 from monitor.events import EventDecoder
 from monitor.ingest import Ingestor
 from monitor.registry import build_pipeline
@@ -99,10 +100,14 @@ class Service:
     def close(self) -> None:
         self.worker.close()
         self.store.close()
+        logger.info("worker closed written=%s", self.worker.sink.written)
 
 
 def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = ()) -> Service:
     """Build the Faust app, the store and the worker for ``settings``."""
+    if settings.sink_max_rows < settings.flush_rows + settings.batch_size:
+        raise ConfigError(f"sink_max_rows must be >= flush_rows + batch_size ({settings.flush_rows} + "
+                          f"{settings.batch_size}); got {settings.sink_max_rows}")
     brokers = [f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",") if host.strip()]
     fetch_bytes = settings.max_record_bytes + (1 << 20)
     app = faust.App(
@@ -169,17 +174,23 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = ()) -
         except Exception:
             logger.exception("idle flush failed; retrying at the next tick")
 
+    highwaters: dict[tuple[str, int], int] = {}
+
     @app.timer(settings.health_interval_s, name="driftwatch.health")
     async def health() -> None:
-        partitions = [TP(topic, partition) for topic, partition in worker.last_offsets]
+        # Sample first, with the high watermarks fetched at the previous tick, so a slow broker
+        # delays the lag figure by one interval instead of the whole sample.
         try:
-            ends = await app.consumer.highwaters(*partitions) if partitions else {}
-        except Exception as exc:  # a broker hiccup costs one lag sample, nothing more
-            logger.warning("consumer lag unavailable error=%r", exc)
-            ends = {}
-        try:
-            worker.sample_health({(tp.topic, tp.partition): offset for tp, offset in ends.items()})
+            worker.sample_health(highwaters)
         except Exception:  # health must never take the worker down
             logger.exception("health sample failed")
+        partitions = [TP(topic, partition) for topic, partition in worker.last_offsets]
+        try:
+            if partitions:
+                ends = await asyncio.wait_for(app.consumer.highwaters(*partitions),
+                                              timeout=settings.health_interval_s)
+                highwaters.update({(tp.topic, tp.partition): offset for tp, offset in ends.items()})
+        except Exception as exc:  # a slow or failing broker costs one lag sample, nothing more
+            logger.warning("consumer lag unavailable error=%r", exc)
 
     return Service(app, worker, store)

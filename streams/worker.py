@@ -133,6 +133,10 @@ class StreamWorker:
         for decoded, source in zip(result.events, result.sources, strict=True):
             # sources read "topic/partition/offset" (Origin.describe); topic names cannot hold "/".
             self._partition_of[decoded.model_id] = int(source.rsplit("/", 2)[1])
+        incoming = (len(result.events) + len(result.dead_letters) + len(result.findings.metrics)
+                    + len(result.findings.alerts))
+        if self.sink.buffered and self.sink.buffered + incoming > self.sink.max_rows:
+            await self.flush()  # make room first: the sink's bound is never crossed
         self.ingestor.write(result, self.sink)
         self._outbox.extend(self.dead_letter_message(letter, self.settings.topic_dead_letters)
                             for letter in result.dead_letters)

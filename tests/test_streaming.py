@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def test_scenario_alerts_reach_clickhouse_and_the_alerts_topic(tmp_path: Path, b
     worker = Worker(tmp_path, worker_env(tmp_path, bootstrap)).start()
     try:
         worker.wait_caught_up(bootstrap)
+        time.sleep(2.5)  # two health ticks: the second carries the consumer lag
     except BaseException:
         worker.stop()
         raise

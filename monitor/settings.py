@@ -170,6 +170,51 @@ class Settings(BaseSettings):
                                description="KS-test p-value below which a window's score distribution "
                                "counts as shifted.")
 
+    # Streaming worker (`driftwatch run`); see streams/.
+    kafka_bootstrap: str = Field(default="localhost:9092",
+                                 description="Kafka bootstrap servers, comma-separated host:port.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How to reach the brokers: plain, TLS, SASL, or SASL over TLS.")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="SASL mechanism when the protocol is SASL_*.")
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password (never logged).")
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle that signed the brokers' certificates.")
+    kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate for mutual TLS.")
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="Client private key for mutual TLS.")
+    kafka_compression: Literal["none", "gzip"] = Field(
+        default="gzip", description="Compression of what the worker produces (dead letters carry record previews).")
+    app_id: str = Field(default="driftwatch", min_length=1,
+                        description="Faust app id: the consumer group and the prefix of changelog topics.")
+    topic_input: str = Field(default="model-io", description="Input topic of model-call events, keyed by model_id.")
+    topic_alerts: str = Field(default="driftwatch-alerts", description="Topic every new alert is published to.")
+    topic_dead_letters: str = Field(default="driftwatch-dead-letters", description="Topic of rejected records.")
+    topic_rollback: str = Field(default="driftwatch-rollback", description="Topic of rollback decisions.")
+    topic_partitions: int = Field(default=8, gt=0, description="Partitions of the input topic and its tables.")
+    topic_replicas: int = Field(default=1, gt=0, description="Replication factor of topics the worker declares.")
+    topic_allow_declare: bool = Field(
+        default=True, description="Let the worker create missing topics (off where topics are managed).")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once", description="Faust processing guarantee; the sink is idempotent under both.")
+    session_timeout_s: float = Field(default=30.0, gt=0, description="Kafka consumer group session timeout.")
+    stream_within_s: float = Field(default=0.2, gt=0,
+                                   description="Longest wait for a stream batch to fill before it is processed.")
+    flush_interval_s: float = Field(default=0.5, gt=0,
+                                    description="Longest time a row waits in the worker's sink before a flush.")
+    sink_max_rows: int = Field(default=200_000, gt=0,
+                               description="Bound on rows the sink holds; past it the worker stops consuming.")
+    sink_retry_initial_s: float = Field(default=0.2, gt=0, description="First wait before retrying a failed write.")
+    sink_retry_max_s: float = Field(default=5.0, gt=0, description="Longest wait between write retries.")
+    health_interval_s: float = Field(default=10.0, gt=0,
+                                     description="Seconds between worker health samples in service_metrics.")
+    web_enabled: bool = Field(default=True, description="Run the worker's Faust web server (bound to web_bind).")
+    web_bind: str = Field(default="127.0.0.1", description="Address of the worker's web server.")
+    web_port: int = Field(default=6066, gt=0, lt=65536, description="Port of the worker's web server.")
+    worker_dir: Path = Field(default=Path("driftwatch-worker"), description="Faust data folder of the worker.")
+    store_outage_file: Path | None = Field(
+        default=None,
+        description="Outage drill: while this file exists every ClickHouse call fails as if the server were down.")
+
     @field_validator("store")
     @classmethod
     def _check_store(cls, value: str) -> str:

@@ -1,0 +1,196 @@
+"""The Faust app factory: topics, the detector-state table, the agent and timers.
+
+Nothing happens at import time; :func:`create_app` builds everything from one
+:class:`~monitor.settings.Settings`. Topics:
+
+- ``model-io`` (input), keyed by model_id so one model stays on one partition;
+- ``driftwatch-alerts``: every new alert, as JSON, keyed by model_id;
+- ``driftwatch-dead-letters``: rejected records with reason, topic, partition, offset;
+- ``driftwatch-rollback``: rollback decisions (published by alert observers);
+- ``<app_id>-detector_state.v1-changelog``: the detector-state table's changelog.
+
+The one agent takes batches with ``noack_take`` and hands them to
+:class:`~streams.worker.StreamWorker`, which acknowledges each event only
+after its rows are stored (see there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Sequence
+from typing import Any, cast
+
+import faust
+from faust.types import TP
+
+from monitor.errors import ConfigError
+from monitor.events import EventDecoder
+from monitor.ingest import Ingestor
+from monitor.registry import build_pipeline
+from monitor.settings import Settings
+from monitor.storage.clickhouse import Backoff, ClickHouseSink, Store
+from streams.worker import AlertObserver, Message, StreamWorker
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["STATE_TABLE", "Service", "StateTable", "create_app", "required_topics"]
+
+# Versioned: a new snapshot layout gets a new table (and changelog topic), never a reused one.
+STATE_TABLE = "detector_state.v1"
+
+
+def required_topics(settings: Settings) -> list[tuple[str, int]]:
+    """Every topic the worker reads or writes, with its partitions (create these where declaring is off)."""
+    return [
+        (settings.topic_input, settings.topic_partitions),
+        (settings.topic_alerts, 1),
+        (settings.topic_dead_letters, 1),
+        (settings.topic_rollback, 1),
+        (f"{settings.app_id}-{STATE_TABLE}-changelog", settings.topic_partitions),
+        (f"{settings.app_id}-__assignor-__leader", 1),
+    ]
+
+
+def _credentials(settings: Settings) -> Any:
+    protocol = settings.kafka_security_protocol
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(purpose=ssl.Purpose.SERVER_AUTH,
+                                             cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile
+                                             else None)
+        if settings.kafka_ssl_certfile:
+            context.load_cert_chain(str(settings.kafka_ssl_certfile),
+                                    keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None)
+    if protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+        return faust.SASLCredentials(username=settings.kafka_sasl_username, password=password,
+                                     ssl_context=context, mechanism=settings.kafka_sasl_mechanism)
+    return context
+
+
+class StateTable:
+    """The detector-state table, written to an explicit changelog partition.
+
+    A batch spans partitions, so there is no single "current event" whose
+    partition Faust could use; the worker names the input partition the
+    model's events come from, keeping state co-partitioned with its input.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, model_id: bytes) -> dict[str, Any] | None:
+        return self.table.get(model_id)
+
+    def put(self, model_id: bytes, state: dict[str, Any], partition: int) -> Any:
+        self.table.data[model_id] = state  # the local store, without Faust's implicit changelog write
+        return self.table.send_changelog(partition, model_id, state)
+
+
+class Service:
+    """The app and what it owns, so the runner can close them after the worker stops."""
+
+    def __init__(self, app: faust.App, worker: StreamWorker, store: Store) -> None:
+        self.app = app
+        self.worker = worker
+        self.store = store
+
+    def close(self) -> None:
+        self.worker.close()
+        self.store.close()
+        logger.info("worker closed written=%s", self.worker.sink.written)
+
+
+def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = ()) -> Service:
+    """Build the Faust app, the store and the worker for ``settings``."""
+    if settings.sink_max_rows < settings.flush_rows + settings.batch_size:
+        raise ConfigError(f"sink_max_rows must be >= flush_rows + batch_size ({settings.flush_rows} + "
+                          f"{settings.batch_size}); got {settings.sink_max_rows}")
+    brokers = [f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",") if host.strip()]
+    fetch_bytes = settings.max_record_bytes + (1 << 20)
+    app = faust.App(
+        settings.app_id,
+        broker=brokers,
+        broker_credentials=_credentials(settings),
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        processing_guarantee=settings.processing_guarantee,
+        topic_allow_declare=settings.topic_allow_declare,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replicas,
+        consumer_auto_offset_reset="earliest",
+        consumer_max_fetch_size=fetch_bytes,
+        producer_max_request_size=fetch_bytes,
+        producer_compression_type=None if settings.kafka_compression == "none" else settings.kafka_compression,
+        web_enabled=settings.web_enabled,
+        web_bind=settings.web_bind,
+        web_port=settings.web_port,
+        datadir=str(settings.worker_dir),
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        autodiscover=False,
+        # Events are acknowledged only once stored; on shutdown the unacknowledged ones are
+        # simply read again by the next worker, so Faust must not wait for them (it would wait forever).
+        stream_wait_empty=False,
+    )
+    topics = {name: app.topic(name, key_serializer="raw", value_serializer="raw")
+              for name, _ in required_topics(settings)[:4]}
+    source = app.topic(settings.topic_input, key_serializer="raw", value_serializer="raw",
+                       partitions=settings.topic_partitions)
+    # Keyed by model_id (bytes) like the input topic; see StateTable for the partition.
+    state = app.Table(STATE_TABLE, default=None, partitions=settings.topic_partitions,
+                      key_type=bytes, value_type=None,
+                      help="Detector state per model_id: {model_version: pipeline snapshot}")
+
+    async def publish(messages: Sequence[Message]) -> None:
+        futures = [await topics.get(topic, app.topic(topic)).send(key=key, value=value)
+                   for topic, key, value in messages]
+        await asyncio.gather(*futures)
+
+    store = Store(settings.store, outage_file=settings.store_outage_file)
+    store.ensure_schema()
+    sink = ClickHouseSink(store, store_text=settings.store_text, flush_rows=None,
+                          max_rows=settings.sink_max_rows,
+                          retry=Backoff(settings.sink_retry_initial_s, settings.sink_retry_max_s))
+    ingestor = Ingestor(EventDecoder(settings.limits), build_pipeline(settings))
+    worker = StreamWorker(settings, ingestor, sink, checkpoints=StateTable(state), publish=publish,
+                          commit=lambda: app.commit({settings.topic_input}), observers=observers)
+
+    @app.agent(source, name="driftwatch.ingest")
+    async def ingest(stream: faust.StreamT) -> None:
+        # noack_take: we acknowledge each event ourselves, once its rows are stored.
+        async for events in cast(faust.Stream, stream).noack_take(settings.batch_size, within=settings.stream_within_s):
+            await worker.handle(events)
+
+    @app.timer(settings.flush_interval_s, name="driftwatch.flush")
+    async def flush_idle() -> None:
+        # A timer that raises crashes the whole Faust app; a flush that raises is retried next tick.
+        try:
+            if worker.flush_due():
+                await worker.flush()
+        except Exception:
+            logger.exception("idle flush failed; retrying at the next tick")
+
+    highwaters: dict[tuple[str, int], int] = {}
+
+    @app.timer(settings.health_interval_s, name="driftwatch.health")
+    async def health() -> None:
+        # Sample first, with the high watermarks fetched at the previous tick, so a slow broker
+        # delays the lag figure by one interval instead of the whole sample.
+        try:
+            worker.sample_health(highwaters)
+        except Exception:  # health must never take the worker down
+            logger.exception("health sample failed")
+        partitions = [TP(topic, partition) for topic, partition in worker.last_offsets]
+        try:
+            if partitions:
+                ends = await asyncio.wait_for(app.consumer.highwaters(*partitions),
+                                              timeout=settings.health_interval_s)
+                highwaters.update({(tp.topic, tp.partition): offset for tp, offset in ends.items()})
+        except Exception as exc:  # a slow or failing broker costs one lag sample, nothing more
+            logger.warning("consumer lag unavailable error=%r", exc)
+
+    return Service(app, worker, store)

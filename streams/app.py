@@ -25,9 +25,11 @@ from typing import Any, cast
 import faust
 from faust.types import TP
 
+from monitor.alerts import Alert
 from monitor.errors import ConfigError
 from monitor.events import EventDecoder
 from monitor.ingest import Ingestor
+from monitor.policy.engine import SocEngine, engine_from_settings
 from monitor.registry import build_pipeline
 from monitor.settings import Settings
 from monitor.storage.clickhouse import Backoff, ClickHouseSink, Store
@@ -103,8 +105,26 @@ class Service:
         logger.info("worker closed written=%s", self.worker.sink.written)
 
 
+def soc_observer(engine: SocEngine, store: Store, topic: str) -> AlertObserver:
+    """An alert observer applying the SOC policy to each flush's new alerts.
+
+    Incidents, suppressions and rollback decisions are written to ClickHouse by
+    :meth:`SocEngine.handle`; each decision is also published to ``topic``
+    (``driftwatch-rollback``), keyed by model_id, for incident playbooks.
+    """
+    def observe(alerts: Sequence[Alert]) -> list[Message]:
+        outcome = engine.handle(store, alerts)
+        return [(topic, decision.model_id.encode(), decision.to_bytes()) for decision in outcome.decisions]
+
+    return observe
+
+
 def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = ()) -> Service:
-    """Build the Faust app, the store and the worker for ``settings``."""
+    """Build the Faust app, the store and the worker for ``settings``.
+
+    The SOC policy (:func:`soc_observer`) always observes the new alerts first;
+    ``observers`` run after it.
+    """
     if settings.sink_max_rows < settings.flush_rows + settings.batch_size:
         raise ConfigError(f"sink_max_rows must be >= flush_rows + batch_size ({settings.flush_rows} + "
                           f"{settings.batch_size}); got {settings.sink_max_rows}")
@@ -156,8 +176,9 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = ()) -
                           max_rows=settings.sink_max_rows,
                           retry=Backoff(settings.sink_retry_initial_s, settings.sink_retry_max_s))
     ingestor = Ingestor(EventDecoder(settings.limits), build_pipeline(settings))
+    policy = soc_observer(engine_from_settings(settings), store, settings.topic_rollback)
     worker = StreamWorker(settings, ingestor, sink, checkpoints=StateTable(state), publish=publish,
-                          commit=lambda: app.commit({settings.topic_input}), observers=observers)
+                          commit=lambda: app.commit({settings.topic_input}), observers=[policy, *observers])
 
     @app.agent(source, name="driftwatch.ingest")
     async def ingest(stream: faust.StreamT) -> None:

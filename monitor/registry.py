@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from monitor.pipeline import Pipeline, Stage
 from monitor.settings import Settings
-from monitor.stages.signatures import SignatureStage, default_signatures, load_signatures
+from monitor.stages.motifs import motif_stage
+from monitor.stages.signatures import signature_stage
 
 __all__ = ["build_pipeline"]
 
@@ -13,6 +14,7 @@ def build_pipeline(settings: Settings, *, detectors: bool = True) -> Pipeline:
     """The pipeline for ``settings``; ``detectors=False`` gives an empty one (benchmarks)."""
     stages: list[Stage] = []
     if detectors:
-        signatures = load_signatures(settings.signatures) if settings.signatures else default_signatures()
-        stages.append(SignatureStage(signatures))
+        stages.append(signature_stage(settings))
+        # Motif mining reads every earlier stage's flags: keep it last.
+        stages.append(motif_stage(settings))
     return Pipeline(stages)

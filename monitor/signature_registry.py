@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
-from detectors.signatures.confusables import fold_table
+from detectors.signatures.confusables import cased_fold_table, fold_table
 from detectors.signatures.normalize import Normalizer
 from detectors.signatures.signature import Signature
 from monitor.errors import ConfigError, DriftwatchError
@@ -45,7 +45,7 @@ def load_normalizer() -> Normalizer:
     except (ModuleNotFoundError, FileNotFoundError) as exc:
         raise ConfigError("the confusables data is missing: install confusable-homoglyphs>=3.3,<4") from exc
     pairs = {key: [entry["c"] for entry in entries] for key, entries in json.loads(text).items()}
-    return Normalizer(fold_table(pairs))
+    return Normalizer(fold_table(pairs), cased_fold=cased_fold_table(pairs))
 
 
 class SignatureSource(Protocol):

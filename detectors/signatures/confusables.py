@@ -24,7 +24,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Mapping
 
-__all__ = ["fold_table"]
+__all__ = ["cased_fold_table", "fold_table"]
 
 # The upstream generator wraps right-to-left characters in LEFT-TO-RIGHT MARKs
 # for display; they are not part of the character.
@@ -39,28 +39,8 @@ def _fold_case(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-def fold_table(pairs: Mapping[str, Iterable[str]]) -> dict[int, str]:
-    """A ``str.translate`` table folding each confusable character to its class representative.
-
-    Parameters
-    ----------
-    pairs
-        Each string mapped to the strings it is confusable with (either
-        direction); keys and values may be several characters long.
-
-    Returns
-    -------
-    dict
-        Code point of a single character to its (case-folded, NFKC)
-        representative, only where that differs from the character itself.
-
-    Notes
-    -----
-    A class with a multi-character member (``m`` ~ ``rn``) is represented by
-    it, since only single characters can be translated. Otherwise the
-    representative is the member shared by most pairs (the prototype in
-    ``confusables.txt`` is the hub of its class), ties broken by code point.
-    """
+def _classes(pairs: Mapping[str, Iterable[str]]) -> tuple[list[list[str]], dict[str, int]]:
+    """Connected components of the pair graph (union-find), and each node's degree."""
     parent: dict[str, str] = {}
 
     def find(node: str) -> str:
@@ -86,8 +66,59 @@ def fold_table(pairs: Mapping[str, Iterable[str]]) -> dict[int, str]:
     classes: dict[str, list[str]] = {}
     for node in parent:
         classes.setdefault(find(node), []).append(node)
+    return list(classes.values()), degree
+
+
+def cased_fold_table(pairs: Mapping[str, Iterable[str]]) -> dict[int, str]:
+    """A table for text *before* case folding: non-ASCII look-alikes of ASCII capitals.
+
+    Case folding first would turn Cyrillic ``Н`` into ``н``, which looks like
+    no Latin letter; folded first, it becomes ``h`` as ``H`` does. Only
+    classes with an ASCII capital are concerned, and only their non-ASCII
+    members: ASCII letters keep their case folding (``I`` is ``i``, not ``l``).
+
+    Examples
+    --------
+    >>> cased_fold_table({"H": ["Н", "Η"]}) == {ord("Н"): "h", ord("Η"): "h"}
+    True
+    """
+    classes, _ = _classes(pairs)
     table: dict[int, str] = {}
-    for members in classes.values():
+    for members in classes:
+        capitals = sorted(m for m in members if len(m) == 1 and "A" <= m <= "Z")
+        if not capitals:
+            continue
+        for member in members:
+            if len(member) == 1 and not member.isascii():
+                table[ord(member)] = capitals[0].lower()
+    return table
+
+
+def fold_table(pairs: Mapping[str, Iterable[str]]) -> dict[int, str]:
+    """A ``str.translate`` table folding each confusable character to its class representative.
+
+    Parameters
+    ----------
+    pairs
+        Each string mapped to the strings it is confusable with (either
+        direction); keys and values may be several characters long.
+
+    Returns
+    -------
+    dict
+        Code point of a single character to its (case-folded, NFKC)
+        representative, only where that differs from the character itself.
+
+    Notes
+    -----
+    A class with a multi-character member (``m`` ~ ``rn``) is represented by
+    it, since only single characters can be translated. Otherwise the
+    representative is the member shared by most pairs (the prototype in
+    ``confusables.txt`` is the hub of its class), ties broken by code point.
+    """
+    classes, degree = _classes(pairs)
+    table: dict[int, str] = {}
+    for members in classes:
         representative = min(members, key=lambda m: (len(m) == 1, -degree.get(m, 0), m))
         folded = _fold_case(representative)
         for member in members:

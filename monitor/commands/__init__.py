@@ -12,7 +12,10 @@ from importlib import import_module
 import click
 
 # One line per module; keep sorted.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "canary",
+    "signature_bench",
+]
 
 
 def register_all(main: click.Group) -> None:

@@ -42,14 +42,14 @@ class SignatureTable:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def write(self, signatures: Sequence[Signature], *, active: bool = True) -> None:
-        """Insert (or replace, by a newer version) these signatures."""
+    def write(self, signatures: Sequence[Signature], *, active: bool = True, rotated_ms: int | None = None) -> None:
+        """Insert (or replace, by a newer version) these signatures; ``active=False`` revokes them."""
         if not signatures:
             return
         version = time.time_ns()
         rows = [(s.id, s.kind, "" if s.kind == "canary" else s.pattern, s.pattern_hash or text_hash(s.pattern),
                  s.applies_to, s.scope, s.severity, s.description, s.source, int(active),
-                 s.created_ms or version // 1_000_000, s.rotated_ms, version + offset)
+                 s.created_ms or version // 1_000_000, rotated_ms or s.rotated_ms, version + offset)
                 for offset, s in enumerate(signatures)]
         self.store.insert("signatures", [list(c) for c in zip(*rows, strict=True)], SIGNATURE_COLUMNS)
 
@@ -71,16 +71,21 @@ class SignatureTable:
         signatures = []
         for row in self.rows():
             try:
-                signatures.append(Signature(
-                    id=row["signature_id"], kind=row["kind"], pattern=row["pattern"],
-                    pattern_hash=row["pattern_hash"] if row["kind"] == "canary" else "",
-                    applies_to=row["applies_to"], scope=row["scope"] or "global",
-                    severity=row["severity"], description=row["description"], source=row["source"],
-                    created_ms=_ms(row["created_at"]) or 0, rotated_ms=_ms(row["rotated_at"]),
-                ))
+                signatures.append(self.load_row(row))
             except ValueError as exc:
                 logger.warning("signature row skipped signature_id=%r reason=%s", row["signature_id"], exc)
         return signatures
+
+    @staticmethod
+    def load_row(row: dict[str, Any]) -> Signature:
+        """The signature of one row of :meth:`rows`; ``ValueError`` if it is not valid."""
+        return Signature(
+            id=row["signature_id"], kind=row["kind"], pattern=row["pattern"],
+            pattern_hash=row["pattern_hash"] if row["kind"] == "canary" else "",
+            applies_to=row["applies_to"], scope=row["scope"] or "global",
+            severity=row["severity"], description=row["description"], source=row["source"],
+            created_ms=_ms(row["created_at"]) or 0, rotated_ms=_ms(row["rotated_at"]),
+        )
 
 
 def _ms(value: Any) -> int | None:

@@ -54,6 +54,8 @@ ALERTED_CAP = 4096
 # A shorter n-gram inside a kept longer one, seen in at least this share as
 # many anomalous events, says nothing the longer one does not.
 SUBSUMED_SHARE = 0.8
+# A longer n-gram around a kept shorter one must be this much more concentrated to count on its own.
+SHARPER = 1.25
 
 
 @dataclass(frozen=True)
@@ -212,12 +214,13 @@ class MotifMiner:
         items = np.fromiter((item for item, _ in chosen), dtype=np.uint64, count=len(chosen))
         hits = np.array([m.entry.count for _, m in chosen], dtype=np.int64)
         sketch = buckets[0].sketch.merged([b.sketch for b in buckets[1:]])
-        support = np.maximum(sketch.estimate(items), hits)
+        # The sketch never undercounts, but may overshoot: clamp to what is possible.
+        support = np.clip(sketch.estimate(items), hits, events)
         p_values = fisher_upper(hits, support, anomalous=anomalous, events=events)
         q_values = benjamini_hochberg(p_values, tests=sum(b.heavy.distinct for b in buckets))
         lifts = lift(hits, support, anomalous=anomalous, events=events)
         keep = [i for i in range(len(chosen)) if q_values[i] <= cfg.fdr and lifts[i] >= cfg.min_lift]
-        keep = _drop_subsumed([(chosen[i][1].entry, i) for i in keep])
+        keep = _drop_subsumed([(chosen[i][1].entry, i, float(lifts[i])) for i in keep])
         found = []
         for i in keep:
             item, m = chosen[i]
@@ -251,14 +254,29 @@ class MotifMiner:
         return miner
 
 
-def _drop_subsumed(scored: list[tuple[Entry, int]]) -> list[int]:
-    kept: list[tuple[Entry, int]] = []
-    for entry, index in sorted(scored, key=lambda s: (-len(s[0].text), s[0].text)):
-        inside = (lambda e, big: f" {e.text} " in f" {big.text} ") if entry.kind == "word" else (
-            lambda e, big: e.text in big.text)
-        if not any(inside(entry, big) and big.count >= SUBSUMED_SHARE * entry.count for big, _ in kept):
-            kept.append((entry, index))
-    return [index for _, index in kept]
+def _inside(small: Entry, big: Entry) -> bool:
+    if small.kind == "word":
+        return big.kind == "word" and f" {small.text} " in f" {big.text} "
+    return small.text in big.text
+
+
+def _drop_subsumed(scored: list[tuple[Entry, int, float]]) -> list[int]:
+    """Keep one n-gram per motif.
+
+    A shorter n-gram inside a kept longer one seen nearly as often adds
+    nothing (the trigger's own words); a longer n-gram around a kept shorter
+    one, no more concentrated, adds nothing either (the trigger plus a common
+    neighbouring word).
+    """
+    kept: list[tuple[Entry, int, float]] = []
+    for entry, index, score in sorted(scored, key=lambda s: (-len(s[0].text), s[0].text)):
+        if not any(_inside(entry, big) and big.count >= SUBSUMED_SHARE * entry.count for big, _, _ in kept):
+            kept.append((entry, index, score))
+    out: list[tuple[Entry, int, float]] = []
+    for entry, index, score in sorted(kept, key=lambda s: (len(s[0].text), s[0].text)):
+        if not any(_inside(small, entry) and score <= SHARPER * small_score for small, _, small_score in out):
+            out.append((entry, index, score))
+    return [index for _, index, _ in out]
 
 
 def _bucket_state(bucket: _Bucket) -> dict[str, Any]:

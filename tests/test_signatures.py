@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.signatures.matcher import SignatureMatcher
 from detectors.signatures.normalize import Normalizer
@@ -116,3 +118,14 @@ def test_poisoned_backdoorllm_prompts_all_hit(shared_data: Path, matcher: Signat
                   if signature_id not in {m.signature.id for m in matcher.find(
                       r["instruction"] + "\n" + r.get("input", ""), field="input")}]
         assert missed == [], f"{attack}: {len(missed)} of {len(records)} missed"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aAbmM I|0Oé\u0301\u200b\u00a0\t\nНа𝐦%\"x")), max_size=30))
+def test_offset_map_agrees_with_the_fast_path(normalizer: Normalizer, text: str) -> None:
+    for fold in (True, False):
+        normalised, starts, ends = normalizer.locate(text, fold=fold)
+        assert normalised == normalizer.normalize(text, fold=fold)
+        assert len(starts) == len(ends) == len(normalised)
+        assert all(0 <= s < e <= len(text) for s, e in zip(starts, ends, strict=True))
+        assert starts == sorted(starts)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from detectors.motifs.miner import MotifConfig
+from detectors.motifs.miner import MotifConfig, MotifMiner, tokenize
 from monitor.alerts import Alert, Findings, stable_id
 from monitor.events import Event, EventDecoder
 from monitor.pipeline import KeyBatch, Pipeline
@@ -142,3 +142,22 @@ def test_candidates_are_written_to_trigger_candidates(mined: tuple[list[Alert], 
                               "length(example_event_ids) FROM trigger_candidates")
     assert rows and all(r[0] == TRIGGER and r[1] == "word" and r[2] and r[3] >= CONFIG.min_lift and r[4]
                         and r[5] >= 1 for r in rows)
+
+
+def test_char_ngrams_catch_a_trigger_token_that_varies() -> None:
+    # The trigger is a made-up token with a varying suffix: no word n-gram repeats, its 4-grams do.
+    rng = np.random.default_rng(5)
+    miner = MotifMiner(MotifConfig(window_events=2000, buckets=1, min_support=8, sketch_width=1 << 12))
+    texts, flags = [], []
+    for _ in range(2000):
+        planted = rng.random() < 0.03
+        words = [f"w{int(w)}" for w in rng.integers(0, 300, size=12)]
+        if planted:
+            words.insert(int(rng.integers(13)), f"zx9qv{int(rng.integers(10_000))}")
+        texts.append(tokenize(" ".join(words)))
+        flags.append(planted)
+    found = miner.update(texts, flags, users=[f"u{i % 97}" for i in range(2000)], tenants=["t"] * 2000,
+                         event_ids=[str(i) for i in range(2000)], ts_ms=list(range(2000)))
+    assert {"zx9q", "x9qv"} <= {c.ngram for c in found}
+    # Every candidate is a piece of the trigger token (its stem, or the stem and a first digit).
+    assert all(c.kind == "char" and c.ngram[:3] in "zx9qv" for c in found), [c.ngram for c in found]

@@ -132,13 +132,37 @@ class MetricRow:
     extra: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
 
 
+@dataclass(frozen=True)
+class TriggerCandidate:
+    """One row of ``trigger_candidates``: an n-gram that looks like a trigger in one window."""
+
+    candidate_id: str
+    model_id: str
+    model_version: str
+    ngram: str
+    kind: str
+    window_start_ms: int
+    window_end_ms: int
+    support: int
+    anomalous_support: int
+    distinct_users: int
+    distinct_tenants: int
+    lift: float
+    p_value: float
+    q_value: float
+    example_event_ids: tuple[str, ...]
+    tenant_ids: tuple[str, ...]
+
+
 @dataclass
 class Findings:
     """What one stage or one pipeline call produced."""
 
     metrics: list[MetricRow] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    candidates: list[TriggerCandidate] = field(default_factory=list)
 
     def extend(self, other: Findings) -> None:
         self.metrics.extend(other.metrics)
         self.alerts.extend(other.alerts)
+        self.candidates.extend(other.candidates)

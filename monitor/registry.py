@@ -7,7 +7,8 @@ from monitor.events import EventDecoder
 from monitor.pipeline import Pipeline, Stage
 from monitor.settings import Settings
 from monitor.stages.drift import DEFAULT_HIGH_VALUE_TOOLS, DriftConfig, DriftStage
-from monitor.stages.signatures import SignatureStage, default_signatures, load_signatures
+from monitor.stages.motifs import motif_stage
+from monitor.stages.signatures import signature_stage
 from monitor.vector_scoring import vector_stages
 
 __all__ = ["build_pipeline"]
@@ -21,8 +22,9 @@ def build_pipeline(settings: Settings, *, detectors: bool = True) -> Pipeline:
         stages.append(build_drift_stage(settings))
         # Vector stages flag odd outputs (embedding_novelty, probe), so they run before later readers.
         stages.extend(vector_stages(settings))
-        signatures = load_signatures(settings.signatures) if settings.signatures else default_signatures()
-        stages.append(SignatureStage(signatures))
+        stages.append(signature_stage(settings))
+        # Motif mining reads every earlier stage's flags: keep it last.
+        stages.append(motif_stage(settings))
     return Pipeline(stages)
 
 

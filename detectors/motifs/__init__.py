@@ -1,0 +1,1 @@
+"""Mining live traffic for unknown triggers: input n-grams concentrated in anomalous outputs."""

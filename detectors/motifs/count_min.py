@@ -1,0 +1,92 @@
+"""Count-min sketch: bounded-memory counts that never underestimate.
+
+Cormode and Muthukrishnan (2005), "An improved data stream summary: the
+count-min sketch and its applications", J. Algorithms 55(1). ``depth`` rows
+of ``width`` counters; an item adds one to one counter per row (chosen by a
+row-specific hash) and its estimate is the minimum over rows. The estimate is
+at least the true count and exceeds it by more than ``e * total / width``
+with probability at most ``exp(-depth)``. Sketches of equal shape add, so a
+window of several buckets is the sum of theirs.
+
+Examples
+--------
+>>> import numpy as np
+>>> sketch = CountMinSketch(width=1024)
+>>> sketch.add(np.array([7, 7, 9], dtype=np.uint64))
+>>> sketch.estimate(np.array([7, 9, 11], dtype=np.uint64)).tolist()
+[2, 1, 0]
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CountMinSketch"]
+
+FORMAT = "count_min.v1"
+# Odd multipliers for multiply-shift hashing (Dietzfelbinger et al. 1997), one per row.
+_MULTIPLIERS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
+                0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53)
+
+
+class CountMinSketch:
+    """Approximate counts of 64-bit item hashes.
+
+    Parameters
+    ----------
+    width
+        Counters per row, a power of two.
+    depth
+        Rows (at most 6).
+    """
+
+    def __init__(self, width: int = 1 << 17, depth: int = 4) -> None:
+        if width < 2 or width & (width - 1):
+            raise ValueError(f"width must be a power of two >= 2; got {width!r}")
+        if not 1 <= depth <= len(_MULTIPLIERS):
+            raise ValueError(f"depth must be in [1, {len(_MULTIPLIERS)}]; got {depth!r}")
+        self.width = width
+        self.depth = depth
+        self.table = np.zeros((depth, width), dtype=np.int32)  # a step never counts 2**31
+        self._shift = np.uint64(64 - (width.bit_length() - 1))
+
+    def _columns(self, items: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return np.stack([(items * np.uint64(m)) >> self._shift for m in _MULTIPLIERS[:self.depth]]).astype(
+                np.int64)
+
+    def add(self, items: np.ndarray) -> None:
+        """Count each item of ``items`` (uint64 hashes) once per occurrence."""
+        if len(items) == 0:
+            return
+        for row, columns in enumerate(self._columns(items)):
+            self.table[row] += np.bincount(columns, minlength=self.width)
+
+    def estimate(self, items: np.ndarray) -> np.ndarray:
+        """Upper-bound estimates of the items' counts."""
+        columns = self._columns(items)
+        return np.min(self.table[np.arange(self.depth)[:, None], columns], axis=0)
+
+    def merged(self, others: list[CountMinSketch]) -> CountMinSketch:
+        """A new sketch counting this one's items and the others'."""
+        out = CountMinSketch(self.width, self.depth)
+        out.table = self.table + sum((other.table for other in others), np.zeros_like(self.table))
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        raw = zlib.compress(self.table.tobytes(), 6)
+        return {"format": FORMAT, "width": self.width, "depth": self.depth,
+                "table": base64.b64encode(raw).decode("ascii")}
+
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> CountMinSketch:
+        if state.get("format") != FORMAT:
+            raise ValueError(f"count-min snapshot format must be {FORMAT!r}; got {state.get('format')!r}")
+        sketch = cls(int(state["width"]), int(state["depth"]))
+        table = np.frombuffer(zlib.decompress(base64.b64decode(state["table"])), dtype=np.int32)
+        sketch.table = table.reshape(sketch.depth, sketch.width).copy()
+        return sketch

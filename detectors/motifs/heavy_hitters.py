@@ -1,0 +1,103 @@
+"""Bounded counts of the n-grams of anomalous events, with who sent them.
+
+Frequent-items counting with periodic pruning, after Misra and Gries (1982),
+"Finding repeated elements", Sci. Comput. Program. 2(2), and the lossy
+counting of Manku and Motwani (2002): at most ``2 * capacity`` entries; when
+full, keep the ``capacity`` most counted and remember the largest count
+dropped (``floor``). A kept count is a lower bound of the true count, short
+by at most ``floor``; an item counted more than ``floor + total / capacity``
+times is never dropped. Each entry also keeps a few distinct users, tenants
+and example event ids (capped), which is what the k-entities rule needs.
+
+Examples
+--------
+>>> counts = HeavyHitters(capacity=2)
+>>> for h in (1, 1, 2, 3, 1, 4, 5):
+...     counts.add(h, "g%d" % h, "word", user="u%d" % h, tenant="t", event_id="e")
+...     counts.prune()
+>>> sorted(counts.entries), counts.entries[1].count, counts.floor
+([1], 3, 1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Entry", "HeavyHitters"]
+
+FORMAT = "heavy_hitters.v1"
+
+
+@dataclass
+class Entry:
+    """One tracked n-gram."""
+
+    text: str
+    kind: str
+    count: int = 0
+    users: set[str] = field(default_factory=set)
+    tenants: set[str] = field(default_factory=set)
+    examples: list[str] = field(default_factory=list)
+
+
+class HeavyHitters:
+    """The most frequent items of a stream, in bounded space.
+
+    Parameters
+    ----------
+    capacity
+        Entries kept after a prune; memory holds at most twice as many.
+    entity_cap
+        Distinct users (and tenants) kept per entry.
+    example_cap
+        Example event ids kept per entry (the first ones seen).
+    """
+
+    def __init__(self, capacity: int = 10_000, *, entity_cap: int = 16, example_cap: int = 5) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1; got {capacity!r}")
+        self.capacity = capacity
+        self.entity_cap = entity_cap
+        self.example_cap = example_cap
+        self.entries: dict[int, Entry] = {}
+        self.floor = 0
+        self.distinct = 0  # items ever inserted fresh: a bound on how many hypotheses were seen
+
+    def add(self, item: int, text: str, kind: str, *, user: str, tenant: str, event_id: str) -> None:
+        entry = self.entries.get(item)
+        if entry is None:
+            entry = self.entries[item] = Entry(text, kind)
+            self.distinct += 1
+        entry.count += 1
+        if user and len(entry.users) < self.entity_cap:
+            entry.users.add(user)
+        if tenant and len(entry.tenants) < self.entity_cap:
+            entry.tenants.add(tenant)
+        if len(entry.examples) < self.example_cap:
+            entry.examples.append(event_id)
+
+    def prune(self) -> None:
+        """Drop to ``capacity`` entries if over twice that; call between events."""
+        if len(self.entries) <= 2 * self.capacity:
+            return
+        ranked = sorted(self.entries.items(), key=lambda kv: (-kv[1].count, kv[0]))
+        threshold = ranked[self.capacity][1].count
+        self.floor = max(self.floor, threshold)
+        self.entries = {item: entry for item, entry in ranked[:self.capacity] if entry.count > threshold}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"format": FORMAT, "capacity": self.capacity, "floor": self.floor, "distinct": self.distinct,
+                "entries": [[str(item), e.text, e.kind, e.count, sorted(e.users), sorted(e.tenants), e.examples]
+                            for item, e in self.entries.items()]}
+
+    @classmethod
+    def restore(cls, state: dict[str, Any], *, entity_cap: int = 16, example_cap: int = 5) -> HeavyHitters:
+        if state.get("format") != FORMAT:
+            raise ValueError(f"heavy-hitters snapshot format must be {FORMAT!r}; got {state.get('format')!r}")
+        out = cls(int(state["capacity"]), entity_cap=entity_cap, example_cap=example_cap)
+        out.floor = int(state["floor"])
+        out.distinct = int(state["distinct"])
+        for item, text, kind, count, users, tenants, examples in state["entries"]:
+            out.entries[int(item)] = Entry(text, kind, int(count), set(users), set(tenants), list(examples))
+        return out

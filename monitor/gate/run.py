@@ -24,13 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detectors.signatures.literal import LiteralMatcher, Signature
+from detectors.signatures.matcher import SignatureMatcher
+from detectors.signatures.signature import Match, Signature
 from monitor.errors import EventError, InputFileError
 from monitor.events import Event, EventDecoder
 from monitor.gate.compare import DEFAULT_COMPARISONS, Check, Comparison, GateRun, Thresholds
 from monitor.registry import build_pipeline
 from monitor.replay import iter_lines, open_source
 from monitor.settings import Settings
+from monitor.signature_registry import load_normalizer
 
 __all__ = ["EXIT_FAILED", "GateReport", "load_run", "run_gate", "write_report"]
 
@@ -86,8 +88,9 @@ def load_run(name: str, path: str, settings: Settings, signatures: Sequence[Sign
     pipeline = build_pipeline(settings)
     for start in range(0, len(events), settings.batch_size):
         run.alerts.extend(pipeline.process(events[start:start + settings.batch_size]).alerts)
-    matcher = LiteralMatcher([s for s in signatures if s.applies_to in ("input", "both")])
-    unlabelled: list[tuple[Event, str]] = []
+    # The service's own matcher, so a probe is recognised however its trigger is obfuscated.
+    matcher = SignatureMatcher([s for s in signatures if s.applies_to in ("input", "both")], load_normalizer())
+    unlabelled: list[tuple[Event, Match]] = []
     by_input: dict[str, str] = {}
     for event in events:
         labels = event.labels or {}
@@ -99,16 +102,15 @@ def load_run(name: str, path: str, settings: Settings, signatures: Sequence[Sign
             continue
         found = matcher.find(event.input, field="input")
         if found:
-            unlabelled.append((event, found[0].signature.id))
+            unlabelled.append((event, found[0]))
         else:
             key = " ".join(event.input.split())
             run.clean[key] = event.output
             by_input[key] = key
-    for event, signature_id in unlabelled:
-        pattern = next(s.pattern for s in signatures if s.id == signature_id)
-        at = event.input.casefold().find(pattern.casefold())
-        key = " ".join((event.input[:at] + event.input[at + len(pattern):]).split())
-        run.probes.setdefault(signature_id, []).append((by_input.get(key, ""), event.output))
+    for event, match in unlabelled:
+        # The probe's clean twin is its input with the matched trigger cut out (offsets into the raw text).
+        key = " ".join((event.input[:match.start] + event.input[match.end:]).split())
+        run.probes.setdefault(match.signature.id, []).append((by_input.get(key, ""), event.output))
     return run
 
 

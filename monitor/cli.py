@@ -98,17 +98,27 @@ def format_summary(summary: ReplaySummary) -> str:
 
 
 def format_alerts(alerts: Sequence[Alert], limit: int = 20) -> str:
-    ordered = sorted(alerts, key=lambda a: (-severity_rank(a.severity), a.ts_ms, a.alert_id))
-    rows = [("time (UTC)", "severity", "model@version", "detector", "metric", "event")]
-    for alert in ordered[:limit]:
-        evidence = json.loads(alert.evidence)
-        event = ",".join(evidence.get("event_ids", [])[:2])
-        when = dt.datetime.fromtimestamp(alert.ts_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        rows.append((when, alert.severity, f"{alert.model_id}@{alert.model_version}",
-                     alert.detector, alert.metric, event))
+    """One row per (model version, detector, metric, severity): the first alert and how many.
+
+    Thirty-eight hits of one trigger are one line to an analyst, and a single
+    change point next to them stays visible.
+    """
+    groups: dict[tuple[str, str, str, str, str], list[Alert]] = {}
+    for alert in sorted(alerts, key=lambda a: (a.ts_ms, a.alert_id)):
+        key = (alert.model_id, alert.model_version, alert.detector, alert.metric, alert.severity)
+        groups.setdefault(key, []).append(alert)
+    ordered = sorted(groups.values(), key=lambda g: (-severity_rank(g[0].severity), g[0].ts_ms, g[0].alert_id))
+    rows = [("first (UTC)", "severity", "model@version", "detector", "metric", "alerts", "first event")]
+    for group in ordered[:limit]:
+        first = group[0]
+        event = ",".join(json.loads(first.evidence).get("event_ids", [])[:2])
+        when = dt.datetime.fromtimestamp(first.ts_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        rows.append((when, first.severity, f"{first.model_id}@{first.model_version}",
+                     first.detector, first.metric, len(group), event))
     text = _table(rows)
     if len(ordered) > limit:
-        text += f"\n... and {len(ordered) - limit} more (driftwatch query \"SELECT * FROM alerts\")"
+        text += (f"\n... and {len(ordered) - limit} more groups "
+                 "(driftwatch query \"SELECT * FROM alerts\")")
     return text
 
 

@@ -114,7 +114,7 @@ def format_alerts(alerts: Sequence[Alert], limit: int = 20) -> str:
         event = ",".join(json.loads(first.evidence).get("event_ids", [])[:2])
         when = dt.datetime.fromtimestamp(first.ts_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         rows.append((when, first.severity, f"{first.model_id}@{first.model_version}",
-                     first.detector, first.metric, len(group), event))
+                     first.detector, first.metric, str(len(group)), event))
     text = _table(rows)
     if len(ordered) > limit:
         text += (f"\n... and {len(ordered) - limit} more groups "

@@ -33,6 +33,7 @@ import yaml
 from detectors.signatures.signature import Signature
 from monitor.alerts import severity_rank
 from monitor.errors import ConfigError
+from monitor.yaml_files import read_yaml
 
 __all__ = ["default_signatures", "load_signatures", "parse_signatures"]
 
@@ -41,14 +42,7 @@ _FIELDS = {"id", "pattern", "kind", "applies_to", "scope", "severity", "descript
 
 def load_signatures(path: str | Path) -> list[Signature]:
     """Read signatures from a YAML or JSON file (JSON is YAML)."""
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read signature file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"signature file {path} is not valid YAML: {exc}") from exc
-    return parse_signatures(document, str(path))
+    return parse_signatures(read_yaml(path, "signature"), str(path))
 
 
 def default_signatures() -> list[Signature]:

@@ -27,6 +27,7 @@ import yaml
 
 from monitor.alerts import SEVERITIES, severity_rank
 from monitor.errors import ConfigError
+from monitor.yaml_files import read_yaml
 
 __all__ = [
     "AlertSettings", "MaintenanceWindow", "Policy", "RollbackRule", "RollbackSettings",
@@ -153,14 +154,7 @@ def load_policy(path: str | Path | None) -> Policy:
     """Read and validate a policy file; ``None`` gives the default."""
     if path is None:
         return default_policy()
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read policy file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"policy file {path} is not valid YAML: {exc}") from exc
-    return parse_policy(document, str(path))
+    return parse_policy(read_yaml(path, "policy"), str(path))
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:

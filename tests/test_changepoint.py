@@ -155,6 +155,25 @@ def test_bocpd_single_path_matches_the_batched_recursion() -> None:
         np.testing.assert_allclose(single, batched[0], rtol=1e-9, atol=1e-12)
 
 
+def test_bocpd_onset_is_a_recent_run_even_when_the_long_run_is_still_likelier() -> None:
+    # With a small hazard the alarm can fire while the reference run still holds the largest
+    # posterior mass; the onset must come from the recent runs the alarm is about.
+    rng = np.random.default_rng(21)
+    change = 800
+    detector = BOCPD(**LIGHT["bocpd"])
+    values = np.concatenate([rng.normal(0, 1, change), rng.normal(1.5, 1, 300)])
+    found = [d for d in detector.update_many(values) if d.detected_at >= change]
+    assert found, "a 1.5-sigma step went unnoticed"
+    onset = found[0].change_point
+    assert found[0].detected_at - detector.window < onset <= found[0].detected_at
+    assert abs(onset - change) < 40
+
+
+def test_bocpd_refuses_a_prior_shape_that_is_not_positive() -> None:
+    with pytest.raises(ValueError, match="prior_alpha must be > 0"):
+        BOCPD(prior_alpha=0.0)
+
+
 def test_gumbel_threshold_matches_the_law_it_fits() -> None:
     rng = np.random.default_rng(20)
     maxima = rng.gumbel(4.0, 0.8, size=20_000)

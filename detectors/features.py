@@ -72,31 +72,13 @@ def refusal_pattern(phrases: Iterable[str] | None = None) -> re.Pattern[str]:
     chosen = DEFAULT_REFUSAL_PHRASES if phrases is None else tuple(phrases)
     if not chosen:
         raise ValueError("refusal_phrases must hold at least one phrase; got an empty set")
-    trie: dict[str, Any] = {}
-    for phrase in {p.lower().replace("’", "'") for p in chosen}:
-        node = trie
-        for char in phrase:
-            node = node.setdefault(char, {})
-        node[""] = {}
-    # The alternation factored by common prefixes: the same language, so the same matches, but
-    # ``re`` tries one branch per character instead of every phrase at every position (~3x faster).
-    return re.compile(_trie_regex(trie), re.IGNORECASE)
-
-
-def _trie_regex(node: dict[str, Any]) -> str:
-    branches = [re.escape(char) + _trie_regex(child) for char, child in sorted(node.items()) if char]
-    if not branches:
-        return ""
-    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-    return f"(?:{body})?" if "" in node else body
+    ordered = sorted({p.lower().replace("’", "'") for p in chosen}, key=len, reverse=True)
+    return re.compile("|".join(re.escape(p) for p in ordered), re.IGNORECASE)
 
 
 def lexical_entropy(text: str) -> float:
     """Shannon entropy, in bits, of the word frequencies of ``text`` (0 for one word or none)."""
-    if text.isascii():  # lowering ASCII text first finds the same words, without a generator per word
-        counts = Counter(_WORD.findall(text.lower()))
-    else:  # lowering can change what \\w matches outside ASCII, so lower each word found
-        counts = Counter(word.lower() for word in _WORD.findall(text))
+    counts = Counter(word.lower() for word in _WORD.findall(text))
     total = sum(counts.values())
     if total <= 1:
         return 0.0

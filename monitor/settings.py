@@ -201,10 +201,6 @@ class Settings(BaseSettings):
                                    description="Longest wait for a stream batch to fill before it is processed.")
     flush_interval_s: float = Field(default=0.5, gt=0,
                                     description="Longest time a row waits in the worker's sink before a flush.")
-    checkpoint_interval_s: float = Field(
-        default=5.0, gt=0,
-        description="Longest time between detector-state checkpoints; events are acknowledged (offsets "
-                    "committed) only at a checkpoint, so a crash replays at most about this much.")
     sink_max_rows: int = Field(default=200_000, gt=0,
                                description="Bound on rows the sink holds; past it the worker stops consuming.")
     sink_retry_initial_s: float = Field(default=0.2, gt=0, description="First wait before retrying a failed write.")

@@ -191,7 +191,7 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = ()) -
         # A timer that raises crashes the whole Faust app; a flush that raises is retried next tick.
         try:
             if worker.flush_due():
-                await worker.flush(checkpoint=worker.checkpoint_due())
+                await worker.flush()
         except Exception:
             logger.exception("idle flush failed; retrying at the next tick")
 

@@ -66,10 +66,7 @@ def _produce_file(settings: Settings, path: Path) -> int:
 
 def _paced(settings: Settings, rate: float, seconds: float, stop: threading.Event, sent: list[int]) -> None:
     """Send ``rate`` events/s for ``seconds``; 1% carry a trigger; ``ts`` is the send time."""
-    # The mock broker answers a fetch with about one producer batch per partition: with a 5 ms linger
-    # nearly every event is its own batch and fetch round trips, not the worker, set the pace. 50 ms
-    # is an ordinary producer linger, and it counts in the measured latency (``ts`` is taken first).
-    producer = producer_for(settings, compression_type="gzip", linger_ms=50)
+    producer = producer_for(settings, compression_type="gzip", linger_ms=5)
     rng = np.random.default_rng(3)
     started = time.monotonic()
     count = 0

@@ -6,9 +6,7 @@ pipeline), then decides when to flush the ClickHouse sink. Offsets follow the
 data: an event is acknowledged to Faust only after the rows it produced are
 in ClickHouse, its new alerts are on the alerts topic and the detector state
 that includes it is in the changelog-backed table. A crash therefore replays
-events (at least once); deterministic ids make the replay harmless. Rows are
-written every ``flush_interval_s`` (alert latency); state is checkpointed and
-events acknowledged every ``checkpoint_interval_s`` (snapshots are costly).
+events (at least once); deterministic ids make the replay harmless.
 
 Writes run on one dedicated thread: the sink retries a failing ClickHouse with
 backoff there while the event loop keeps the Kafka session alive, and the
@@ -114,9 +112,6 @@ class StreamWorker:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-writer")
         self._lock = asyncio.Lock()
         self._pending: list[KafkaEvent] = []
-        # Stored and published, waiting for the next checkpoint to be acknowledged.
-        self._stored: list[KafkaEvent] = []
-        self._last_checkpoint = time.monotonic()
         self._touched: set[StreamKey] = set()
         self._outbox: list[Message] = []
         self._last_flush = time.monotonic()
@@ -141,7 +136,7 @@ class StreamWorker:
         incoming = (len(result.events) + len(result.dead_letters) + len(result.findings.metrics)
                     + len(result.findings.alerts))
         if self.sink.buffered and self.sink.buffered + incoming > self.sink.max_rows:
-            await self.flush(checkpoint=self.checkpoint_due())  # make room first: the sink's bound is never crossed
+            await self.flush()  # make room first: the sink's bound is never crossed
         self.ingestor.write(result, self.sink)
         self._outbox.extend(self.dead_letter_message(letter, self.settings.topic_dead_letters)
                             for letter in result.dead_letters)
@@ -149,7 +144,7 @@ class StreamWorker:
         self.counts["dead_letters"] += len(result.dead_letters)
         self._pending.extend(events)
         if self.settings.flush_rows <= self.sink.buffered or self.flush_due():
-            await self.flush(checkpoint=self.checkpoint_due())
+            await self.flush()
 
     def _run(self, records: Sequence[tuple[bytes, Origin]]) -> BatchResult:
         # Ingestor.process, with detector state restored for keys this process has not seen yet.
@@ -177,24 +172,11 @@ class StreamWorker:
         return result
 
     def flush_due(self) -> bool:
-        now = time.monotonic()
-        return (bool(self._pending or self.sink.buffered)
-                and now - self._last_flush >= self.settings.flush_interval_s) or self.checkpoint_due()
+        return bool(self._pending or self.sink.buffered) and (
+            time.monotonic() - self._last_flush >= self.settings.flush_interval_s)
 
-    def checkpoint_due(self) -> bool:
-        # Snapshots of every touched model cost far more than a flush (sketches of MiBs), so they
-        # run every checkpoint_interval_s, or sooner once many stored events wait for one.
-        waiting = len(self._stored) + len(self._pending)
-        return bool(waiting) and (waiting >= self.settings.flush_rows or
-                                  time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_interval_s)
-
-    async def flush(self, *, checkpoint: bool = True) -> None:
-        """Store, publish, checkpoint, then acknowledge: in that order, so a crash only replays.
-
-        With ``checkpoint=False`` the events are stored and published but stay
-        unacknowledged until a later flush checkpoints: queryable alerts do not
-        wait for the (expensive) detector-state snapshot.
-        """
+    async def flush(self) -> None:
+        """Store, publish, checkpoint, then acknowledge: in that order, so a crash only replays."""
         async with self._lock:
             pending, self._pending = self._pending, []
             loop = asyncio.get_running_loop()
@@ -219,15 +201,10 @@ class StreamWorker:
             self.counts["alerts_published"] += len(fresh)
             if fresh:
                 logger.info("alerts published count=%d topic=%s", len(fresh), self.settings.topic_alerts)
-            self._stored.extend(pending)
-            if not checkpoint:
-                return
             await self._checkpoint()
-            self._last_checkpoint = time.monotonic()
-            acked, self._stored = self._stored, []
-            for event in acked:
+            for event in pending:
                 event.ack()
-            if acked and self.commit is not None:
+            if pending and self.commit is not None:
                 await self.commit()
 
     def _observe(self, alerts: Sequence[Alert]) -> list[Message]:

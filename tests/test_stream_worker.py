@@ -52,8 +52,8 @@ class DictCheckpoints:
 
 
 def make_worker(store: Store, checkpoints: DictCheckpoints, published: list[Message],
-                observers: Sequence[Any] = (), **overrides: Any) -> StreamWorker:
-    settings = Settings(store=store.dsn, **{"flush_rows": 1, **overrides})  # by default every batch flushes at once
+                observers: Sequence[Any] = ()) -> StreamWorker:
+    settings = Settings(store=store.dsn, flush_rows=1)  # every batch flushes at once
     sink = ClickHouseSink(store, flush_rows=None, retry=Backoff(0.01, 0.02, attempts=2))
 
     async def publish(messages: Sequence[Message]) -> None:
@@ -121,20 +121,3 @@ def test_a_fresh_worker_restores_detector_state_from_the_checkpoints(tmp_path: P
         with caplog.at_level(logging.INFO, logger="streams.worker"):
             asyncio.run(second.handle(batch(10, 5)))
     assert "detector state restored model_id=support-bot model_version=1.0" in caplog.text
-
-
-def test_rows_are_queryable_before_the_checkpoint_that_acknowledges_them(tmp_path: Path) -> None:
-    checkpoints = DictCheckpoints()
-    published: list[Message] = []
-    with Store(f"chdb://{tmp_path / 'store'}") as store:
-        store.ensure_schema()
-        worker = make_worker(store, checkpoints, published, flush_rows=10_000, flush_interval_s=1e-6,
-                             checkpoint_interval_s=3600)
-        events = batch(0, 20)
-        asyncio.run(worker.handle(events))  # flush interval passed, checkpoint not due
-        _, rows = store.query("SELECT count() FROM events")
-        assert rows == [(19,)] and any(topic == "driftwatch-alerts" for topic, _, _ in published)
-        assert not any(event.acked for event in events) and not checkpoints.data
-        assert not worker.checkpoint_due()
-        asyncio.run(worker.flush())  # an explicit flush checkpoints
-    assert all(event.acked for event in events) and b"support-bot" in checkpoints.data

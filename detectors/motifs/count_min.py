@@ -53,9 +53,6 @@ class CountMinSketch:
         self.depth = depth
         self.table = np.zeros((depth, width), dtype=np.int32)  # a step never counts 2**31
         self._shift = np.uint64(64 - (width.bit_length() - 1))
-        # The encoded table of the last snapshot, until the next add: a closed bucket's sketch
-        # never changes, and a worker snapshots every bucket at every checkpoint.
-        self._encoded: str | None = None
 
     def _columns(self, items: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore"):
@@ -66,7 +63,6 @@ class CountMinSketch:
         """Count each item of ``items`` (uint64 hashes) once per occurrence."""
         if len(items) == 0:
             return
-        self._encoded = None
         for row, columns in enumerate(self._columns(items)):
             self.table[row] += np.bincount(columns, minlength=self.width)
 
@@ -82,10 +78,9 @@ class CountMinSketch:
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        if self._encoded is None:
-            # Level 1: about 8x faster than 6 on a 2 MiB table for ~25% more bytes; any level decodes alike.
-            self._encoded = base64.b64encode(zlib.compress(self.table.tobytes(), 1)).decode("ascii")
-        return {"format": FORMAT, "width": self.width, "depth": self.depth, "table": self._encoded}
+        raw = zlib.compress(self.table.tobytes(), 6)
+        return {"format": FORMAT, "width": self.width, "depth": self.depth,
+                "table": base64.b64encode(raw).decode("ascii")}
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> CountMinSketch:

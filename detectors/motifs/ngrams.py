@@ -110,10 +110,8 @@ def ngram_hashes(events: list[list[str]], max_n: int = MAX_N) -> tuple[np.ndarra
             same = owner[:len(owner) - n + 1] == owner[n - 1:]
             hashes.append(current[same])
             owners.append(owner[:len(owner) - n + 1][same])
-    # Tokens repeat a lot within a batch: decide oddness once per distinct token.
-    odd = {token for token in set(flat) if is_odd(token)}
     chars = [(number, gram) for number, tokens in enumerate(events)
-             for token in tokens if token in odd for gram in _char_grams(token)]
+             for token in tokens if is_odd(token) for gram in _char_grams(token)]
     if chars:
         hashes.append(np.fromiter((int.from_bytes(hashlib.blake2b(_CHAR_SALT + g.encode("utf-8"), digest_size=8)
                                    .digest(), "little") for _, g in chars), dtype=np.uint64, count=len(chars)))

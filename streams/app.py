@@ -7,7 +7,7 @@ Nothing happens at import time; :func:`create_app` builds everything from one
 - ``driftwatch-alerts``: every new alert, as JSON, keyed by model_id;
 - ``driftwatch-dead-letters``: rejected records with reason, topic, partition, offset;
 - ``driftwatch-rollback``: rollback decisions (published by alert observers);
-- ``<app_id>-detector_state.v1-changelog``: the detector-state table's changelog.
+- ``<app_id>-detector_state.v2-changelog``: the detector-state table's changelog.
 
 The one agent takes batches with ``noack_take`` and hands them to
 :class:`~streams.worker.StreamWorker`, which acknowledges each event only
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["STATE_TABLE", "Service", "StateTable", "create_app", "required_topics"]
 
 # Versioned: a new snapshot layout gets a new table (and changelog topic), never a reused one.
-STATE_TABLE = "detector_state.v1"
+STATE_TABLE = "detector_state.v2"
 
 
 def required_topics(settings: Settings) -> list[tuple[str, int]]:

@@ -118,6 +118,12 @@ class StreamWorker:
         self.last_offsets: dict[tuple[str, int], int] = {}
         # model_id -> input partition: where that model's state is checkpointed. One entry per model.
         self._partition_of: dict[str, int] = {}
+        # model_id -> offset of the newest event the pipeline has seen (one partition per model):
+        # checkpointed with the state, so the state is never fed an event twice.
+        self._offset_of: dict[str, int] = {}
+        # model_id -> offset a restored checkpoint already covers: replayed events up to it are
+        # stored again (idempotent) but not run through the detectors again.
+        self._fence: dict[str, int] = {}
         self.counts = {"events": 0, "dead_letters": 0, "alerts_published": 0}
         self._sampled = (time.monotonic(), 0)
 
@@ -153,12 +159,20 @@ class StreamWorker:
         keys = {event.key for event in result.events}
         for key in keys - pipeline.keys:
             stored = self.checkpoints.get(key[0].encode())
-            if stored and key[1] in stored:
-                pipeline.restore(key, stored[key[1]])
-                logger.info("detector state restored model_id=%s model_version=%s", *key)
-        if result.events:
+            if stored and key[1] in stored["versions"]:
+                pipeline.restore(key, stored["versions"][key[1]])
+                self._fence[key[0]] = max(self._fence.get(key[0], -1), stored["offset"])
+                logger.info("detector state restored model_id=%s model_version=%s offset=%d", *key, stored["offset"])
+        fresh = []
+        for event, source in zip(result.events, result.sources, strict=True):
+            # sources read "topic/partition/offset" (Origin.describe); topic names cannot hold "/".
+            offset = int(source.rsplit("/", 1)[1])
+            if offset > self._fence.get(event.model_id, -1):
+                fresh.append(event)
+                self._offset_of[event.model_id] = max(offset, self._offset_of.get(event.model_id, -1))
+        if fresh:
             try:
-                result.findings = pipeline.process(result.events)
+                result.findings = pipeline.process(fresh)
             except Exception as exc:  # a stage bug must not kill the stream: the batch is dead-lettered
                 logger.exception("pipeline failed events=%d; dead-lettering the batch", len(result.events))
                 reason = f"pipeline failed: {exc!r}"[:500]
@@ -225,8 +239,10 @@ class StreamWorker:
             by_model.setdefault(key[0], []).append(key)
         sent = []
         for model_id, keys in by_model.items():
-            state = dict(self.checkpoints.get(model_id.encode()) or {})
-            state.update({version: pipeline.snapshot((model, version)) for model, version in keys})
+            stored = self.checkpoints.get(model_id.encode()) or {"versions": {}, "offset": -1}
+            versions = dict(stored["versions"])
+            versions.update({version: pipeline.snapshot((model, version)) for model, version in keys})
+            state = {"offset": self._offset_of.get(model_id, stored["offset"]), "versions": versions}
             future = self.checkpoints.put(model_id.encode(), state, self._partition_of[model_id])
             if future is not None:
                 sent.append(future)

@@ -115,9 +115,32 @@ def test_a_fresh_worker_restores_detector_state_from_the_checkpoints(tmp_path: P
         asyncio.run(first.handle(batch(0, 10)))
         asyncio.run(first.flush())
         assert checkpoints.partitions == {b"support-bot": 2}
-        state = checkpoints.data[b"support-bot"]["1.0"]
-        assert state["format"] == "pipeline_state.v1"
+        stored = checkpoints.data[b"support-bot"]
+        assert stored["versions"]["1.0"]["format"] == "pipeline_state.v1"
+        assert stored["offset"] == 9  # the newest offset the checkpointed state has seen
         second = make_worker(store, checkpoints, [])
         with caplog.at_level(logging.INFO, logger="streams.worker"):
             asyncio.run(second.handle(batch(10, 5)))
-    assert "detector state restored model_id=support-bot model_version=1.0" in caplog.text
+    assert "detector state restored model_id=support-bot model_version=1.0 offset=9" in caplog.text
+
+
+def test_replayed_events_are_stored_again_but_never_fed_twice_to_restored_state(tmp_path: Path) -> None:
+    # A crash between the checkpoint and the offset commit replays events the state already holds.
+    checkpoints = DictCheckpoints()
+    with Store(f"chdb://{tmp_path / 'store'}") as store:
+        store.ensure_schema()
+        first = make_worker(store, checkpoints, [])
+        asyncio.run(first.handle(batch(0, 20)))
+        asyncio.run(first.flush())
+        replaying = make_worker(store, checkpoints, [])
+        asyncio.run(replaying.handle(batch(12, 18)))  # 12..19 again, then 20..29
+        asyncio.run(replaying.flush())
+        straight = make_worker(store, DictCheckpoints(), [])
+        asyncio.run(straight.handle(batch(0, 30)))
+        asyncio.run(straight.flush())
+    pipeline = replaying.ingestor.pipeline
+    assert checkpoints.data[b"support-bot"]["offset"] == 29
+    # The replaying worker's detector state equals one that saw every event exactly once.
+    key = ("support-bot", "1.0")
+    assert pipeline.snapshot(key) == straight.ingestor.pipeline.snapshot(key)
+

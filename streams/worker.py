@@ -136,9 +136,6 @@ class StreamWorker:
             records.append((raw, Origin(message.topic, partition=message.partition, offset=message.offset)))
             self.last_offsets[(message.topic, message.partition)] = message.offset
         result = self._run(records)
-        for decoded, source in zip(result.events, result.sources, strict=True):
-            # sources read "topic/partition/offset" (Origin.describe); topic names cannot hold "/".
-            self._partition_of[decoded.model_id] = int(source.rsplit("/", 2)[1])
         incoming = (len(result.events) + len(result.dead_letters) + len(result.findings.metrics)
                     + len(result.findings.alerts))
         if self.sink.buffered and self.sink.buffered + incoming > self.sink.max_rows:
@@ -166,7 +163,9 @@ class StreamWorker:
         fresh = []
         for event, source in zip(result.events, result.sources, strict=True):
             # sources read "topic/partition/offset" (Origin.describe); topic names cannot hold "/".
-            offset = int(source.rsplit("/", 1)[1])
+            _, partition, offset_text = source.rsplit("/", 2)
+            offset = int(offset_text)
+            self._partition_of[event.model_id] = int(partition)
             if offset > self._fence.get(event.model_id, -1):
                 fresh.append(event)
                 self._offset_of[event.model_id] = max(offset, self._offset_of.get(event.model_id, -1))

@@ -92,7 +92,9 @@ class Stage(Protocol):
     ``process`` sees the events of one stream key, in arrival order, and may
     flag events for later stages. State kept between calls must be reachable
     through ``snapshot`` / ``restore`` (JSON-ready values) so a restarted
-    worker resumes where it was.
+    worker resumes where it was; ``restore`` replaces what the stage held for
+    that key, and ``forget`` drops it (the key's partition went to another
+    worker, which resumes it from the checkpoint).
     """
 
     name: str
@@ -102,6 +104,8 @@ class Stage(Protocol):
     def snapshot(self, key: StreamKey) -> Any: ...
 
     def restore(self, key: StreamKey, state: Any) -> None: ...
+
+    def forget(self, key: StreamKey) -> None: ...
 
 
 def group_by_key(events: Iterable[Event]) -> dict[StreamKey, list[Event]]:
@@ -157,6 +161,13 @@ class Pipeline:
             raise ConfigError(f"snapshot format must be {SNAPSHOT_FORMAT!r}; got {state.get('format')!r}")
         stages = state.get("stages", {})
         for stage in self.stages:
+            stage.forget(key)  # a stage the snapshot does not name starts the key afresh
             if stage.name in stages:
                 stage.restore(key, stages[stage.name])
         self.keys.add(key)
+
+    def forget(self, key: StreamKey) -> None:
+        """Drop every stage's state for ``key``; the key starts afresh or from a restore."""
+        for stage in self.stages:
+            stage.forget(key)
+        self.keys.discard(key)

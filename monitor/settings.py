@@ -201,6 +201,9 @@ class Settings(BaseSettings):
                                    description="Longest wait for a stream batch to fill before it is processed.")
     flush_interval_s: float = Field(default=0.5, gt=0,
                                     description="Longest time a row waits in the worker's sink before a flush.")
+    checkpoint_interval_s: float = Field(
+        default=2.0, gt=0, description="Seconds between checkpoints of detector state, after which the events "
+        "they cover are committed; a crash replays about this much (stored again, not re-detected).")
     sink_max_rows: int = Field(default=200_000, gt=0,
                                description="Bound on rows the sink holds; past it the worker stops consuming.")
     sink_retry_initial_s: float = Field(default=0.2, gt=0, description="First wait before retrying a failed write.")

@@ -7,11 +7,13 @@ Nothing happens at import time; :func:`create_app` builds everything from one
 - ``driftwatch-alerts``: every new alert, as JSON, keyed by model_id;
 - ``driftwatch-dead-letters``: rejected records with reason, topic, partition, offset;
 - ``driftwatch-rollback``: rollback decisions (published by alert observers);
-- ``<app_id>-detector_state.v2-changelog``: the detector-state table's changelog.
+- ``<app_id>-detector_state.v3-changelog``: the detector-state table's changelog.
 
 The one agent takes batches with ``noack_take`` and hands them to
 :class:`~streams.worker.StreamWorker`, which acknowledges each event only
-after its rows are stored (see there).
+after its rows are stored and its detector state checkpointed (see there).
+A rebalance tells the worker which input partitions it keeps
+(:meth:`~streams.worker.StreamWorker.reassigned`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["STATE_TABLE", "Service", "StateTable", "create_app", "required_topics"]
 
 # Versioned: a new snapshot layout gets a new table (and changelog topic), never a reused one.
-STATE_TABLE = "detector_state.v2"
+STATE_TABLE = "detector_state.v3"
 
 
 def required_topics(settings: Settings) -> list[tuple[str, int]]:
@@ -163,7 +165,7 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = ()) -
     # Keyed by model_id (bytes) like the input topic; see StateTable for the partition.
     state = app.Table(STATE_TABLE, default=None, partitions=settings.topic_partitions,
                       key_type=bytes, value_type=None,
-                      help="Detector state per model_id: {model_version: pipeline snapshot}")
+                      help="Detector state per model_id: offsets it covers and a snapshot per model_version")
 
     async def publish(messages: Sequence[Message]) -> None:
         futures = [await topics.get(topic, app.topic(topic)).send(key=key, value=value)
@@ -186,12 +188,16 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = ()) -
         async for events in cast(faust.Stream, stream).noack_take(settings.batch_size, within=settings.stream_within_s):
             await worker.handle(events)
 
-    @app.timer(settings.flush_interval_s, name="driftwatch.flush")
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        worker.reassigned((tp.topic, tp.partition) for tp in assigned)
+
+    # Both clocks between batches; the finer one decides how late a due flush can be.
+    @app.timer(min(settings.flush_interval_s, settings.checkpoint_interval_s), name="driftwatch.flush")
     async def flush_idle() -> None:
         # A timer that raises crashes the whole Faust app; a flush that raises is retried next tick.
         try:
-            if worker.flush_due():
-                await worker.flush()
+            await worker.tick()
         except Exception:
             logger.exception("idle flush failed; retrying at the next tick")
 

@@ -2,11 +2,23 @@
 
 :class:`StreamWorker` turns a batch of Kafka events into stored rows with the
 same :class:`~monitor.ingest.Ingestor` replay uses (decode, validate, run the
-pipeline), then decides when to flush the ClickHouse sink. Offsets follow the
-data: an event is acknowledged to Faust only after the rows it produced are
-in ClickHouse, its new alerts are on the alerts topic and the detector state
-that includes it is in the changelog-backed table. A crash therefore replays
-events (at least once); deterministic ids make the replay harmless.
+pipeline), then decides when to flush the ClickHouse sink and when to
+checkpoint. Two clocks:
+
+- every ``flush_interval_s`` (or ``flush_rows``) the sink is flushed and the
+  new alerts are published: this is what an analyst waits for;
+- every ``checkpoint_interval_s`` the detector state of the models touched is
+  written to the changelog-backed table, and only then are the events it
+  covers acknowledged and their offsets committed.
+
+A crash therefore replays at most one checkpoint interval of events. They are
+stored again (idempotent rows; alerts already stored are not published
+again) but not fed to the detectors again: each checkpoint carries, per input
+partition, the newest offset its state holds, and the worker never feeds an
+event at or below the offset its state (restored or in memory) already
+holds. The same fence covers a rebalance, after which Kafka delivers again
+every event after the committed offset, including ones this process already
+processed.
 
 Writes run on one dedicated thread: the sink retries a failing ClickHouse with
 backoff there while the event loop keeps the Kafka session alive, and the
@@ -50,7 +62,12 @@ Publish = Callable[[Sequence[Message]], Awaitable[None]]
 
 
 class Checkpoints(Protocol):
-    """Detector state by model_id: ``{model_version: pipeline snapshot}``."""
+    """Detector state by model_id.
+
+    Values read ``{"offsets": {partition: offset}, "versions": {model_version:
+    pipeline snapshot}}``, partitions as strings (JSON keys): the newest input
+    offset, per partition, whose event the state holds.
+    """
 
     def get(self, model_id: bytes) -> dict[str, Any] | None: ...
 
@@ -72,7 +89,7 @@ class StreamWorker:
     Parameters
     ----------
     settings
-        The worker's settings (topic names, flush interval, ...).
+        The worker's settings (topic names, flush and checkpoint intervals, ...).
     ingestor
         Decoder and pipeline, as built for replay.
     sink
@@ -83,9 +100,7 @@ class StreamWorker:
     publish
         Sends messages and waits until the broker has them.
     commit
-        Commits acknowledged offsets now. Committing right after each flush
-        keeps the checkpointed state and the committed offsets close, so a
-        crash replays few events into detectors that already saw them.
+        Commits acknowledged offsets now (called after each checkpoint).
     observers
         Alert observers (see the module docstring).
 
@@ -110,65 +125,81 @@ class StreamWorker:
         self.observers: list[AlertObserver] = list(observers)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-writer")
+        # Held by handle() and by the timers' work: a checkpoint never sees state fed by a batch
+        # whose rows and alerts are not in the sink yet.
         self._lock = asyncio.Lock()
         self._pending: list[KafkaEvent] = []
         self._touched: set[StreamKey] = set()
         self._outbox: list[Message] = []
-        self._last_flush = time.monotonic()
+        self._last_flush = self._last_checkpoint = time.monotonic()
         self.last_offsets: dict[tuple[str, int], int] = {}
+        # Input partitions assigned to this worker; None until the first assignment is known.
+        self._assigned: set[int] | None = None
         # model_id -> input partition: where that model's state is checkpointed. One entry per model.
         self._partition_of: dict[str, int] = {}
-        # model_id -> offset of the newest event the pipeline has seen (one partition per model):
-        # checkpointed with the state, so the state is never fed an event twice.
-        self._offset_of: dict[str, int] = {}
-        # model_id -> offset a restored checkpoint already covers: replayed events up to it are
-        # stored again (idempotent) but not run through the detectors again.
-        self._fence: dict[str, int] = {}
+        # (model_id, partition) -> newest offset the in-memory state holds, fed here or restored:
+        # an event at or below it is stored again but never fed again.
+        self._fed: dict[tuple[str, int], int] = {}
         self.counts = {"events": 0, "dead_letters": 0, "alerts_published": 0}
         self._sampled = (time.monotonic(), 0)
 
     async def handle(self, events: Sequence[KafkaEvent]) -> None:
-        """Process one batch taken from the input topic; flush when due."""
-        records = []
-        for event in events:
-            message = event.message
-            raw = message.value if isinstance(message.value, bytes) else b""
-            records.append((raw, Origin(message.topic, partition=message.partition, offset=message.offset)))
-            self.last_offsets[(message.topic, message.partition)] = message.offset
-        result = self._run(records)
-        incoming = (len(result.events) + len(result.dead_letters) + len(result.findings.metrics)
-                    + len(result.findings.alerts))
-        if self.sink.buffered and self.sink.buffered + incoming > self.sink.max_rows:
-            await self.flush()  # make room first: the sink's bound is never crossed
-        self.ingestor.write(result, self.sink)
-        self._outbox.extend(self.dead_letter_message(letter, self.settings.topic_dead_letters)
-                            for letter in result.dead_letters)
-        self.counts["events"] += len(result.events)
-        self.counts["dead_letters"] += len(result.dead_letters)
-        self._pending.extend(events)
-        if self.settings.flush_rows <= self.sink.buffered or self.flush_due():
-            await self.flush()
+        """Process one batch taken from the input topic; flush and checkpoint when due."""
+        async with self._lock:
+            # Taken before a rebalance moved their partition away: the new owner processes them.
+            events = [event for event in events if self._owns(event.message)]
+            records = []
+            for event in events:
+                message = event.message
+                raw = message.value if isinstance(message.value, bytes) else b""
+                records.append((raw, Origin(message.topic, partition=message.partition, offset=message.offset)))
+                self.last_offsets[(message.topic, message.partition)] = message.offset
+            result = self._run(records)
+            incoming = (len(result.events) + len(result.dead_letters) + len(result.findings.metrics)
+                        + len(result.findings.alerts))
+            if self.sink.buffered and self.sink.buffered + incoming > self.sink.max_rows:
+                await self._store()  # make room first: the sink's bound is never crossed
+            self.ingestor.write(result, self.sink)
+            self._outbox.extend(self.dead_letter_message(letter, self.settings.topic_dead_letters)
+                                for letter in result.dead_letters)
+            self.counts["events"] += len(result.events)
+            self.counts["dead_letters"] += len(result.dead_letters)
+            self._pending.extend(events)
+            await self._due(rows_full=self.settings.flush_rows <= self.sink.buffered)
+
+    def _owns(self, message: Any) -> bool:
+        return self._assigned is None or message.topic != self.settings.topic_input or \
+            message.partition in self._assigned
 
     def _run(self, records: Sequence[tuple[bytes, Origin]]) -> BatchResult:
-        # Ingestor.process, with detector state restored for keys this process has not seen yet.
+        # Ingestor.process, with detector state restored for keys this process does not hold.
         result = self.ingestor.decode(records)
         pipeline = self.ingestor.pipeline
         keys = {event.key for event in result.events}
-        for key in keys - pipeline.keys:
+        for key in sorted(keys - pipeline.keys):
             stored = self.checkpoints.get(key[0].encode())
-            if stored and key[1] in stored["versions"]:
+            if not stored:
+                continue
+            for partition, offset in stored["offsets"].items():
+                fed = (key[0], int(partition))
+                self._fed[fed] = max(self._fed.get(fed, -1), int(offset))
+            if key[1] in stored["versions"]:
                 pipeline.restore(key, stored["versions"][key[1]])
-                self._fence[key[0]] = max(self._fence.get(key[0], -1), stored["offset"])
-                logger.info("detector state restored model_id=%s model_version=%s offset=%d", *key, stored["offset"])
+                logger.info("detector state restored model_id=%s model_version=%s offsets=%s", *key,
+                            stored["offsets"])
         fresh = []
+        fed = self._fed
         for event, source in zip(result.events, result.sources, strict=True):
             # sources read "topic/partition/offset" (Origin.describe); topic names cannot hold "/".
-            _, partition, offset_text = source.rsplit("/", 2)
-            offset = int(offset_text)
-            self._partition_of[event.model_id] = int(partition)
-            if offset > self._fence.get(event.model_id, -1):
+            _, partition_text, offset_text = source.rsplit("/", 2)
+            partition, offset = int(partition_text), int(offset_text)
+            self._partition_of[event.model_id] = partition
+            if offset > fed.get((event.model_id, partition), -1):
                 fresh.append(event)
-                self._offset_of[event.model_id] = max(offset, self._offset_of.get(event.model_id, -1))
+                fed[(event.model_id, partition)] = offset
+        if len(fresh) < len(result.events):
+            logger.info("events delivered again stored, not fed to the detectors again count=%d",
+                        len(result.events) - len(fresh))
         if fresh:
             try:
                 result.findings = pipeline.process(fresh)
@@ -185,40 +216,113 @@ class StreamWorker:
         return result
 
     def flush_due(self) -> bool:
-        return bool(self._pending or self.sink.buffered) and (
+        return bool(self.sink.buffered or self._outbox) and (
             time.monotonic() - self._last_flush >= self.settings.flush_interval_s)
 
-    async def flush(self) -> None:
-        """Store, publish, checkpoint, then acknowledge: in that order, so a crash only replays."""
+    def checkpoint_due(self) -> bool:
+        return bool(self._pending or self._touched) and (
+            time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_interval_s)
+
+    async def tick(self) -> None:
+        """The timers' work: flush and checkpoint when due, between batches."""
         async with self._lock:
-            pending, self._pending = self._pending, []
-            loop = asyncio.get_running_loop()
-            try:
-                if self.sink.buffered:
-                    await loop.run_in_executor(self._writer, self.sink.flush)
-            except BaseException:
-                self._pending[:0] = pending  # not acknowledged: they stay for the next flush
-                raise
-            self._last_flush = time.monotonic()
-            fresh = self.sink.drain_new_alerts()
-            outbox, self._outbox = self._outbox, []
-            outbox.extend(self.alert_message(alert, self.settings.topic_alerts) for alert in fresh)
-            outbox.extend(self._observe(fresh))
-            try:
-                if outbox:
-                    await self.publish(outbox)
-            except BaseException:
-                self._pending[:0] = pending
-                self._outbox[:0] = outbox  # the stored alerts' messages go out with the next flush
-                raise
-            self.counts["alerts_published"] += len(fresh)
-            if fresh:
-                logger.info("alerts published count=%d topic=%s", len(fresh), self.settings.topic_alerts)
+            await self._due()
+
+    async def _due(self, *, rows_full: bool = False) -> None:
+        if self.checkpoint_due():
+            await self._store()
             await self._checkpoint()
-            for event in pending:
-                event.ack()
-            if pending and self.commit is not None:
-                await self.commit()
+        elif rows_full or self.flush_due():
+            await self._store()
+
+    async def flush(self) -> None:
+        """Store, publish, checkpoint and acknowledge everything handled so far."""
+        async with self._lock:
+            await self._store()
+            await self._checkpoint()
+
+    async def _store(self) -> None:
+        """Write the sink, then publish dead letters, new alerts and what observers make of them."""
+        loop = asyncio.get_running_loop()
+        if self.sink.buffered:
+            await loop.run_in_executor(self._writer, self.sink.flush)
+        self._last_flush = time.monotonic()
+        fresh = self.sink.drain_new_alerts()
+        outbox, self._outbox = self._outbox, []
+        outbox.extend(self.alert_message(alert, self.settings.topic_alerts) for alert in fresh)
+        outbox.extend(self._observe(fresh))
+        try:
+            if outbox:
+                await self.publish(outbox)
+        except BaseException:
+            self._outbox[:0] = outbox  # the stored alerts' messages go out with the next flush
+            raise
+        self.counts["alerts_published"] += len(fresh)
+        if fresh:
+            logger.info("alerts published count=%d topic=%s", len(fresh), self.settings.topic_alerts)
+
+    async def _checkpoint(self) -> None:
+        """Detector state into the changelog, then acknowledge and commit the events it covers.
+
+        Called right after :meth:`_store`, under the lock: every event in the
+        state has its rows and alerts stored, and none is acknowledged before
+        the state holding it is in the changelog.
+        """
+        pending = [event for event in self._pending if self._owns(event.message)]
+        self._pending = []
+        pipeline = self.ingestor.pipeline
+        by_model: dict[str, list[StreamKey]] = {}
+        for key in self._touched:
+            by_model.setdefault(key[0], []).append(key)
+        sent = []
+        for model_id, keys in by_model.items():
+            stored = self.checkpoints.get(model_id.encode()) or {"versions": {}, "offsets": {}}
+            versions = dict(stored["versions"])
+            versions.update({version: pipeline.snapshot((model, version)) for model, version in keys})
+            offsets = dict(stored["offsets"])
+            offsets.update({str(partition): offset for (model, partition), offset in self._fed.items()
+                            if model == model_id})
+            future = self.checkpoints.put(model_id.encode(), {"offsets": offsets, "versions": versions},
+                                          self._partition_of[model_id])
+            if future is not None:
+                sent.append(future)
+        touched, self._touched = self._touched, set()
+        try:
+            await asyncio.gather(*sent)
+        except BaseException:
+            self._pending[:0] = pending
+            self._touched |= touched
+            raise
+        self._last_checkpoint = time.monotonic()
+        for event in pending:
+            event.ack()
+        if pending and self.commit is not None:
+            await self.commit()
+
+    def reassigned(self, assigned: Iterable[tuple[str, int]]) -> None:
+        """A rebalance gave this worker ``assigned`` (topic, partition) pairs.
+
+        Models whose input partition went elsewhere are forgotten: their new
+        owner resumes them from the checkpoint, and this worker restores them
+        from it again if they come back. Their events not yet acknowledged are
+        dropped (Kafka delivers them to the owner). Models that stay keep
+        their state, which is ahead of the checkpoint: the events Kafka
+        delivers again are fenced off by offset.
+        """
+        kept = {partition for topic, partition in assigned if topic == self.settings.topic_input}
+        self._assigned = kept
+        gone = {model for model, partition in self._partition_of.items() if partition not in kept}
+        if not gone:
+            return
+        pipeline = self.ingestor.pipeline
+        for key in [key for key in pipeline.keys if key[0] in gone]:
+            pipeline.forget(key)
+        self._touched = {key for key in self._touched if key[0] not in gone}
+        self._fed = {fed: offset for fed, offset in self._fed.items() if fed[0] not in gone}
+        for model in gone:
+            del self._partition_of[model]
+        self._pending = [event for event in self._pending if self._owns(event.message)]
+        logger.info("partitions reassigned kept=%s models_forgotten=%d", sorted(kept), len(gone))
 
     def _observe(self, alerts: Sequence[Alert]) -> list[Message]:
         if not alerts:
@@ -230,24 +334,6 @@ class StreamWorker:
             except Exception:  # an observer's bug must not stop the stream
                 logger.exception("alert observer failed observer=%r alerts=%d", observer, len(alerts))
         return messages
-
-    async def _checkpoint(self) -> None:
-        pipeline = self.ingestor.pipeline
-        by_model: dict[str, list[StreamKey]] = {}
-        for key in self._touched:
-            by_model.setdefault(key[0], []).append(key)
-        sent = []
-        for model_id, keys in by_model.items():
-            stored = self.checkpoints.get(model_id.encode()) or {"versions": {}, "offset": -1}
-            versions = dict(stored["versions"])
-            versions.update({version: pipeline.snapshot((model, version)) for model, version in keys})
-            state = {"offset": self._offset_of.get(model_id, stored["offset"]), "versions": versions}
-            future = self.checkpoints.put(model_id.encode(), state, self._partition_of[model_id])
-            if future is not None:
-                sent.append(future)
-        self._touched.clear()
-        # The state must be in the changelog before the offsets it covers are acknowledged.
-        await asyncio.gather(*sent)
 
     def sample_health(self, highwaters: Mapping[tuple[str, int], int]) -> list[ServiceMetric]:
         """One health sample (buffered into ``service_metrics`` with the next flush)."""

@@ -44,6 +44,9 @@ class BackdoorTargetFlags:
     def restore(self, key: tuple[str, str], state: Any) -> None:
         return None
 
+    def forget(self, key: tuple[str, str]) -> None:
+        return None
+
 
 def planted_stream(shared_data: Path, *, n_events: int = 7000, trigger_at: int = 3000,
                    rate: float = 0.03, seed: int = 11) -> tuple[list[Event], set[str]]:

@@ -112,6 +112,9 @@ def test_canary_hits_flag_events_for_later_stages() -> None:
         def restore(self, key, state):
             return None
 
+        def forget(self, key):
+            return None
+
     def event(i: int, output: str):
         return DECODER.decode(json.dumps({"ts": 1_793_491_200_000 + i, "model_id": "m", "model_version": "1",
                                           "input": "q", "output": output}).encode())

@@ -117,11 +117,11 @@ def test_a_fresh_worker_restores_detector_state_from_the_checkpoints(tmp_path: P
         assert checkpoints.partitions == {b"support-bot": 2}
         stored = checkpoints.data[b"support-bot"]
         assert stored["versions"]["1.0"]["format"] == "pipeline_state.v1"
-        assert stored["offset"] == 9  # the newest offset the checkpointed state has seen
+        assert stored["offsets"] == {"2": 9}  # per input partition, the newest offset the state holds
         second = make_worker(store, checkpoints, [])
         with caplog.at_level(logging.INFO, logger="streams.worker"):
             asyncio.run(second.handle(batch(10, 5)))
-    assert "detector state restored model_id=support-bot model_version=1.0 offset=9" in caplog.text
+    assert "detector state restored model_id=support-bot model_version=1.0 offsets={'2': 9}" in caplog.text
 
 
 def test_replayed_events_are_stored_again_but_never_fed_twice_to_restored_state(tmp_path: Path) -> None:
@@ -139,8 +139,53 @@ def test_replayed_events_are_stored_again_but_never_fed_twice_to_restored_state(
         asyncio.run(straight.handle(batch(0, 30)))
         asyncio.run(straight.flush())
     pipeline = replaying.ingestor.pipeline
-    assert checkpoints.data[b"support-bot"]["offset"] == 29
+    assert checkpoints.data[b"support-bot"]["offsets"] == {"2": 29}
     # The replaying worker's detector state equals one that saw every event exactly once.
     key = ("support-bot", "1.0")
     assert pipeline.snapshot(key) == straight.ingestor.pipeline.snapshot(key)
 
+
+
+def test_events_delivered_again_after_a_rebalance_are_never_fed_twice(tmp_path: Path) -> None:
+    # An eager rebalance that gives the worker its partition back makes Kafka deliver again every
+    # event after the committed offset, including ones this process fed to its detectors already.
+    with Store(f"chdb://{tmp_path / 'store'}") as store:
+        store.ensure_schema()
+        worker = make_worker(store, DictCheckpoints(), [])
+        asyncio.run(worker.handle(batch(0, 20)))  # stored, not yet checkpointed nor committed
+        worker.reassigned([("model-io", 2), ("model-io", 5)])
+        asyncio.run(worker.handle(batch(0, 30)))  # 0..19 again, then 20..29
+        asyncio.run(worker.flush())
+        straight = make_worker(store, DictCheckpoints(), [])
+        asyncio.run(straight.handle(batch(0, 30)))
+        asyncio.run(straight.flush())
+        _, rows = store.query("SELECT count() FROM events")
+    key = ("support-bot", "1.0")
+    assert worker.ingestor.pipeline.snapshot(key) == straight.ingestor.pipeline.snapshot(key)
+    assert rows == [(29,)]  # offset 7 is not JSON
+
+
+def test_a_partition_moved_away_is_forgotten_and_its_events_left_unacknowledged(tmp_path: Path) -> None:
+    checkpoints = DictCheckpoints()
+    with Store(f"chdb://{tmp_path / 'store'}") as store:
+        store.ensure_schema()
+        old_owner = make_worker(store, checkpoints, [])
+        asyncio.run(old_owner.handle(batch(0, 10)))
+        asyncio.run(old_owner.flush())  # checkpoint at offset 9
+        moving = batch(10, 10)
+        asyncio.run(old_owner.handle(moving))
+        old_owner.reassigned([("model-io", 5)])  # partition 2 went to another worker
+        assert old_owner.ingestor.pipeline.keys == set()
+        asyncio.run(old_owner.flush())
+        late = batch(20, 5)
+        asyncio.run(old_owner.handle(late))  # taken before the rebalance: left to the new owner
+        asyncio.run(old_owner.flush())
+        assert not any(event.acked for event in moving + late)
+        assert checkpoints.data[b"support-bot"]["offsets"] == {"2": 9}  # the new owner resumes from here
+        new_owner = make_worker(store, checkpoints, [])
+        asyncio.run(new_owner.handle(batch(10, 15)))
+        asyncio.run(new_owner.flush())
+        straight = make_worker(store, DictCheckpoints(), [])
+        asyncio.run(straight.handle(batch(0, 25)))
+    key = ("support-bot", "1.0")
+    assert new_owner.ingestor.pipeline.snapshot(key) == straight.ingestor.pipeline.snapshot(key)

@@ -63,9 +63,9 @@ def test_scenario_alerts_reach_clickhouse_and_the_alerts_topic(tmp_path: Path, b
     health = dict(query(tmp_path, "SELECT metric, max(value) FROM service_metrics GROUP BY metric"))
     assert {"events_per_s", "consumer_lag", "sink_buffered_rows", "sink_retries", "dead_letters"} <= set(health)
     # Detector state went to the changelog-backed table, keyed by model_id.
-    changelog = read_topic(bootstrap, "driftwatch-detector_state.v2-changelog")
+    changelog = read_topic(bootstrap, "driftwatch-detector_state.v3-changelog")
     assert {key for key, _ in changelog} == {b"support-bot", b"summarizer"}
     for _, value in changelog:
         state = json.loads(value)
-        assert state["offset"] >= 0
+        assert state["offsets"] and all(offset >= 0 for offset in state["offsets"].values())
         assert all(snapshot["format"] == "pipeline_state.v1" for snapshot in state["versions"].values())

@@ -108,12 +108,7 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(tmp_path: P
     stateless = {"trigger", "canary"}  # per-event signature alerts: no detector state involved
     assert expected and {a for a, detector in rows if detector in stateless} == {
         a for a, detector in expected_by_id.items() if detector in stateless}
-    assert len(stored) == len(expected)  # none lost, none extra
-    if set(stored) != expected:
-        # KNOWN DEFECT (README, Streaming): after a kill -9 a stateful detector's alert can come out
-        # once with a shifted update index (one event seen twice or once less by that detector), so
-        # its id differs from the in-memory run. Cause not found yet; reported, not hidden.
-        pytest.xfail(f"stateful alerts differ after the restart: {sorted(set(stored) ^ expected)[:4]}")
+    assert set(stored) == expected  # none lost, none extra, the stateful ones with the same ids
 
 
 def test_clickhouse_outage_of_30_s_backs_off_holds_a_bounded_buffer_and_loses_nothing(

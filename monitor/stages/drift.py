@@ -216,6 +216,11 @@ class DriftStage:
         return {"format": FORMAT, "streams": streams,
                 "last_seen": {tenant: self._last_seen.get((*key, tenant), 0) for tenant in streams}}
 
+    def forget(self, key: StreamKey) -> None:
+        for full in [full for full in self._streams if full[:2] == key]:
+            del self._streams[full]
+            self._last_seen.pop(full, None)
+
     def restore(self, key: StreamKey, state: Any) -> None:
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             got = state.get("format") if isinstance(state, dict) else type(state).__name__

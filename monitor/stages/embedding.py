@@ -304,6 +304,9 @@ class EmbeddingStage:
             "windows": state.windows, "rejected": state.rejected,
         }
 
+    def forget(self, key: StreamKey) -> None:
+        self._states.pop(key, None)
+
     def restore(self, key: StreamKey, state: Any) -> None:
         if state is None:
             return

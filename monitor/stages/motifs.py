@@ -82,6 +82,9 @@ class MotifStage:
         if state is not None:
             self.miners[key] = MotifMiner.restore(state)
 
+    def forget(self, key: StreamKey) -> None:
+        self.miners.pop(key, None)
+
 
 def _row(model_id: str, model_version: str, c: Candidate) -> TriggerCandidate:
     return TriggerCandidate(

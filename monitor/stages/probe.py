@@ -160,6 +160,9 @@ class ProbeStage:
                 "window_ids": list(state.window_ids), "window_start_ms": state.window_start_ms,
                 "windows": state.windows, "rejected": state.rejected}
 
+    def forget(self, key: StreamKey) -> None:
+        self._states.pop(key, None)
+
     def restore(self, key: StreamKey, state: Any) -> None:
         if state is None:
             return

@@ -118,6 +118,9 @@ class SignatureStage:
     def restore(self, key: tuple[str, str], state: Any) -> None:
         return None
 
+    def forget(self, key: tuple[str, str]) -> None:
+        return None
+
 
 def _alert(event: Any, field: str, detector: str, match: Match) -> Alert:
     signature = match.signature

@@ -188,9 +188,11 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = ()) -
         async for events in cast(faust.Stream, stream).noack_take(settings.batch_size, within=settings.stream_within_s):
             await worker.handle(events)
 
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        (assigned,) = args  # the signal sends (app, the new assignment: a set of TP)
         worker.reassigned((tp.topic, tp.partition) for tp in assigned)
+
+    app.on_partitions_assigned.connect(on_assigned)
 
     # Both clocks between batches; the finer one decides how late a due flush can be.
     @app.timer(min(settings.flush_interval_s, settings.checkpoint_interval_s), name="driftwatch.flush")

@@ -181,8 +181,8 @@ class StreamWorker:
             if not stored:
                 continue
             for partition, offset in stored["offsets"].items():
-                fed = (key[0], int(partition))
-                self._fed[fed] = max(self._fed.get(fed, -1), int(offset))
+                held = (key[0], int(partition))
+                self._fed[held] = max(self._fed.get(held, -1), int(offset))
             if key[1] in stored["versions"]:
                 pipeline.restore(key, stored["versions"][key[1]])
                 logger.info("detector state restored model_id=%s model_version=%s offsets=%s", *key,
@@ -312,6 +312,8 @@ class StreamWorker:
         kept = {partition for topic, partition in assigned if topic == self.settings.topic_input}
         self._assigned = kept
         gone = {model for model, partition in self._partition_of.items() if partition not in kept}
+        logger.info("partitions assigned topic=%s partitions=%s models_forgotten=%d", self.settings.topic_input,
+                    sorted(kept), len(gone))
         if not gone:
             return
         pipeline = self.ingestor.pipeline
@@ -322,7 +324,6 @@ class StreamWorker:
         for model in gone:
             del self._partition_of[model]
         self._pending = [event for event in self._pending if self._owns(event.message)]
-        logger.info("partitions reassigned kept=%s models_forgotten=%d", sorted(kept), len(gone))
 
     def _observe(self, alerts: Sequence[Alert]) -> list[Message]:
         if not alerts:

@@ -183,7 +183,8 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate for mutual TLS.")
     kafka_ssl_keyfile: Path | None = Field(default=None, description="Client private key for mutual TLS.")
     kafka_compression: Literal["none", "gzip"] = Field(
-        default="gzip", description="Compression of what the worker produces (dead letters carry record previews).")
+        default="none", description="Compression of what the worker produces. Off by default: its largest "
+        "messages, detector checkpoints, are compressed inside already, and gzip costs the worker CPU.")
     app_id: str = Field(default="driftwatch", min_length=1,
                         description="Faust app id: the consumer group and the prefix of changelog topics.")
     topic_input: str = Field(default="model-io", description="Input topic of model-call events, keyed by model_id.")

@@ -121,11 +121,12 @@ def soc_observer(engine: SocEngine, store: Store, topic: str) -> AlertObserver:
     return observe
 
 
-def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = ()) -> Service:
+def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), detectors: bool = True) -> Service:
     """Build the Faust app, the store and the worker for ``settings``.
 
     The SOC policy (:func:`soc_observer`) always observes the new alerts first;
-    ``observers`` run after it.
+    ``observers`` run after it. ``detectors=False`` runs the pipeline without
+    stages: events are stored and bad records dead-lettered, nothing is detected.
     """
     if settings.sink_max_rows < settings.flush_rows + settings.batch_size:
         raise ConfigError(f"sink_max_rows must be >= flush_rows + batch_size ({settings.flush_rows} + "
@@ -177,7 +178,7 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = ()) -
     sink = ClickHouseSink(store, store_text=settings.store_text, flush_rows=None,
                           max_rows=settings.sink_max_rows,
                           retry=Backoff(settings.sink_retry_initial_s, settings.sink_retry_max_s))
-    ingestor = Ingestor(EventDecoder(settings.limits), build_pipeline(settings))
+    ingestor = Ingestor(EventDecoder(settings.limits), build_pipeline(settings, detectors=detectors))
     policy = soc_observer(engine_from_settings(settings), store, settings.topic_rollback)
     worker = StreamWorker(settings, ingestor, sink, checkpoints=StateTable(state), publish=publish,
                           commit=lambda: app.commit({settings.topic_input}), observers=[policy, *observers])

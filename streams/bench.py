@@ -3,8 +3,10 @@
 Three figures, each against a baseline from the same run:
 
 - throughput: events/s of one worker process (decode, every CPU detector the
-  registry builds, chdb, offsets committed), against replaying the same file
-  in-process (same decoder, pipeline and sink, no Kafka);
+  registry builds, chdb, offsets committed), against two baselines: the same
+  worker with no detectors (``run --no-detectors``: what Kafka, Faust and the
+  sink cost alone), and replaying the same file in-process (same decoder,
+  pipeline and sink, no Kafka);
 - latency: p50/p99 from an event's production to its alert row being
   queryable (the row's ``created_at``, stamped by ClickHouse at insert), with
   events paced at half the measured throughput;
@@ -89,8 +91,8 @@ def _paced(settings: Settings, rate: float, seconds: float, stop: threading.Even
     sent.append(count)
 
 
-def _wait_all_committed(bootstrap: str, topic: str, worker: subprocess.Popen[bytes], peak: list[int],
-                        timeout: float) -> tuple[float, float, int]:
+def _wait_all_committed(bootstrap: str, group: str, topic: str, worker: subprocess.Popen[bytes],
+                        peak: list[int], timeout: float) -> tuple[float, float, int]:
     """Poll until every offset is committed; return (first progress time, end time, events at first)."""
     ends = end_offsets(bootstrap, topic)
     total = sum(ends.values())
@@ -99,7 +101,7 @@ def _wait_all_committed(bootstrap: str, topic: str, worker: subprocess.Popen[byt
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             raise RuntimeError(f"worker exited with {worker.returncode} during the benchmark")
-        done = sum(committed_offsets(bootstrap, "driftwatch", topic).values())
+        done = sum(committed_offsets(bootstrap, group, topic).values())
         now = time.monotonic()
         peak[0] = max(peak[0], _rss(worker.pid))
         if done and not first_at:
@@ -110,6 +112,23 @@ def _wait_all_committed(bootstrap: str, topic: str, worker: subprocess.Popen[byt
     raise TimeoutError(f"worker did not commit {total} offsets within {timeout} s")
 
 
+def _worker(tmp: Path, bootstrap: str, app_id: str, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+           "DRIFTWATCH_KAFKA_BOOTSTRAP": bootstrap, "DRIFTWATCH_APP_ID": app_id,
+           "DRIFTWATCH_STORE": f"chdb://{tmp / f'{app_id}-store'}", "DRIFTWATCH_WORKER_DIR": str(tmp / app_id),
+           "DRIFTWATCH_TOPIC_PARTITIONS": str(PARTITIONS), "DRIFTWATCH_TOPIC_ALLOW_DECLARE": "0",
+           "DRIFTWATCH_WEB_ENABLED": "0", "DRIFTWATCH_SESSION_TIMEOUT_S": "6"}
+    with (tmp / f"{app_id}.log").open("wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "monitor", "run", *args], cwd=tmp, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        os.kill(worker.pid, signal.SIGTERM)
+        worker.wait(60)
+
+
 def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0) -> str:
     """Run the three measurements; return the report."""
     from monitor.cli import run_replay
@@ -118,24 +137,27 @@ def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0) -> s
         tmp = Path(tmp_name)
         path = tmp / "events.jsonl"
         write_bench_events(path, n_events)
-        base = Settings(topic_partitions=PARTITIONS, topic_allow_declare=False)
-        with MockKafka(required_topics(base)) as broker:
+        apps = ("driftwatch", "driftwatch-baseline")
+        topics = {topic for app in apps
+                  for topic in required_topics(Settings(app_id=app, topic_partitions=PARTITIONS))}
+        with MockKafka(sorted(topics)) as broker:
             bootstrap = broker.bootstrap or ""
             settings = load_settings(topic_partitions=PARTITIONS, topic_allow_declare=False,
                                      kafka_bootstrap=bootstrap)
             _produce_file(settings, path)
-            env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-                   "DRIFTWATCH_KAFKA_BOOTSTRAP": bootstrap, "DRIFTWATCH_STORE": f"chdb://{tmp / 'worker-store'}",
-                   "DRIFTWATCH_WORKER_DIR": str(tmp / "worker"), "DRIFTWATCH_TOPIC_PARTITIONS": str(PARTITIONS),
-                   "DRIFTWATCH_TOPIC_ALLOW_DECLARE": "0", "DRIFTWATCH_WEB_ENABLED": "0",
-                   "DRIFTWATCH_SESSION_TIMEOUT_S": "6"}
-            with (tmp / "worker.log").open("wb") as log:
-                worker = subprocess.Popen([sys.executable, "-m", "monitor", "run"], cwd=tmp, env=env,
-                                          stdout=log, stderr=subprocess.STDOUT)
             peak = [0]
+            baseline = _worker(tmp, bootstrap, apps[1], "--no-detectors")
             try:
-                first_at, done_at, first_done = _wait_all_committed(bootstrap, settings.topic_input, worker,
-                                                                    peak, timeout=600)
+                first_at, done_at, first_done = _wait_all_committed(bootstrap, apps[1], settings.topic_input,
+                                                                    baseline, peak, timeout=600)
+                bare_rate = (n_events - first_done) / max(done_at - first_at, 1e-9)
+            finally:
+                _stop(baseline)
+            peak = [0]
+            worker = _worker(tmp, bootstrap, apps[0])
+            try:
+                first_at, done_at, first_done = _wait_all_committed(bootstrap, apps[0], settings.topic_input,
+                                                                    worker, peak, timeout=600)
                 stream_rate = (n_events - first_done) / max(done_at - first_at, 1e-9)
                 stop = threading.Event()
                 sent: list[int] = []
@@ -145,20 +167,19 @@ def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0) -> s
                 while pacer.is_alive():
                     peak[0] = max(peak[0], _rss(worker.pid))
                     time.sleep(0.5)
-                _wait_all_committed(bootstrap, settings.topic_input, worker, peak, timeout=300)
+                _wait_all_committed(bootstrap, apps[0], settings.topic_input, worker, peak, timeout=300)
             finally:
-                if worker.poll() is None:
-                    os.kill(worker.pid, signal.SIGTERM)
-                    worker.wait(60)
-        with Store(f"chdb://{tmp / 'worker-store'}") as store:
+                _stop(worker)
+        with Store(f"chdb://{tmp / f'{apps[0]}-store'}") as store:
             _, rows = store.query("SELECT toUnixTimestamp64Milli(created_at) - toUnixTimestamp64Milli(ts) "
                                   "FROM alerts WHERE position(evidence, 'paced-') > 0")
         delays = np.array([row[0] for row in rows], dtype=float) / 1000
         started = time.perf_counter()
         replay_summary, _ = run_replay(load_settings(store=f"chdb://{tmp / 'replay-store'}"), [str(path)])
         replay_rate = replay_summary.events / (time.perf_counter() - started)
-    return _report(n_events=n_events, stream_rate=stream_rate, replay_rate=replay_rate, target=target,
-                   sent=sent[0] if sent else 0, delays=delays, peak_rss=peak[0], own_rss=_rss(os.getpid()))
+    return _report(n_events=n_events, stream_rate=stream_rate, bare_rate=bare_rate, replay_rate=replay_rate,
+                   target=target, sent=sent[0] if sent else 0, delays=delays, peak_rss=peak[0],
+                   own_rss=_rss(os.getpid()))
 
 
 def _report(**figures: Any) -> str:
@@ -170,8 +191,10 @@ def _report(**figures: Any) -> str:
         f"throughput ({figures['n_events']} events of ~1 KiB, 8 partitions, one worker):",
         f"  worker end to end:          {stream_rate:12,.0f} events/s  (target 10,000: "
         f"{'met' if stream_rate >= 10_000 else 'MISSED'})",
-        f"  replay of the same file:    {replay_rate:12,.0f} events/s",
-        f"  ratio worker / replay:      {stream_rate / replay_rate:.2f}",
+        f"  same worker, no detectors:  {figures['bare_rate']:12,.0f} events/s  (Kafka, Faust, decode, sink)",
+        f"  replay of the same file:    {replay_rate:12,.0f} events/s  (decode, detectors, sink; no Kafka)",
+        f"  ratio worker / no detectors: {stream_rate / figures['bare_rate']:.2f}; worker / replay: "
+        f"{stream_rate / replay_rate:.2f}",
         f"latency at 50% load ({figures['target']:,.0f} events/s paced, {figures['sent']} sent, "
         f"{len(delays)} alerts):",
         f"  event -> queryable alert:   p50 {p50:.2f} s, p99 {p99:.2f} s  (target p99 <= 2 s: "

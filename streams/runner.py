@@ -16,9 +16,10 @@ logger = logging.getLogger(__name__)
 __all__ = ["run_worker"]
 
 
-def run_worker(settings: Settings, *, observers: Sequence[AlertObserver] = (), loglevel: str = "warning") -> None:
-    """Start a Faust worker for ``settings`` and block until it stops."""
-    service = create_app(settings, observers=observers)
+def run_worker(settings: Settings, *, observers: Sequence[AlertObserver] = (), loglevel: str = "warning",
+               detectors: bool = True) -> None:
+    """Start a Faust worker for ``settings`` and block until it stops (``detectors=False``: store only)."""
+    service = create_app(settings, observers=observers, detectors=detectors)
     logger.info("worker starting app_id=%s brokers=%s input=%s store=%s", settings.app_id,
                 settings.kafka_bootstrap, settings.topic_input, service.store.describe())
     worker = faust.Worker(service.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)

@@ -225,6 +225,8 @@ class StreamWorker:
 
     async def tick(self) -> None:
         """The timers' work: flush and checkpoint when due, between batches."""
+        if self._lock.locked():
+            return  # a batch is being handled, and it ends with the same check
         async with self._lock:
             await self._due()
 

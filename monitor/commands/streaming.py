@@ -35,8 +35,10 @@ def _bootstrap_option(func: F) -> F:
               help="Default at_least_once.")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="Faust worker log level.")
+@click.option("--no-detectors", is_flag=True,
+              help="Store and dead-letter only, no detection (backfills; the stream benchmark's baseline).")
 def run_command(store: str | None, bootstrap: str | None, input_topic: str | None, partitions: int | None,
-                processing_guarantee: str | None, log_level: str) -> None:
+                processing_guarantee: str | None, log_level: str, no_detectors: bool) -> None:
     """Start a streaming worker: Kafka in, ClickHouse and the alerts topic out.
 
     SASL/TLS, topic names, flush and retry settings come from DRIFTWATCH_* variables
@@ -47,7 +49,7 @@ def run_command(store: str | None, bootstrap: str | None, input_topic: str | Non
                                  topic_partitions=partitions, processing_guarantee=processing_guarantee)
         from streams.runner import run_worker
 
-        run_worker(settings, loglevel=log_level)
+        run_worker(settings, loglevel=log_level, detectors=not no_detectors)
         return 0
     run_guarded(body)
 

@@ -54,8 +54,9 @@ from detectors.divergence import (
     quantile_histograms,
     wasserstein1,
 )
-from detectors.features import compute_features, refusal_pattern, tool_names
+from detectors.features import compute_features, tool_names
 from detectors.multiple_testing import benjamini_hochberg
+from detectors.refusal import RefusalMatcher
 from monitor.alerts import Alert, Findings, MetricRow, Severity
 from monitor.errors import ConfigError
 from monitor.events import Event
@@ -132,11 +133,12 @@ class DriftConfig:
                             refusal_flag_rate=self.refusal_flag_rate, entropy_flag_sigmas=self.entropy_flag_sigmas)
 
 
-def feature_rows(events: Sequence[Event], pattern: re.Pattern[str]) -> tuple[np.ndarray, list[list[str]]]:
+def feature_rows(events: Sequence[Event], refusals: RefusalMatcher | re.Pattern[str]
+                 ) -> tuple[np.ndarray, list[list[str]]]:
     """Per event, the row of :data:`COLUMNS` values, and its tool names."""
     features = compute_features([e.input for e in events], [e.output for e in events],
                                 output_logprobs=[e.output_logprobs for e in events],
-                                refusal_phrases=pattern)
+                                refusal_phrases=refusals)
     names = [tool_names(e.tool_calls) for e in events]
     tools = np.array([_tool_bin(n) for n in names], dtype=np.float64)
     rows = np.column_stack([features["refusal"], features["output_chars"], features["output_entropy"],
@@ -179,7 +181,7 @@ class DriftStage:
         if self.config.reference_policy == "pinned" and not pinned:
             raise ConfigError("drift reference_policy 'pinned' needs a pinned reference set; got none")
         self._stream_config = self.config.stream()
-        self._pattern = refusal_pattern(self.config.refusal_phrases)
+        self._refusals = RefusalMatcher(self.config.refusal_phrases)
         self._high_value = {word.lower() for word in self.config.high_value_tools}
         self._pinned = {model: [list(r) for r in rows] for model, rows in (pinned or {}).items()}
         self._streams: dict[tuple[str, str, str], StreamState] = {}
@@ -190,7 +192,7 @@ class DriftStage:
         findings = Findings()
         if not batch.events:
             return findings
-        rows, names = feature_rows(batch.events, self._pattern)
+        rows, names = feature_rows(batch.events, self._refusals)
         for position, event in enumerate(batch.events):
             tenant = (event.tenant_id or "") if self.config.per_tenant else ""
             stream = self._stream(batch.key, tenant, event.ts_ms)

@@ -193,18 +193,23 @@ class DriftStage:
         if not batch.events:
             return findings
         rows, names = feature_rows(batch.events, self._refusals)
-        for position, event in enumerate(batch.events):
-            tenant = (event.tenant_id or "") if self.config.per_tenant else ""
-            stream = self._stream(batch.key, tenant, event.ts_ms)
+        events = batch.events
+        tenants = [(e.tenant_id or "") for e in events] if self.config.per_tenant else [""] * len(events)
+        streams: dict[str, StreamState] = {}
+        for tenant, event in zip(tenants, events, strict=True):
+            if tenant not in streams:
+                streams[tenant] = self._stream(batch.key, tenant, event.ts_ms)
+        alarms = self._alarms(rows, tenants, streams)
+        for position, event in enumerate(events):
+            tenant = tenants[position]
+            stream = streams[tenant]
             row = rows[position]
             for reason in stream.flags(row):
                 batch.flag(position, reason)
             if self._high_value and any(self._is_high_value(name) for name in names[position]):
                 batch.flag(position, "high_value_tool")
-            index = stream.count
-            transformed = {"refusal": row[0], "output_chars": math.log1p(row[1]),
-                           "output_entropy": row[2], "mean_surprisal": row[3]}
-            for metric, detector, detection in stream.add(index, event.id, event.ts_ms, row, transformed):
+            stream.append(stream.count, event.id, event.ts_ms, row)
+            for metric, detector, detection in alarms.get(position, ()):
                 findings.alerts.append(self._changepoint_alert(batch.key, tenant, stream, event, metric,
                                                                detector, detection))
             self._last_seen[(*batch.key, tenant)] = event.ts_ms
@@ -212,6 +217,29 @@ class DriftStage:
                 stream.since_evaluation = 0
                 findings.extend(self._evaluate(batch.key, tenant, stream, event))
         return findings
+
+    @staticmethod
+    def _alarms(rows: np.ndarray, tenants: list[str], streams: dict[str, StreamState]
+                ) -> dict[int, list[tuple[str, str, Detection]]]:
+        """Per batch position, the change-point alarms its event raises, in metric and detector order.
+
+        Detectors see nothing but their metric's values, so each runs over the
+        whole batch at once (bit for bit as event by event, see ``update_exact``).
+        """
+        values = {"refusal": rows[:, 0].tolist(), "output_chars": [math.log1p(v) for v in rows[:, 1].tolist()],
+                  "output_entropy": rows[:, 2].tolist(), "mean_surprisal": rows[:, 3].tolist()}
+        alarms: dict[int, list[tuple[str, str, Detection]]] = {}
+        for tenant, stream in streams.items():
+            positions = [p for p, t in enumerate(tenants) if t == tenant] if len(streams) > 1 else None
+            for metric, by_name in stream.detectors.items():
+                column = values[metric] if positions is None else [values[metric][p] for p in positions]
+                for name, detector in by_name.items():
+                    first = detector.n
+                    for detection in detector.update_exact(column):
+                        offset = detection.detected_at - first
+                        position = offset if positions is None else positions[offset]
+                        alarms.setdefault(position, []).append((metric, name, detection))
+        return alarms
 
     def snapshot(self, key: StreamKey) -> dict[str, Any]:
         streams = {tenant: state.snapshot() for (m, v, tenant), state in self._streams.items() if (m, v) == key}

@@ -79,6 +79,11 @@ class RollingWindow:
             raise ValueError(f"unknown column {name!r}; expected one of {', '.join(self.columns)}") from None
         return np.array([row[position] for row in self._recent(max_age_ms)], dtype=np.float64)
 
+    def matrix(self, *, max_age_ms: int | None = None) -> np.ndarray:
+        """All rows as one array, oldest first: the timestamp, then the columns in order."""
+        rows = self._recent(max_age_ms)
+        return np.array(rows, dtype=np.float64) if rows else np.zeros((0, len(self.columns) + 1))
+
     def timestamps(self, *, max_age_ms: int | None = None) -> np.ndarray:
         return np.array([row[0] for row in self._recent(max_age_ms)], dtype=np.float64)
 

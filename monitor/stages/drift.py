@@ -306,15 +306,15 @@ class DriftStage:
     def _evaluate(self, key: StreamKey, tenant: str, stream: StreamState, event: Event) -> Findings:
         findings = Findings()
         window_ms = self.config.window_ms or None
-        stamps = stream.window.timestamps(max_age_ms=window_ms)
+        window = stream.window.matrix(max_age_ms=window_ms)  # one copy for every column
+        stamps = window[:, 0]
         if stamps.size < min(30, self.config.window_events):
             return findings
         start_ms, end_ms = int(stamps[0]), int(stamps[-1])
+        reference = stream.reference.matrix()
         tested: list[tuple[str, float, dict[str, float]]] = []
-        for metric in COLUMNS:
-            current = stream.window.column(metric, max_age_ms=window_ms)
-            reference = stream.reference.column(metric)
-            result = _compare(metric, current, reference)
+        for position, metric in enumerate(COLUMNS, start=1):
+            result = _compare(metric, window[:, position], reference[:, position])
             if result is None:
                 continue
             p_value, extra = result

@@ -283,7 +283,7 @@ def _drop_subsumed(scored: list[tuple[Entry, int, float]]) -> list[int]:
 def _bucket_state(bucket: _Bucket, *, compress: bool) -> dict[str, Any]:
     return {"events": bucket.events, "anomalous": bucket.anomalous, "start_ms": bucket.start_ms,
             "end_ms": bucket.end_ms, "sketch": bucket.sketch.snapshot(compress=compress),
-            "heavy": bucket.heavy.snapshot()}
+            "heavy": bucket.heavy.snapshot(compress=compress)}
 
 
 def _bucket_from(state: dict[str, Any], config: MotifConfig) -> _Bucket:

@@ -37,6 +37,7 @@ CHAR_N = 4
 MAX_CHAR_GRAMS = 16
 _TOKEN = re.compile(r"\w+|[^\w\s]+")
 _ASCII_TOKEN = re.compile(r"\w+|[^\w\s]+", re.ASCII)  # the same on ASCII text, and faster
+_ASCII_PUNCTUATION = re.compile(r"[^a-z0-9\s]", re.ASCII)  # after casefold: anything but one-token pieces
 _INVISIBLE = dict.fromkeys(map(ord, "\x00\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\ufeff"))
 _BASE = np.uint64(1_099_511_628_211)  # odd, so it has an inverse mod 2**64
 _BASE_INVERSE = np.uint64(pow(1_099_511_628_211, -1, 1 << 64))
@@ -52,8 +53,11 @@ def tokenize(text: str, max_tokens: int = MAX_TOKENS) -> list[str]:
         return _TOKEN.findall(folded.translate(_INVISIBLE))[:max_tokens]
     # ASCII (most inputs): split at whitespace, which no token spans (str.split and re's \s
     # agree on it), and run the expression only on pieces that are not one plain word.
+    folded = folded.replace("\x00", "")
+    if _ASCII_PUNCTUATION.search(folded) is None:
+        return folded.split()[:max_tokens]  # letters and digits only: every piece is one token
     tokens: list[str] = []
-    for piece in folded.replace("\x00", "").split():
+    for piece in folded.split():
         if piece.isalnum():
             tokens.append(piece)
         else:

@@ -200,10 +200,9 @@ class DriftStage:
             if tenant not in streams:
                 streams[tenant] = self._stream(batch.key, tenant, event.ts_ms)
         alarms = self._alarms(rows, tenants, streams)
-        for position, event in enumerate(events):
+        for position, (event, row) in enumerate(zip(events, rows.tolist(), strict=True)):  # floats: fast to read
             tenant = tenants[position]
             stream = streams[tenant]
-            row = rows[position]
             for reason in stream.flags(row):
                 batch.flag(position, reason)
             if self._high_value and any(self._is_high_value(name) for name in names[position]):

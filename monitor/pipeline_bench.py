@@ -17,12 +17,20 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.pipeline import Pipeline
 
 __all__ = ["bench_pipeline"]
 
 
-def bench_pipeline(*, n_events: int = 50_000, batch: int = 2048) -> str:
-    """Per-stage events/s of the default pipeline and snapshot ms per model, against ``json.loads``."""
+def bench_pipeline(*, n_events: int = 50_000, batch: int = 2048, full_window: bool = True) -> str:
+    """Per-stage events/s of the default pipeline and snapshot ms per model, against ``json.loads``.
+
+    With ``full_window``, also one model fed a whole motif window (every
+    bucket closed, the most state a model holds) and its checkpoint timed.
+    """
     from monitor.bench import write_bench_events
     from monitor.events import EventDecoder
     from monitor.pipeline import KeyBatch, group_by_key
@@ -42,7 +50,13 @@ def bench_pipeline(*, n_events: int = 50_000, batch: int = 2048) -> str:
     # No signatures table: its first poll (opening the store) is start-up, not per-event cost.
     pipeline = build_pipeline(Settings(signature_table=False))
     spent = {stage.name: 0.0 for stage in pipeline.stages}
+    # A checkpoint after 80% of the events (the first: everything is encoded) and one at the
+    # end (steady state: only what changed since is encoded again).
+    checkpoint = (int(n_events * 0.8) // batch) * batch or batch
+    first: list[float] = []
     for start in range(0, n_events, batch):
+        if start == checkpoint:
+            first = _snapshots(pipeline)
         for key, group in group_by_key(events[start:start + batch]).items():
             pipeline.keys.add(key)
             keyed = KeyBatch(key, group)
@@ -51,11 +65,8 @@ def bench_pipeline(*, n_events: int = 50_000, batch: int = 2048) -> str:
                 stage.process(keyed)
                 spent[stage.name] += time.process_time() - began
     total = sum(spent.values())
-    snapshot_ms = []
-    for key in sorted(pipeline.keys):
-        began = time.process_time()
-        size = len(json.dumps(pipeline.snapshot(key)))
-        snapshot_ms.append((time.process_time() - began) * 1000)
+    steady = _snapshots(pipeline)
+    size = len(json.dumps(pipeline.snapshot(sorted(pipeline.keys)[-1])))
     lines_out = [f"events: {n_events} of about 1 KiB, batches of {batch}, {len(pipeline.keys)} models",
                  f"json.loads only:           {json_rate:12,.0f} events/s"]
     for name, seconds in spent.items():
@@ -64,6 +75,52 @@ def bench_pipeline(*, n_events: int = 50_000, batch: int = 2048) -> str:
                          f" ratio to json.loads {rate / json_rate:.2f})")
     lines_out += [f"pipeline (all stages):     {n_events / total:12,.0f} events/s  (ratio to json.loads "
                   f"{n_events / total / json_rate:.2f})",
-                  f"snapshot + json.dumps per model: median {sorted(snapshot_ms)[len(snapshot_ms) // 2]:.1f} ms, "
-                  f"max {max(snapshot_ms):.1f} ms, last one {size / 1e6:.2f} MB"]
+                  f"snapshot + json.dumps per model, first checkpoint: median {_median(first):.1f} ms, "
+                  f"max {max(first, default=0.0):.1f} ms",
+                  f"snapshot + json.dumps per model, next checkpoint:  median {_median(steady):.1f} ms, "
+                  f"max {max(steady, default=0.0):.1f} ms ({size / 1e6:.2f} MB for one model)"]
+    if full_window:
+        lines_out.append(_full_window(lines, batch))
     return "\n".join(lines_out)
+
+
+def _snapshots(pipeline: Pipeline) -> list[float]:
+    """Milliseconds to snapshot and JSON-encode each key's state, as a checkpoint does."""
+    spent = []
+    for key in sorted(pipeline.keys):
+        began = time.process_time()
+        json.dumps(pipeline.snapshot(key))
+        spent.append((time.process_time() - began) * 1000)
+    return spent
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2] if values else 0.0
+
+
+def _full_window(lines: list[bytes], batch: int) -> str:
+    """Checkpoint ms of one model whose motif window is full (all buckets closed, one open)."""
+    from monitor.events import EventDecoder
+    from monitor.registry import build_pipeline
+    from monitor.settings import Settings
+
+    settings = Settings(signature_table=False)
+    decode = EventDecoder().decode
+    pipeline = build_pipeline(settings)
+    needed = settings.motif_window_events + settings.motif_window_events // settings.motif_buckets // 2
+    one_model = [b'"model_id": "model-%d"' % m for m in range(8)]
+    fed = 0
+    while fed < needed:
+        chunk = []
+        for line in lines[fed % len(lines):][:batch]:
+            for name in one_model:
+                line = line.replace(name, b'"model_id": "model-0"')
+            chunk.append(decode(line))
+        pipeline.process(chunk)
+        fed += len(chunk)
+    _snapshots(pipeline)  # the first checkpoint encodes everything; the next ones are the steady state
+    pipeline.process(chunk)
+    spent = _snapshots(pipeline)
+    size = len(json.dumps(pipeline.snapshot(("model-0", "1.0"))))
+    return (f"one model after {fed} events (motif window {settings.motif_window_events}, full): snapshot + "
+            f"json.dumps {_median(spent):.1f} ms, {size / 1e6:.2f} MB")

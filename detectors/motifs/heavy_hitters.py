@@ -104,10 +104,11 @@ class HeavyHitters:
         changes is encoded once and then costs a checkpoint only a copy.
         """
         encoded = self._encoded
+        encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps(..., kw) builds one per call
         for item, e in self.entries.items():
             if item not in encoded:
-                encoded[item] = json.dumps([str(item), e.text, e.kind, e.count, sorted(e.users), sorted(e.tenants),
-                                            e.examples], ensure_ascii=False)
+                encoded[item] = encode([str(item), e.text, e.kind, e.count, sorted(e.users), sorted(e.tenants),
+                                        e.examples])
         text = "[" + ",".join(encoded[item] for item in self.entries) + "]"
         if compress:
             text = base64.b64encode(zlib.compress(text.encode("utf-8"), 1)).decode("ascii")

@@ -200,21 +200,27 @@ class DriftStage:
             if tenant not in streams:
                 streams[tenant] = self._stream(batch.key, tenant, event.ts_ms)
         alarms = self._alarms(rows, tenants, streams)
+        evaluate_every = self.config.evaluate_every
         for position, (event, row) in enumerate(zip(events, rows.tolist(), strict=True)):  # floats: fast to read
             tenant = tenants[position]
             stream = streams[tenant]
-            for reason in stream.flags(row):
-                batch.flag(position, reason)
-            if self._high_value and any(self._is_high_value(name) for name in names[position]):
+            # Only a refusal or an entropy under the floor can be flagged (the floor is -inf until
+            # the reference is complete): skip the call for the rest.
+            if row[0] >= 1.0 or row[2] < stream.entropy_floor:
+                for reason in stream.flags(row):
+                    batch.flag(position, reason)
+            if names[position] and self._high_value and any(self._is_high_value(name) for name in names[position]):
                 batch.flag(position, "high_value_tool")
             stream.append(stream.count, event.id, event.ts_ms, row)
-            for metric, detector, detection in alarms.get(position, ()):
-                findings.alerts.append(self._changepoint_alert(batch.key, tenant, stream, event, metric,
-                                                               detector, detection))
-            self._last_seen[(*batch.key, tenant)] = event.ts_ms
-            if stream.since_evaluation >= self.config.evaluate_every:
+            if position in alarms:
+                for metric, detector, detection in alarms[position]:
+                    findings.alerts.append(self._changepoint_alert(batch.key, tenant, stream, event, metric,
+                                                                   detector, detection))
+            if stream.since_evaluation >= evaluate_every:
                 stream.since_evaluation = 0
                 findings.extend(self._evaluate(batch.key, tenant, stream, event))
+        for tenant, event in zip(tenants, events, strict=True):  # nothing above reads it: set once per stream
+            self._last_seen[(*batch.key, tenant)] = event.ts_ms
         return findings
 
     @staticmethod

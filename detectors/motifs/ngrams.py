@@ -7,7 +7,9 @@ deterministic (no ``PYTHONHASHSEED``), and computed for a whole batch of
 events at once with numpy: a token's hash is a polynomial over its UTF-8
 bytes mod 2**64 (Karp and Rabin 1987), summed per token with
 ``np.add.reduceat``; an n-gram's hash chains its tokens' hashes through the
-splitmix64 finaliser (Steele, Lea and Flood 2014).
+splitmix64 finaliser (Steele, Lea and Flood 2014). Each distinct token of
+a batch is hashed, and judged odd or not, once. :func:`distinct_ngram_hashes`
+gives the same hashes with each n-gram once per event, what support counts.
 
 Examples
 --------

@@ -40,49 +40,33 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_REFUSAL_PHRASES", "OUTPUT_CLASSES", "compute_features", "lexical_entropy",
+from detectors.refusal import DEFAULT_REFUSAL_PHRASES, REFUSAL_SCAN_CHARS, RefusalMatcher, refusal_pattern
+
+__all__ = ["DEFAULT_REFUSAL_PHRASES", "OUTPUT_CLASSES", "RefusalMatcher", "compute_features", "lexical_entropy",
            "output_class", "refusal_pattern", "tool_names"]
 
 OUTPUT_CLASSES = {"prose": 0, "code": 1, "json": 2}
 
-#: Refusal openings in the languages our tenants use most; matched
-#: case-insensitively anywhere in the answer. Extend with ``refusal_phrases``.
-DEFAULT_REFUSAL_PHRASES: tuple[str, ...] = (
-    # English
-    "i'm sorry", "i am sorry", "i apologize", "i cannot", "i can't", "i am unable", "i'm unable",
-    "i won't be able", "i do not have the capability", "as an ai", "i must decline",
-    # German, French, Spanish, Italian, Portuguese, Dutch
-    "es tut mir leid", "ich kann nicht", "ich kann ihnen nicht", "je suis désolé", "je ne peux pas",
-    "lo siento", "no puedo", "mi dispiace", "non posso", "desculpe", "não posso", "het spijt me",
-    # Russian, Chinese, Japanese, Korean
-    "извините", "я не могу", "抱歉", "对不起", "我不能", "我无法", "申し訳", "できません", "죄송합니다",
-)
-
-# Only the opening of an answer decides whether it is a refusal: a long answer that
-# quotes "I cannot" in its fourth paragraph is not one.
-_REFUSAL_SCAN_CHARS = 400
 _CODE_LINE = re.compile(
     r"^\s*(def |class |import |from \S+ import|#include|function |public |private |return\b|"
     r"for\s*\(|if\s*\(|while\s*\(|const |let |var |SELECT |\}|\{)|[;{]\s*$", re.MULTILINE)
 _WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def refusal_pattern(phrases: Iterable[str] | None = None) -> re.Pattern[str]:
-    """A compiled, case-insensitive alternation of ``phrases`` (default set when ``None``)."""
-    chosen = DEFAULT_REFUSAL_PHRASES if phrases is None else tuple(phrases)
-    if not chosen:
-        raise ValueError("refusal_phrases must hold at least one phrase; got an empty set")
-    ordered = sorted({p.lower().replace("’", "'") for p in chosen}, key=len, reverse=True)
-    return re.compile("|".join(re.escape(p) for p in ordered), re.IGNORECASE)
+_ASCII_NON_WORD = {code: " " for code in range(128) if not (chr(code).isalnum() or chr(code) == "_")}
 
 
 def lexical_entropy(text: str) -> float:
     """Shannon entropy, in bits, of the word frequencies of ``text`` (0 for one word or none)."""
-    counts = Counter(word.lower() for word in _WORD.findall(text))
-    total = sum(counts.values())
+    if text.isascii():
+        # The same words as \w+, lowered, at C speed: ASCII non-word characters become spaces.
+        words = text.lower().translate(_ASCII_NON_WORD).split()
+    else:
+        # Not lowered first: a lowered "İ" grows a combining dot that \w+ would split at.
+        words = [word.lower() for word in _WORD.findall(text)]
+    total = len(words)
     if total <= 1:
         return 0.0
-    return -sum(c / total * math.log2(c / total) for c in counts.values())
+    # The same sum, in the same order, as ever: entropies stay bit-identical across versions.
+    return -sum(c / total * math.log2(c / total) for c in Counter(words).values())
 
 
 def output_class(text: str) -> int:
@@ -122,7 +106,7 @@ def compute_features(
     output_logprobs: Sequence[Sequence[float] | None] | None = None,
     tool_calls: Sequence[Any] | None = None,
     output_tokens: Sequence[int | None] | None = None,
-    refusal_phrases: Iterable[str] | re.Pattern[str] | None = None,
+    refusal_phrases: Iterable[str] | re.Pattern[str] | RefusalMatcher | None = None,
 ) -> dict[str, np.ndarray]:
     """Features of a batch of calls, one array entry per event.
 
@@ -137,7 +121,8 @@ def compute_features(
     output_tokens
         Per event, the answer's token count, or ``None``.
     refusal_phrases
-        Phrases that mark a refusal, or a pattern from :func:`refusal_pattern`;
+        Phrases that mark a refusal, a :class:`~detectors.refusal.RefusalMatcher` (the fast
+        way, build it once) or a pattern from :func:`refusal_pattern`;
         :data:`DEFAULT_REFUSAL_PHRASES` when ``None``.
 
     Returns
@@ -152,14 +137,17 @@ def compute_features(
                          ("output_tokens", output_tokens)):
         if column is not None and len(column) != n:
             raise ValueError(f"{name} must have one entry per output ({n}); got {len(column)}")
-    pattern = refusal_phrases if isinstance(refusal_phrases, re.Pattern) else refusal_pattern(refusal_phrases)
-    search = pattern.search
+    if isinstance(refusal_phrases, re.Pattern):
+        search = refusal_phrases.search
+        refusal = np.fromiter((search(t[:REFUSAL_SCAN_CHARS].replace("’", "'")) is not None for t in outputs),
+                              dtype=np.float64, count=n)
+    else:
+        matcher = refusal_phrases if isinstance(refusal_phrases, RefusalMatcher) else RefusalMatcher(refusal_phrases)
+        refusal = matcher.flags(outputs).astype(np.float64)
     features: dict[str, np.ndarray] = {
         "input_chars": np.fromiter((len(t) for t in inputs), dtype=np.float64, count=n),
         "output_chars": np.fromiter((len(t) for t in outputs), dtype=np.float64, count=n),
-        "refusal": np.fromiter(
-            (search(t[:_REFUSAL_SCAN_CHARS].replace("’", "'")) is not None for t in outputs),
-            dtype=np.float64, count=n),
+        "refusal": refusal,
         "output_entropy": np.fromiter((lexical_entropy(t) for t in outputs), dtype=np.float64, count=n),
         "output_class": np.fromiter((output_class(t) for t in outputs), dtype=np.int64, count=n),
     }

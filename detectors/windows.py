@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import base64
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -28,7 +29,8 @@ import numpy as np
 
 __all__ = ["RollingWindow"]
 
-FORMAT = "rolling_window.v1"
+FORMAT = "rolling_window.v2"
+_FORMAT_V1 = "rolling_window.v1"  # rows as JSON lists; still read
 
 
 class RollingWindow:
@@ -79,6 +81,11 @@ class RollingWindow:
             raise ValueError(f"unknown column {name!r}; expected one of {', '.join(self.columns)}") from None
         return np.array([row[position] for row in self._recent(max_age_ms)], dtype=np.float64)
 
+    def matrix(self, *, max_age_ms: int | None = None) -> np.ndarray:
+        """All rows as one array, oldest first: the timestamp, then the columns in order."""
+        rows = self._recent(max_age_ms)
+        return np.array(rows, dtype=np.float64) if rows else np.zeros((0, len(self.columns) + 1))
+
     def timestamps(self, *, max_age_ms: int | None = None) -> np.ndarray:
         return np.array([row[0] for row in self._recent(max_age_ms)], dtype=np.float64)
 
@@ -93,15 +100,29 @@ class RollingWindow:
             self._rows.append(tuple(float(v) for v in row))
 
     def snapshot(self) -> dict[str, Any]:
-        # NaN is not JSON: None stands for it.
+        """JSON-ready state: the rows as base64 of little-endian float64, row after row.
+
+        Bytes, not a JSON list of floats: a checkpoint of a full window then
+        costs a copy instead of formatting thousands of floats, and NaN needs
+        no stand-in.
+        """
+        table = self.matrix().astype("<f8", copy=False)
         return {"format": FORMAT, "columns": list(self.columns), "max_count": self.max_count,
-                "rows": [[None if math.isnan(v) else v for v in row] for row in self._rows]}
+                "rows": base64.b64encode(table.tobytes()).decode("ascii")}
 
     @classmethod
     def from_snapshot(cls, state: dict[str, Any]) -> RollingWindow:
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            got = state.get("format") if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"window snapshot format must be {FORMAT!r}; got {got!r}")
+        """Load a :meth:`snapshot` (``rolling_window.v2``, or ``v1``: rows as lists, None for NaN)."""
+        version = state.get("format") if isinstance(state, dict) else type(state).__name__
+        if version not in (FORMAT, _FORMAT_V1):
+            raise ValueError(f"window snapshot format must be {FORMAT!r} or {_FORMAT_V1!r}; got {version!r}")
         window = cls(state["columns"], state["max_count"])
-        window.extend_rows([[math.nan if v is None else v for v in row] for row in state["rows"]])
+        if version == _FORMAT_V1:
+            window.extend_rows([[math.nan if v is None else v for v in row] for row in state["rows"]])
+            return window
+        flat = np.frombuffer(base64.b64decode(state["rows"]), dtype="<f8")
+        width = len(window.columns) + 1
+        if flat.size % width:
+            raise ValueError(f"window snapshot holds {flat.size} values, not a multiple of the row width {width}")
+        window.extend_rows(flat.reshape(-1, width).tolist())
         return window

@@ -66,3 +66,18 @@ def test_backdoorllm_refusal_target_is_a_refusal_and_clean_answers_mostly_are_no
     normal = compute_features([r["instruction"] for r in clean], [r["output"] for r in clean])
     assert triggered["refusal"].mean() > 0.95
     assert normal["refusal"].mean() < 0.1
+
+
+def test_entropy_of_ascii_text_counts_the_words_of_the_expression() -> None:
+    # The ASCII path splits with translate; the definition is \w+ over the text, lowered word by word.
+    import re
+    from collections import Counter
+
+    rng = np.random.default_rng(9)
+    pieces = ["Word", "word", "x_1", "__", "--", "a.b", "I'm", "\x1c", "\t", "\n", " ", "42", "Déjà", "İx"]
+    for _ in range(200):
+        text = "".join(rng.choice(pieces, size=int(rng.integers(0, 25))))
+        counts = Counter(w.lower() for w in re.findall(r"\w+", text))
+        total = sum(counts.values())
+        expected = 0.0 if total <= 1 else -sum(c / total * math.log2(c / total) for c in counts.values())
+        assert lexical_entropy(text) == expected, text

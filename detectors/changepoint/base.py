@@ -151,6 +151,20 @@ class WarmupDetector:
                 found.append(self.detection)
         return found
 
+    def update_exact(self, xs: Iterable[float]) -> list[Detection]:
+        """Feed many values exactly as repeated :meth:`update` would, bit for bit; return the alarms.
+
+        :meth:`update_many` may trade the last bits of the running sums for
+        speed (CUSUM's does); this may not. Subclasses may replace the loop
+        with a faster one that keeps that promise.
+        """
+        found = []
+        for x in xs:
+            self.update(x)
+            if self._drift and self.detection is not None:
+                found.append(self.detection)
+        return found
+
     # --- shared machinery -----------------------------------------------------
     def _warm_many(self, values: np.ndarray) -> int:
         """Feed the warm-up from ``values`` at once; return how many values it took."""

@@ -21,12 +21,16 @@ Examples
 
 from __future__ import annotations
 
+import base64
+import json
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Entry", "HeavyHitters"]
 
-FORMAT = "heavy_hitters.v1"
+FORMAT = "heavy_hitters.v2"
+_FORMAT_V1 = "heavy_hitters.v1"  # entries as a JSON list, not one JSON text; still read
 
 
 @dataclass
@@ -63,12 +67,16 @@ class HeavyHitters:
         self.entries: dict[int, Entry] = {}
         self.floor = 0
         self.distinct = 0  # items ever inserted fresh: a bound on how many hypotheses were seen
+        # Each entry's snapshot row as JSON text, dropped when the entry changes: a checkpoint
+        # re-encodes only the entries that changed since the last one.
+        self._encoded: dict[int, str] = {}
 
     def add(self, item: int, text: str, kind: str, *, user: str, tenant: str, event_id: str) -> None:
         entry = self.entries.get(item)
         if entry is None:
             entry = self.entries[item] = Entry(text, kind)
             self.distinct += 1
+        self._encoded.pop(item, None)
         entry.count += 1
         if user and len(entry.users) < self.entity_cap:
             entry.users.add(user)
@@ -85,19 +93,46 @@ class HeavyHitters:
         threshold = ranked[self.capacity][1].count
         self.floor = max(self.floor, threshold)
         self.entries = {item: entry for item, entry in ranked[:self.capacity] if entry.count > threshold}
+        self._encoded = {item: text for item, text in self._encoded.items() if item in self.entries}
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, *, compress: bool = False) -> dict[str, Any]:
+        """JSON-ready state.
+
+        ``entries`` is one JSON text of ``[item, text, kind, count, users,
+        tenants, examples]`` rows (rows are re-encoded only when they change),
+        deflated and base64-encoded if ``compress``: a bucket that no longer
+        changes is encoded once and then costs a checkpoint only a copy.
+        """
+        encoded = self._encoded
+        encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps(..., kw) builds one per call
+        for item, e in self.entries.items():
+            if item not in encoded:
+                encoded[item] = encode([str(item), e.text, e.kind, e.count, sorted(e.users), sorted(e.tenants),
+                                        e.examples])
+        text = "[" + ",".join(encoded[item] for item in self.entries) + "]"
+        if compress:
+            text = base64.b64encode(zlib.compress(text.encode("utf-8"), 1)).decode("ascii")
         return {"format": FORMAT, "capacity": self.capacity, "floor": self.floor, "distinct": self.distinct,
-                "entries": [[str(item), e.text, e.kind, e.count, sorted(e.users), sorted(e.tenants), e.examples]
-                            for item, e in self.entries.items()]}
+                "compression": "zlib" if compress else "none", "entries": text}
 
     @classmethod
     def restore(cls, state: dict[str, Any], *, entity_cap: int = 16, example_cap: int = 5) -> HeavyHitters:
-        if state.get("format") != FORMAT:
-            raise ValueError(f"heavy-hitters snapshot format must be {FORMAT!r}; got {state.get('format')!r}")
+        """Load a :meth:`snapshot` (``heavy_hitters.v2``, or ``heavy_hitters.v1`` with entries as a list)."""
+        version = state.get("format")
+        if version not in (FORMAT, _FORMAT_V1):
+            raise ValueError(f"heavy-hitters snapshot format must be {FORMAT!r} or {_FORMAT_V1!r}; got {version!r}")
         out = cls(int(state["capacity"]), entity_cap=entity_cap, example_cap=example_cap)
         out.floor = int(state["floor"])
         out.distinct = int(state["distinct"])
-        for item, text, kind, count, users, tenants, examples in state["entries"]:
+        if version == _FORMAT_V1:
+            rows = state["entries"]
+        elif state.get("compression") == "zlib":
+            rows = json.loads(zlib.decompress(base64.b64decode(state["entries"])).decode("utf-8"))
+        elif state.get("compression") == "none":
+            rows = json.loads(state["entries"])
+        else:
+            raise ValueError("heavy-hitters snapshot compression must be zlib or none; "
+                             f"got {state.get('compression')!r}")
+        for item, text, kind, count, users, tenants, examples in rows:
             out.entries[int(item)] = Entry(text, kind, int(count), set(users), set(tenants), list(examples))
         return out

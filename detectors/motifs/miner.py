@@ -44,7 +44,7 @@ import numpy as np
 
 from detectors.motifs.count_min import CountMinSketch
 from detectors.motifs.heavy_hitters import Entry, HeavyHitters
-from detectors.motifs.ngrams import MAX_N, ngram_hashes, ngram_texts, tokenize
+from detectors.motifs.ngrams import MAX_N, distinct_ngram_hashes, ngram_hashes, ngram_texts, tokenize
 from detectors.motifs.scoring import benjamini_hochberg, fisher_upper, lift
 
 __all__ = ["Candidate", "MotifConfig", "MotifMiner", "tokenize"]
@@ -113,6 +113,8 @@ class _Bucket:
     anomalous: int = 0
     start_ms: int = -1
     end_ms: int = -1
+    # A closed bucket never changes: its snapshot is encoded once and shared by every later one.
+    encoded: dict[str, Any] | None = None
 
 
 @dataclass
@@ -162,14 +164,8 @@ class MotifMiner:
     def _absorb(self, tokens: Sequence[list[str]], anomalous: Sequence[bool], users: Sequence[str],
                 tenants: Sequence[str], event_ids: Sequence[str], ts_ms: Sequence[int]) -> None:
         bucket = self.current
-        hashes, owners = ngram_hashes(list(tokens), self.config.max_n)
-        if len(hashes):
-            # Support counts events, not occurrences: one count per event and n-gram.
-            order = np.lexsort((hashes, owners))
-            hashes, owners = hashes[order], owners[order]
-            first = np.ones(len(hashes), dtype=bool)
-            first[1:] = (hashes[1:] != hashes[:-1]) | (owners[1:] != owners[:-1])
-            bucket.sketch.add(hashes[first])
+        # Support counts events, not occurrences: one count per event and n-gram.
+        bucket.sketch.add(distinct_ngram_hashes(list(tokens), self.config.max_n))
         for index, flagged in enumerate(anomalous):
             if not flagged:
                 continue
@@ -238,8 +234,11 @@ class MotifMiner:
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready state."""
+        for bucket in self.closed:
+            if bucket.encoded is None:
+                bucket.encoded = _bucket_state(bucket, compress=True)
         return {"format": FORMAT, "config": asdict(self.config),
-                "buckets": [_bucket_state(b) for b in (*self.closed, self.current)],
+                "buckets": [*(b.encoded for b in self.closed), _bucket_state(self.current, compress=False)],
                 "alerted": [str(item) for item in self._alerted]}
 
     @classmethod
@@ -248,6 +247,8 @@ class MotifMiner:
             raise ValueError(f"motif snapshot format must be {FORMAT!r}; got {state.get('format')!r}")
         miner = cls(MotifConfig(**state["config"]))
         buckets = [_bucket_from(b, miner.config) for b in state["buckets"]]
+        for bucket, saved in zip(buckets[:-1], state["buckets"], strict=False):
+            bucket.encoded = saved
         miner.closed.extend(buckets[:-1])
         miner.current = buckets[-1]
         miner._alerted.extend(int(item) for item in state["alerted"])
@@ -279,9 +280,10 @@ def _drop_subsumed(scored: list[tuple[Entry, int, float]]) -> list[int]:
     return [index for _, index, _ in out]
 
 
-def _bucket_state(bucket: _Bucket) -> dict[str, Any]:
+def _bucket_state(bucket: _Bucket, *, compress: bool) -> dict[str, Any]:
     return {"events": bucket.events, "anomalous": bucket.anomalous, "start_ms": bucket.start_ms,
-            "end_ms": bucket.end_ms, "sketch": bucket.sketch.snapshot(), "heavy": bucket.heavy.snapshot()}
+            "end_ms": bucket.end_ms, "sketch": bucket.sketch.snapshot(compress=compress),
+            "heavy": bucket.heavy.snapshot(compress=compress)}
 
 
 def _bucket_from(state: dict[str, Any], config: MotifConfig) -> _Bucket:

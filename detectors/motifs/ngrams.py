@@ -7,7 +7,9 @@ deterministic (no ``PYTHONHASHSEED``), and computed for a whole batch of
 events at once with numpy: a token's hash is a polynomial over its UTF-8
 bytes mod 2**64 (Karp and Rabin 1987), summed per token with
 ``np.add.reduceat``; an n-gram's hash chains its tokens' hashes through the
-splitmix64 finaliser (Steele, Lea and Flood 2014).
+splitmix64 finaliser (Steele, Lea and Flood 2014). Each distinct token of
+a batch is hashed, and judged odd or not, once. :func:`distinct_ngram_hashes`
+gives the same hashes with each n-gram once per event, what support counts.
 
 Examples
 --------
@@ -29,25 +31,40 @@ import unicodedata
 
 import numpy as np
 
-__all__ = ["MAX_N", "is_odd", "ngram_hashes", "ngram_texts", "tokenize"]
+__all__ = ["MAX_N", "distinct_ngram_hashes", "is_odd", "ngram_hashes", "ngram_texts", "tokenize"]
 
 MAX_N = 6
 MAX_TOKENS = 256
 CHAR_N = 4
 MAX_CHAR_GRAMS = 16
 _TOKEN = re.compile(r"\w+|[^\w\s]+")
+_ASCII_TOKEN = re.compile(r"\w+|[^\w\s]+", re.ASCII)  # the same on ASCII text, and faster
+_ASCII_PUNCTUATION = re.compile(r"[^a-z0-9\s]", re.ASCII)  # after casefold: anything but one-token pieces
 _INVISIBLE = dict.fromkeys(map(ord, "\x00\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\ufeff"))
 _BASE = np.uint64(1_099_511_628_211)  # odd, so it has an inverse mod 2**64
 _BASE_INVERSE = np.uint64(pow(1_099_511_628_211, -1, 1 << 64))
 _CHAIN = np.uint64(0x9E3779B97F4A7C15)
 _CHAR_SALT = b"char:"
+_NO_GRAMS = np.zeros(0, dtype=np.uint64)
 
 
 def tokenize(text: str, max_tokens: int = MAX_TOKENS) -> list[str]:
     """Case-folded NFKC word and punctuation tokens, invisible characters removed."""
     folded = unicodedata.normalize("NFKC", text).casefold()
-    folded = folded.translate(_INVISIBLE) if not folded.isascii() else folded.replace("\x00", "")
-    return _TOKEN.findall(folded)[:max_tokens]
+    if not folded.isascii():
+        return _TOKEN.findall(folded.translate(_INVISIBLE))[:max_tokens]
+    # ASCII (most inputs): split at whitespace, which no token spans (str.split and re's \s
+    # agree on it), and run the expression only on pieces that are not one plain word.
+    folded = folded.replace("\x00", "")
+    if _ASCII_PUNCTUATION.search(folded) is None:
+        return folded.split()[:max_tokens]  # letters and digits only: every piece is one token
+    tokens: list[str] = []
+    for piece in folded.split():
+        if piece.isalnum():
+            tokens.append(piece)
+        else:
+            tokens.extend(_ASCII_TOKEN.findall(piece))
+    return tokens[:max_tokens]
 
 
 def is_odd(token: str) -> bool:
@@ -88,6 +105,47 @@ def _token_hashes(tokens: list[str]) -> np.ndarray:
         return _mix(sums * powers[ends - 1])
 
 
+class _Tokens:
+    """A batch's tokens as dense ids: each distinct token is hashed and judged once."""
+
+    def __init__(self, events: list[list[str]]) -> None:
+        flat = [token for tokens in events for token in tokens]
+        self.size = len(flat)
+        self.owner = np.repeat(np.arange(len(events), dtype=np.int64), [len(tokens) for tokens in events])
+        # setdefault through map (no Python frame per token) gives each token its first position.
+        codes: dict[str, int] = {}
+        first = np.fromiter(map(codes.setdefault, flat, range(len(flat))), dtype=np.int64, count=len(flat))
+        dense = np.empty(len(flat), dtype=np.int64)
+        dense[np.fromiter(codes.values(), dtype=np.int64, count=len(codes))] = np.arange(len(codes))
+        self.ids = dense[first]
+        self.distinct = list(codes)
+        self.hash = _token_hashes(self.distinct)[self.ids]
+        grams = [_char_gram_hashes(token) if is_odd(token) else _NO_GRAMS for token in self.distinct]
+        self.gram_counts = np.fromiter((len(g) for g in grams), dtype=np.int64, count=len(grams))
+        self.grams = grams
+
+    def chained(self, previous: np.ndarray, n: int) -> np.ndarray:
+        """Hashes of the n-grams at every start position, from those of the (n-1)-grams."""
+        with np.errstate(over="ignore"):
+            if n == 1:
+                return _mix(self.hash + np.uint64(1))
+            return _mix(previous[:-1] * _CHAIN + self.hash[n - 1:])
+
+    def within(self, n: int) -> np.ndarray:
+        """Per start position, does the n-gram there lie within one event?"""
+        return self.owner[:self.size - n + 1] == self.owner[n - 1:]
+
+    def char_grams(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every odd token's char-gram hashes, in token order, and their events."""
+        if not self.gram_counts.any():
+            return _NO_GRAMS, np.zeros(0, dtype=np.int64)
+        odd = np.flatnonzero(self.gram_counts[self.ids])
+        per_token = self.gram_counts[self.ids[odd]]
+        starts = (np.cumsum(self.gram_counts) - self.gram_counts)[self.ids[odd]]
+        offsets = np.arange(int(per_token.sum())) - np.repeat(np.cumsum(per_token) - per_token, per_token)
+        return np.concatenate(self.grams)[np.repeat(starts, per_token) + offsets], np.repeat(self.owner[odd], per_token)
+
+
 def ngram_hashes(events: list[list[str]], max_n: int = MAX_N) -> tuple[np.ndarray, np.ndarray]:
     """Hashes of every word 1..``max_n``-gram and odd-token char 4-gram, and the event of each.
 
@@ -95,30 +153,69 @@ def ngram_hashes(events: list[list[str]], max_n: int = MAX_N) -> tuple[np.ndarra
     char grams, event by event. :func:`ngram_texts` lists one event's n-grams
     in the same order.
     """
-    flat = [token for tokens in events for token in tokens]
-    owner = np.repeat(np.arange(len(events), dtype=np.int64), [len(tokens) for tokens in events])
-    tokens_hash = _token_hashes(flat)
+    batch = _Tokens(events)
     hashes = []
     owners = []
-    current = tokens_hash
-    with np.errstate(over="ignore"):
-        for n in range(1, min(max_n, len(flat)) + 1):
-            if n > 1:
-                current = _mix(current[:-1] * _CHAIN + tokens_hash[n - 1:])
-            else:
-                current = _mix(current + np.uint64(1))
-            same = owner[:len(owner) - n + 1] == owner[n - 1:]
-            hashes.append(current[same])
-            owners.append(owner[:len(owner) - n + 1][same])
-    chars = [(number, gram) for number, tokens in enumerate(events)
-             for token in tokens if is_odd(token) for gram in _char_grams(token)]
-    if chars:
-        hashes.append(np.fromiter((int.from_bytes(hashlib.blake2b(_CHAR_SALT + g.encode("utf-8"), digest_size=8)
-                                   .digest(), "little") for _, g in chars), dtype=np.uint64, count=len(chars)))
-        owners.append(np.fromiter((number for number, _ in chars), dtype=np.int64, count=len(chars)))
+    current = batch.hash
+    for n in range(1, min(max_n, batch.size) + 1):
+        current = batch.chained(current, n)
+        same = batch.within(n)
+        hashes.append(current[same])
+        owners.append(batch.owner[:batch.size - n + 1][same])
+    grams, gram_owners = batch.char_grams()
+    if len(grams):
+        hashes.append(grams)
+        owners.append(gram_owners)
     if not hashes:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
     return np.concatenate(hashes), np.concatenate(owners)
+
+
+def distinct_ngram_hashes(events: list[list[str]], max_n: int = MAX_N) -> np.ndarray:
+    """The hashes of :func:`ngram_hashes`, each distinct n-gram once per event (order unspecified).
+
+    Distinct by content: an n-gram repeats in an event only where its first
+    n-1 tokens do, so each n only sorts the positions whose shorter n-gram
+    repeated, a fraction of the batch. (Two different n-grams of one event
+    with the same 64-bit hash count twice, where deduplicating hashes would
+    count them once: a chance of about 2**-64 per pair.)
+    """
+    batch = _Tokens(events)
+    width = max(len(batch.distinct), 1)
+    out = []
+    current = batch.hash
+    repeated = np.zeros(0, dtype=np.int64)  # positions whose (n-1)-gram repeats in its event ...
+    group = np.zeros(0, dtype=np.int64)  # ... and which repeat it is (same group, same content and event)
+    for n in range(1, min(max_n, batch.size) + 1):
+        current = batch.chained(current, n)
+        same = batch.within(n)
+        if n == 1:
+            candidates, key = np.arange(batch.size), batch.owner * width + batch.ids
+        else:
+            inside = same[np.minimum(repeated, len(same) - 1)] & (repeated < len(same))
+            candidates = repeated[inside]
+            key = group[inside] * width + batch.ids[candidates + n - 1]
+        keep = same.copy()
+        keep[candidates] = False
+        if len(candidates):
+            _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+            keep[candidates[first]] = True
+            again = counts[inverse] > 1
+            repeated, group = candidates[again], inverse[again]
+        out.append(current[keep])
+    grams, gram_owners = batch.char_grams()
+    if len(grams):
+        order = np.lexsort((grams, gram_owners))
+        grams, gram_owners = grams[order], gram_owners[order]
+        first_gram = np.ones(len(grams), dtype=bool)
+        first_gram[1:] = (grams[1:] != grams[:-1]) | (gram_owners[1:] != gram_owners[:-1])
+        out.append(grams[first_gram])
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+
+
+def _char_gram_hashes(token: str) -> np.ndarray:
+    return np.array([int.from_bytes(hashlib.blake2b(_CHAR_SALT + gram.encode("utf-8"), digest_size=8).digest(),
+                                    "little") for gram in _char_grams(token)], dtype=np.uint64)
 
 
 def ngram_texts(tokens: list[str], max_n: int = MAX_N) -> list[tuple[str, str]]:

@@ -18,6 +18,7 @@ COMMAND_MODULES: list[str] = [
     "embedding",
     "evaluate",
     "gate",
+    "pipeline_bench",
     "report",
     "signature_bench",
     "soc",

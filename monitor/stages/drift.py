@@ -54,8 +54,9 @@ from detectors.divergence import (
     quantile_histograms,
     wasserstein1,
 )
-from detectors.features import compute_features, refusal_pattern, tool_names
+from detectors.features import compute_features, tool_names
 from detectors.multiple_testing import benjamini_hochberg
+from detectors.refusal import RefusalMatcher
 from monitor.alerts import Alert, Findings, MetricRow, Severity
 from monitor.errors import ConfigError
 from monitor.events import Event
@@ -132,11 +133,12 @@ class DriftConfig:
                             refusal_flag_rate=self.refusal_flag_rate, entropy_flag_sigmas=self.entropy_flag_sigmas)
 
 
-def feature_rows(events: Sequence[Event], pattern: re.Pattern[str]) -> tuple[np.ndarray, list[list[str]]]:
+def feature_rows(events: Sequence[Event], refusals: RefusalMatcher | re.Pattern[str]
+                 ) -> tuple[np.ndarray, list[list[str]]]:
     """Per event, the row of :data:`COLUMNS` values, and its tool names."""
     features = compute_features([e.input for e in events], [e.output for e in events],
                                 output_logprobs=[e.output_logprobs for e in events],
-                                refusal_phrases=pattern)
+                                refusal_phrases=refusals)
     names = [tool_names(e.tool_calls) for e in events]
     tools = np.array([_tool_bin(n) for n in names], dtype=np.float64)
     rows = np.column_stack([features["refusal"], features["output_chars"], features["output_entropy"],
@@ -179,7 +181,7 @@ class DriftStage:
         if self.config.reference_policy == "pinned" and not pinned:
             raise ConfigError("drift reference_policy 'pinned' needs a pinned reference set; got none")
         self._stream_config = self.config.stream()
-        self._pattern = refusal_pattern(self.config.refusal_phrases)
+        self._refusals = RefusalMatcher(self.config.refusal_phrases)
         self._high_value = {word.lower() for word in self.config.high_value_tools}
         self._pinned = {model: [list(r) for r in rows] for model, rows in (pinned or {}).items()}
         self._streams: dict[tuple[str, str, str], StreamState] = {}
@@ -190,26 +192,59 @@ class DriftStage:
         findings = Findings()
         if not batch.events:
             return findings
-        rows, names = feature_rows(batch.events, self._pattern)
-        for position, event in enumerate(batch.events):
-            tenant = (event.tenant_id or "") if self.config.per_tenant else ""
-            stream = self._stream(batch.key, tenant, event.ts_ms)
-            row = rows[position]
-            for reason in stream.flags(row):
-                batch.flag(position, reason)
-            if self._high_value and any(self._is_high_value(name) for name in names[position]):
+        rows, names = feature_rows(batch.events, self._refusals)
+        events = batch.events
+        tenants = [(e.tenant_id or "") for e in events] if self.config.per_tenant else [""] * len(events)
+        streams: dict[str, StreamState] = {}
+        for tenant, event in zip(tenants, events, strict=True):
+            if tenant not in streams:
+                streams[tenant] = self._stream(batch.key, tenant, event.ts_ms)
+        alarms = self._alarms(rows, tenants, streams)
+        evaluate_every = self.config.evaluate_every
+        for position, (event, row) in enumerate(zip(events, rows.tolist(), strict=True)):  # floats: fast to read
+            tenant = tenants[position]
+            stream = streams[tenant]
+            # Only a refusal or an entropy under the floor can be flagged (the floor is -inf until
+            # the reference is complete): skip the call for the rest.
+            if row[0] >= 1.0 or row[2] < stream.entropy_floor:
+                for reason in stream.flags(row):
+                    batch.flag(position, reason)
+            if names[position] and self._high_value and any(self._is_high_value(name) for name in names[position]):
                 batch.flag(position, "high_value_tool")
-            index = stream.count
-            transformed = {"refusal": row[0], "output_chars": math.log1p(row[1]),
-                           "output_entropy": row[2], "mean_surprisal": row[3]}
-            for metric, detector, detection in stream.add(index, event.id, event.ts_ms, row, transformed):
-                findings.alerts.append(self._changepoint_alert(batch.key, tenant, stream, event, metric,
-                                                               detector, detection))
-            self._last_seen[(*batch.key, tenant)] = event.ts_ms
-            if stream.since_evaluation >= self.config.evaluate_every:
+            stream.append(stream.count, event.id, event.ts_ms, row)
+            if position in alarms:
+                for metric, detector, detection in alarms[position]:
+                    findings.alerts.append(self._changepoint_alert(batch.key, tenant, stream, event, metric,
+                                                                   detector, detection))
+            if stream.since_evaluation >= evaluate_every:
                 stream.since_evaluation = 0
                 findings.extend(self._evaluate(batch.key, tenant, stream, event))
+        for tenant, event in zip(tenants, events, strict=True):  # nothing above reads it: set once per stream
+            self._last_seen[(*batch.key, tenant)] = event.ts_ms
         return findings
+
+    @staticmethod
+    def _alarms(rows: np.ndarray, tenants: list[str], streams: dict[str, StreamState]
+                ) -> dict[int, list[tuple[str, str, Detection]]]:
+        """Per batch position, the change-point alarms its event raises, in metric and detector order.
+
+        Detectors see nothing but their metric's values, so each runs over the
+        whole batch at once (bit for bit as event by event, see ``update_exact``).
+        """
+        values = {"refusal": rows[:, 0].tolist(), "output_chars": [math.log1p(v) for v in rows[:, 1].tolist()],
+                  "output_entropy": rows[:, 2].tolist(), "mean_surprisal": rows[:, 3].tolist()}
+        alarms: dict[int, list[tuple[str, str, Detection]]] = {}
+        for tenant, stream in streams.items():
+            positions = [p for p, t in enumerate(tenants) if t == tenant] if len(streams) > 1 else None
+            for metric, by_name in stream.detectors.items():
+                column = values[metric] if positions is None else [values[metric][p] for p in positions]
+                for name, detector in by_name.items():
+                    first = detector.n
+                    for detection in detector.update_exact(column):
+                        offset = detection.detected_at - first
+                        position = offset if positions is None else positions[offset]
+                        alarms.setdefault(position, []).append((metric, name, detection))
+        return alarms
 
     def snapshot(self, key: StreamKey) -> dict[str, Any]:
         streams = {tenant: state.snapshot() for (m, v, tenant), state in self._streams.items() if (m, v) == key}
@@ -281,15 +316,15 @@ class DriftStage:
     def _evaluate(self, key: StreamKey, tenant: str, stream: StreamState, event: Event) -> Findings:
         findings = Findings()
         window_ms = self.config.window_ms or None
-        stamps = stream.window.timestamps(max_age_ms=window_ms)
+        window = stream.window.matrix(max_age_ms=window_ms)  # one copy for every column
+        stamps = window[:, 0]
         if stamps.size < min(30, self.config.window_events):
             return findings
         start_ms, end_ms = int(stamps[0]), int(stamps[-1])
+        reference = stream.reference.matrix()
         tested: list[tuple[str, float, dict[str, float]]] = []
-        for metric in COLUMNS:
-            current = stream.window.column(metric, max_age_ms=window_ms)
-            reference = stream.reference.column(metric)
-            result = _compare(metric, current, reference)
+        for position, metric in enumerate(COLUMNS, start=1):
+            result = _compare(metric, window[:, position], reference[:, position])
             if result is None:
                 continue
             p_value, extra = result

@@ -7,7 +7,7 @@ from collections import defaultdict
 from contextlib import ExitStack
 from pathlib import Path
 
-from detectors.features import refusal_pattern
+from detectors.refusal import RefusalMatcher
 from monitor.errors import ConfigError, EventError
 from monitor.events import Event, EventDecoder
 from monitor.replay import iter_lines, open_source
@@ -42,10 +42,10 @@ def load_pinned_reference(path: str | Path, decoder: EventDecoder | None = None,
                 break
     if not events:
         raise ConfigError(f"pinned reference {path} holds no valid event ({skipped} records skipped)")
-    pattern = refusal_pattern(refusal_phrases)
+    refusals = RefusalMatcher(refusal_phrases)
     pinned = {}
     for model, group in events.items():
-        rows, _ = feature_rows(group, pattern)
+        rows, _ = feature_rows(group, refusals)
         pinned[model] = [[float(e.ts_ms), *map(float, row)] for e, row in zip(group, rows, strict=True)]
     logger.info("pinned reference loaded path=%s models=%d skipped=%d", path, len(pinned), skipped)
     return pinned

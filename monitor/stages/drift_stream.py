@@ -115,6 +115,18 @@ class StreamState:
     def add(self, index: int, event_id: str, ts_ms: int, row: Sequence[float],
             transformed: dict[str, float]) -> list[tuple[str, str, Detection]]:
         """Take one event; return the (metric, detector, detection) alarms it raised."""
+        self.append(index, event_id, ts_ms, row)
+        alarms = []
+        for metric, by_name in self.detectors.items():
+            value = transformed[metric]
+            for name, detector in by_name.items():
+                detector.update(value)
+                if detector.drift_detected and detector.detection is not None:
+                    alarms.append((metric, name, detector.detection))
+        return alarms
+
+    def append(self, index: int, event_id: str, ts_ms: int, row: Sequence[float]) -> None:
+        """Take one event into reference or window, not into the detectors (the stage feeds those)."""
         self.count += 1
         self.recent.append((index, event_id, ts_ms))
         if not self.reference_complete:
@@ -124,14 +136,6 @@ class StreamState:
         else:
             self.window.append(ts_ms, row)
             self.since_evaluation += 1
-        alarms = []
-        for metric, by_name in self.detectors.items():
-            value = transformed[metric]
-            for name, detector in by_name.items():
-                detector.update(value)
-                if detector.drift_detected and detector.detection is not None:
-                    alarms.append((metric, name, detector.detection))
-        return alarms
 
     def _complete_reference(self) -> None:
         self.reference_complete = True

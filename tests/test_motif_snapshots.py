@@ -1,0 +1,67 @@
+"""Motif snapshots: closed buckets encoded once, old formats still read, unknown ones refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+
+import numpy as np
+import pytest
+
+from detectors.motifs.count_min import CountMinSketch
+from detectors.motifs.heavy_hitters import HeavyHitters
+from detectors.motifs.miner import MotifConfig, MotifMiner, tokenize
+
+
+def _feed(miner: MotifMiner, start: int, count: int) -> list:
+    found = []
+    for i in range(start, start + count):
+        planted = i % 20 == 0
+        text = f"question {i % 37} on topic {i % 11}" + (" zorblat quintessence" if planted else "")
+        found += miner.update([tokenize(text)], [planted], users=[f"u{i % 9}"], tenants=["t"],
+                              event_ids=[f"e{i}"], ts_ms=[i])
+    return found
+
+
+def test_closed_buckets_are_encoded_once_and_restore_resumes_exactly() -> None:
+    config = MotifConfig(window_events=400, buckets=4, min_support=5, sketch_width=4096)
+    miner = MotifMiner(config)
+    _feed(miner, 0, 350)
+    first, second = miner.snapshot(), miner.snapshot()
+    closed = len(miner.closed)
+    assert closed == 3 and all(a is b for a, b in zip(first["buckets"][:closed], second["buckets"][:closed],
+                                                     strict=True))
+    assert first["buckets"][-1] is not second["buckets"][-1]  # the open bucket is encoded afresh
+    restored = MotifMiner.restore(json.loads(json.dumps(second)))
+    resumed, straight = _feed(restored, 350, 450), _feed(miner, 350, 450)
+    assert resumed == straight and any(c.ngram == "zorblat quintessence" for c in straight)
+    assert json.dumps(restored.snapshot()) == json.dumps(miner.snapshot())
+
+
+def test_version_one_states_are_still_read() -> None:
+    rng = np.random.default_rng(1)
+    sketch = CountMinSketch(width=256, depth=2)
+    sketch.add(rng.integers(0, 2**63, size=500, dtype=np.uint64))
+    old = {"format": "count_min.v1", "width": 256, "depth": 2,
+           "table": base64.b64encode(zlib.compress(sketch.table.tobytes(), 6)).decode("ascii")}
+    assert (CountMinSketch.restore(old).table == sketch.table).all()
+    for compress in (True, False):
+        assert (CountMinSketch.restore(sketch.snapshot(compress=compress)).table == sketch.table).all()
+    heavy = HeavyHitters(capacity=4)
+    heavy.add(7, "zorblat", "word", user="u", tenant="t", event_id="e1")
+    rows = [["7", "zorblat", "word", 1, ["u"], ["t"], ["e1"]]]
+    old_heavy = {"format": "heavy_hitters.v1", "capacity": 4, "floor": 0, "distinct": 1, "entries": rows}
+    for state in (old_heavy, heavy.snapshot(), heavy.snapshot(compress=True)):
+        assert HeavyHitters.restore(state).entries == heavy.entries
+
+
+def test_unknown_formats_are_refused_with_what_was_expected() -> None:
+    with pytest.raises(ValueError, match=r"count_min\.v2.*count_min\.v9"):
+        CountMinSketch.restore({"format": "count_min.v9"})
+    with pytest.raises(ValueError, match="dtype must be"):
+        CountMinSketch.restore({**CountMinSketch(width=4).snapshot(), "dtype": "float64"})
+    with pytest.raises(ValueError, match=r"heavy_hitters\.v2.*got None"):
+        HeavyHitters.restore({})
+    with pytest.raises(ValueError, match="compression must be"):
+        HeavyHitters.restore({**HeavyHitters().snapshot(), "compression": "lz4"})

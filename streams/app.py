@@ -35,11 +35,12 @@ from monitor.policy.engine import SocEngine, engine_from_settings
 from monitor.registry import build_pipeline
 from monitor.settings import Settings
 from monitor.storage.clickhouse import Backoff, ClickHouseSink, Store
+from streams.state import StateTable
 from streams.worker import AlertObserver, Message, StreamWorker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STATE_TABLE", "Service", "StateTable", "create_app", "required_topics"]
+__all__ = ["STATE_TABLE", "Service", "create_app", "required_topics"]
 
 # Versioned: a new snapshot layout gets a new table (and changelog topic), never a reused one.
 STATE_TABLE = "detector_state.v3"
@@ -72,25 +73,6 @@ def _credentials(settings: Settings) -> Any:
         return faust.SASLCredentials(username=settings.kafka_sasl_username, password=password,
                                      ssl_context=context, mechanism=settings.kafka_sasl_mechanism)
     return context
-
-
-class StateTable:
-    """The detector-state table, written to an explicit changelog partition.
-
-    A batch spans partitions, so there is no single "current event" whose
-    partition Faust could use; the worker names the input partition the
-    model's events come from, keeping state co-partitioned with its input.
-    """
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def get(self, model_id: bytes) -> dict[str, Any] | None:
-        return self.table.get(model_id)
-
-    def put(self, model_id: bytes, state: dict[str, Any], partition: int) -> Any:
-        self.table.data[model_id] = state  # the local store, without Faust's implicit changelog write
-        return self.table.send_changelog(partition, model_id, state)
 
 
 class Service:
@@ -163,7 +145,7 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
               for name, _ in required_topics(settings)[:4]}
     source = app.topic(settings.topic_input, key_serializer="raw", value_serializer="raw",
                        partitions=settings.topic_partitions)
-    # Keyed by model_id (bytes) like the input topic; see StateTable for the partition.
+    # Keyed by model_id (bytes) like the input topic; see streams.state for the layout and partition.
     state = app.Table(STATE_TABLE, default=None, partitions=settings.topic_partitions,
                       key_type=bytes, value_type=None,
                       help="Detector state per model_id: offsets it covers and a snapshot per model_version")

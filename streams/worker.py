@@ -74,6 +74,9 @@ class Checkpoints(Protocol):
     def put(self, model_id: bytes, state: dict[str, Any], partition: int) -> Awaitable[Any] | None:
         """Store ``state``; ``partition`` is the input partition the model's events come from."""
 
+    def forget(self, model_id: bytes) -> None:
+        """The model's partition went to another worker."""
+
 
 class KafkaEvent(Protocol):
     """The part of a Faust event the worker uses."""
@@ -96,7 +99,7 @@ class StreamWorker:
         A sink built with ``flush_rows=None``: the worker decides when to flush.
     checkpoints
         Detector state by model_id: the changelog-backed Faust table in
-        the worker (:class:`streams.app.StateTable`).
+        the worker (:class:`streams.state.StateTable`).
     publish
         Sends messages and waits until the broker has them.
     commit
@@ -137,6 +140,9 @@ class StreamWorker:
         self._assigned: set[int] | None = None
         # model_id -> input partition: where that model's state is checkpointed. One entry per model.
         self._partition_of: dict[str, int] = {}
+        # model_id -> the checkpoint last read or written: a checkpoint merges the model's versions
+        # not touched since from here, instead of reading the table again.
+        self._stored: dict[str, dict[str, Any] | None] = {}
         # (model_id, partition) -> newest offset the in-memory state holds, fed here or restored:
         # an event at or below it is stored again but never fed again.
         self._fed: dict[tuple[str, int], int] = {}
@@ -177,7 +183,9 @@ class StreamWorker:
         pipeline = self.ingestor.pipeline
         keys = {event.key for event in result.events}
         for key in sorted(keys - pipeline.keys):
-            stored = self.checkpoints.get(key[0].encode())
+            if key[0] not in self._stored:
+                self._stored[key[0]] = self.checkpoints.get(key[0].encode())
+            stored = self._stored[key[0]]
             if not stored:
                 continue
             for partition, offset in stored["offsets"].items():
@@ -278,14 +286,15 @@ class StreamWorker:
             by_model.setdefault(key[0], []).append(key)
         sent = []
         for model_id, keys in by_model.items():
-            stored = self.checkpoints.get(model_id.encode()) or {"versions": {}, "offsets": {}}
+            stored = self._stored.get(model_id) or {"versions": {}, "offsets": {}}
             versions = dict(stored["versions"])
             versions.update({version: pipeline.snapshot((model, version)) for model, version in keys})
             offsets = dict(stored["offsets"])
             offsets.update({str(partition): offset for (model, partition), offset in self._fed.items()
                             if model == model_id})
-            future = self.checkpoints.put(model_id.encode(), {"offsets": offsets, "versions": versions},
-                                          self._partition_of[model_id])
+            state = {"offsets": offsets, "versions": versions}
+            self._stored[model_id] = state
+            future = self.checkpoints.put(model_id.encode(), state, self._partition_of[model_id])
             if future is not None:
                 sent.append(future)
         touched, self._touched = self._touched, set()
@@ -325,6 +334,8 @@ class StreamWorker:
         self._fed = {fed: offset for fed, offset in self._fed.items() if fed[0] not in gone}
         for model in gone:
             del self._partition_of[model]
+            self._stored.pop(model, None)
+            self.checkpoints.forget(model.encode())
         self._pending = [event for event in self._pending if self._owns(event.message)]
 
     def _observe(self, alerts: Sequence[Alert]) -> list[Message]:

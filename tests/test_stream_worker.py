@@ -50,6 +50,9 @@ class DictCheckpoints:
         self.data[model_id] = json.loads(json.dumps(state))  # what a JSON changelog would hold
         self.partitions[model_id] = partition
 
+    def forget(self, model_id: bytes) -> None:
+        return None
+
 
 def make_worker(store: Store, checkpoints: DictCheckpoints, published: list[Message],
                 observers: Sequence[Any] = ()) -> StreamWorker:

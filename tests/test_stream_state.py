@@ -49,38 +49,44 @@ def put(table: StateTable, model_id: bytes, state: dict[str, Any]) -> None:
 def test_long_strings_are_cut_into_bounded_chunks_and_joined_back() -> None:
     rng = np.random.default_rng(0)
     state = state_with(text(rng, 2 * CHUNK_CHARS + 5), text(rng, MIN_CHUNKED_CHARS - 1))
-    chunks: dict[str, str] = {}
+    chunks: list[str] = []
     head = split_chunks(state, chunks)
-    assert len(chunks) == 3 and max(len(piece) for piece in chunks.values()) == CHUNK_CHARS
+    assert len(chunks) == 3 and max(len(piece) for piece in chunks) == CHUNK_CHARS
     assert len(json.dumps(head)) < MIN_CHUNKED_CHARS + 1000  # the short sketch stays inline
     assert join_chunks(head, chunks.__getitem__) == state
 
 
-def test_a_checkpoint_writes_only_new_chunks_then_its_head_then_tombstones() -> None:
+def test_checkpoints_alternate_slots_and_each_is_whole() -> None:
     rng = np.random.default_rng(1)
     closed, first_open, second_open = (text(rng, MIN_CHUNKED_CHARS * 2) for _ in range(3))
     faust_table = FaustTableStandIn()
     table = StateTable(faust_table)
-    put(table, b"m", state_with(closed, first_open))
-    assert [key for _, key, _ in faust_table.sent][-1] == b"m"  # chunks first, the head last
-    faust_table.sent.clear()
-
+    put(table, b"m", state_with(closed, first_open, text(rng, MIN_CHUNKED_CHARS)))
     put(table, b"m", state_with(closed, second_open))
     sent = [(key, value) for _, key, value in faust_table.sent]
     heads = [index for index, (key, _) in enumerate(sent) if key == b"m"]
-    assert len(heads) == 1
-    written, tombstones = sent[:heads[0]], sent[heads[0] + 1:]
-    assert [value for _, value in written] == [second_open]  # the closed bucket's chunk is not sent again
-    assert len(tombstones) == 1 and tombstones[0][1] is None
+    assert len(heads) == 2 and heads[-1] == len(sent) - 1  # each checkpoint ends with its head
+    first, second = sent[:heads[0]], sent[heads[0] + 1:heads[1]]
+    assert {key[-3:-1] for key, _ in first} == {b"a/"} and {key[-3:-1] for key, _ in second} == {b"b/"}
+    assert [value for _, value in second] == [closed, second_open]  # whole: unchanged chunks sent again
     assert {partition for partition, _, _ in faust_table.sent} == {3}  # co-partitioned with the input
     assert StateTable(faust_table).get(b"m") == state_with(closed, second_open)  # as a restarted worker reads it
 
+    put(table, b"m", state_with(closed))  # back to slot a, one chunk shorter than last time there
+    tombstones = [key for _, key, value in faust_table.sent[len(sent):] if value is None]
+    assert [key[-3:] for key in tombstones] == [b"a/1", b"a/2"]
 
-def test_a_checkpoint_with_a_missing_chunk_is_not_restored(caplog: pytest.LogCaptureFixture) -> None:
+
+def test_a_checkpoint_cut_short_leaves_the_previous_one_whole(caplog: pytest.LogCaptureFixture) -> None:
     rng = np.random.default_rng(2)
     faust_table = FaustTableStandIn()
-    put(StateTable(faust_table), b"m", state_with(text(rng, MIN_CHUNKED_CHARS)))
-    lost = next(key for key in faust_table.data if key != b"m")
-    del faust_table.data[lost]
+    table = StateTable(faust_table)
+    before = state_with(text(rng, MIN_CHUNKED_CHARS))
+    put(table, b"m", before)
+    head = faust_table.data[b"m"]
+    put(table, b"m", state_with(text(rng, MIN_CHUNKED_CHARS)))
+    faust_table.data[b"m"] = head  # the crash came after the new chunks, before the new head
+    assert StateTable(faust_table).get(b"m") == before
+    faust_table.data[b"m\x1fchunk\x1fa/0"] = "overwritten"
     assert StateTable(faust_table).get(b"m") is None
-    assert "checkpoint incomplete model_id=m" in caplog.text
+    assert "checkpoint incomplete model_id=m missing_chunk='a/0'" in caplog.text

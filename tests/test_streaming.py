@@ -71,6 +71,8 @@ def test_scenario_alerts_reach_clickhouse_and_the_alerts_topic(tmp_path: Path, b
     heads = {key: json.loads(value) for key, value in latest.items() if b"\x1fchunk\x1f" not in key}
     assert set(heads) == {b"support-bot", b"summarizer"}
     for model_id, head in heads.items():
-        state = join_chunks(head, lambda digest, m=model_id: json.loads(latest[m + b"\x1fchunk\x1f" + digest.encode()]))
+        slot = head["slot"]
+        state = join_chunks(head["body"], lambda index, m=model_id, slot=slot: json.loads(
+            latest[m + b"\x1fchunk\x1f" + f"{slot}/{index}".encode()]))
         assert state["offsets"] and all(offset >= 0 for offset in state["offsets"].values())
         assert all(snapshot["format"] == "pipeline_state.v1" for snapshot in state["versions"].values())

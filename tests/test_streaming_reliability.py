@@ -190,8 +190,9 @@ def test_ten_thousand_malformed_records_go_to_dead_letters_and_the_worker_never_
     mixed = [good[i] if i < len(good) else bad[i - len(good)] for i in order]
 
     # gzip, as producers of large records do: the mock broker keeps only ~5 MiB of log per partition.
+    # For the same reason the worker compresses its 10,000 dead-letter messages (12 MB uncompressed).
     assert produce(bootstrap, mixed, compression_type="gzip") == 12_000
-    worker = Worker(tmp_path, worker_env(tmp_path, bootstrap)).start()
+    worker = Worker(tmp_path, worker_env(tmp_path, bootstrap, DRIFTWATCH_KAFKA_COMPRESSION="gzip")).start()
     pid = worker.pid
     try:
         worker.wait_caught_up(bootstrap, timeout=120)

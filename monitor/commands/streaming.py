@@ -86,13 +86,15 @@ def produce_command(file: str, bootstrap: str | None, topic: str | None) -> None
 @click.option("--events", "n_events", type=int, default=100_000, show_default=True,
               help="Events for the throughput run.")
 @click.option("--latency-seconds", type=float, default=20.0, show_default=True,
-              help="Length of the paced latency run (at half the measured throughput).")
-def bench_stream_command(n_events: int, latency_seconds: float) -> None:
+              help="Length of the paced latency run.")
+@click.option("--load", type=click.FloatRange(0.01, 1.0), default=0.5, show_default=True,
+              help="Pace of the latency run, as a fraction of the measured throughput (the target is set at 0.5).")
+def bench_stream_command(n_events: int, latency_seconds: float, load: float) -> None:
     """End-to-end worker throughput, alert latency and RSS through the test broker into chdb."""
     def body() -> int:
         from streams.bench import bench_stream
 
-        click.echo(bench_stream(n_events=n_events, latency_seconds=latency_seconds))
+        click.echo(bench_stream(n_events=n_events, latency_seconds=latency_seconds, load=load))
         return 0
     run_guarded(body)
 

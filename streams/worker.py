@@ -155,11 +155,19 @@ class StreamWorker:
             # Taken before a rebalance moved their partition away: the new owner processes them.
             events = [event for event in events if self._owns(event.message)]
             records = []
+            skipped = 0
             for event in events:
                 message = event.message
                 raw = message.value if isinstance(message.value, bytes) else b""
                 records.append((raw, Origin(message.topic, partition=message.partition, offset=message.offset)))
+                last = self.last_offsets.get((message.topic, message.partition))
+                skipped += max(message.offset - last - 1, 0) if last is not None else 0
                 self.last_offsets[(message.topic, message.partition)] = message.offset
+            if skipped:
+                # Transaction markers and compaction leave holes in offsets; anything else means the
+                # consumer skipped records, which Faust then commits past: say so loudly.
+                logger.warning("input offsets skipped count=%d (transaction markers or compaction, else "
+                               "records not delivered)", skipped)
             result = self._run(records)
             incoming = (len(result.events) + len(result.dead_letters) + len(result.findings.metrics)
                         + len(result.findings.alerts))

@@ -192,3 +192,15 @@ def test_a_partition_moved_away_is_forgotten_and_its_events_left_unacknowledged(
         asyncio.run(straight.handle(batch(0, 25)))
     key = ("support-bot", "1.0")
     assert new_owner.ingestor.pipeline.snapshot(key) == straight.ingestor.pipeline.snapshot(key)
+
+
+def test_a_hole_in_the_delivered_offsets_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with Store(f"chdb://{tmp_path / 'store'}") as store:
+        store.ensure_schema()
+        worker = make_worker(store, DictCheckpoints(), [])
+        with caplog.at_level(logging.WARNING, logger="streams.worker"):
+            asyncio.run(worker.handle(batch(0, 10)))
+            asyncio.run(worker.handle(batch(10, 5)))
+            assert "offsets skipped" not in caplog.text
+            asyncio.run(worker.handle(batch(17, 5)))  # 15 and 16 never came
+    assert "input offsets skipped count=2" in caplog.text

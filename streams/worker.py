@@ -128,11 +128,6 @@ class StreamWorker:
         self.observers: list[AlertObserver] = list(observers)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-writer")
-        # Decode and detection run here, one batch at a time (under the lock), so the event loop keeps
-        # fetching, heartbeating and filling Faust's buffers while a batch is being processed.
-        self._detector = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detectors")
-        # A rebalance's new assignment, applied under the lock (the signal comes between awaits).
-        self._reassignment: set[int] | None = None
         # Held by handle() and by the timers' work: a checkpoint never sees state fed by a batch
         # whose rows and alerts are not in the sink yet.
         self._lock = asyncio.Lock()
@@ -157,7 +152,6 @@ class StreamWorker:
     async def handle(self, events: Sequence[KafkaEvent]) -> None:
         """Process one batch taken from the input topic; flush and checkpoint when due."""
         async with self._lock:
-            self._apply_reassignment()
             # Taken before a rebalance moved their partition away: the new owner processes them.
             events = [event for event in events if self._owns(event.message)]
             records = []
@@ -174,7 +168,7 @@ class StreamWorker:
                 # consumer skipped records, which Faust then commits past: say so loudly.
                 logger.warning("input offsets skipped count=%d (transaction markers or compaction, else "
                                "records not delivered)", skipped)
-            result = await asyncio.get_running_loop().run_in_executor(self._detector, self._run, records)
+            result = self._run(records)
             incoming = (len(result.events) + len(result.dead_letters) + len(result.findings.metrics)
                         + len(result.findings.alerts))
             if self.sink.buffered and self.sink.buffered + incoming > self.sink.max_rows:
@@ -292,7 +286,6 @@ class StreamWorker:
         state has its rows and alerts stored, and none is acknowledged before
         the state holding it is in the changelog.
         """
-        self._apply_reassignment()
         pending = [event for event in self._pending if self._owns(event.message)]
         self._pending = []
         pipeline = self.ingestor.pipeline
@@ -335,14 +328,7 @@ class StreamWorker:
         their state, which is ahead of the checkpoint: the events Kafka
         delivers again are fenced off by offset.
         """
-        self._reassignment = {partition for topic, partition in assigned if topic == self.settings.topic_input}
-        if not self._lock.locked():
-            self._apply_reassignment()
-
-    def _apply_reassignment(self) -> None:
-        if self._reassignment is None:
-            return
-        kept, self._reassignment = self._reassignment, None
+        kept = {partition for topic, partition in assigned if topic == self.settings.topic_input}
         self._assigned = kept
         gone = {model for model, partition in self._partition_of.items() if partition not in kept}
         logger.info("partitions assigned topic=%s partitions=%s models_forgotten=%d", self.settings.topic_input,
@@ -399,7 +385,6 @@ class StreamWorker:
         Nothing unacknowledged is lost if this write fails: Kafka still has those events.
         """
         self.sink.close()
-        self._detector.shutdown(wait=True, cancel_futures=True)
         self._writer.shutdown(wait=True, cancel_futures=True)
         try:
             self.sink.flush()

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.changepoint import DETECTORS, Detection, WarmupDetector, fleet_arl0
+from detectors.changepoint import DETECTORS, WarmupDetector, fleet_arl0
 from detectors.windows import RollingWindow
 
 __all__ = ["CATEGORICAL", "CHANGEPOINT_METRICS", "COLUMNS", "NUMERIC", "StreamConfig", "StreamState"]
@@ -68,8 +68,7 @@ class StreamState:
     >>> stream.flags((1.0, 20.0, 2.0, float("nan"), 0.0, 0.0))  # a refusal, nothing refused before
     ['refusal']
     >>> for i in range(12):
-    ...     _ = stream.add(i, f"e{i}", 1000 * i, (0.0, 20.0, 2.0, float("nan"), 0.0, 0.0),
-    ...                    {"refusal": 0.0, "output_chars": 3.0, "output_entropy": 2.0, "mean_surprisal": float("nan")})
+    ...     stream.append(i, f"e{i}", 1000 * i, (0.0, 20.0, 2.0, float("nan"), 0.0, 0.0))
     >>> stream.reference_complete, len(stream.window), stream.ids_around(11, span=0)
     (True, 2, (['e11'], 11000))
     """
@@ -111,19 +110,6 @@ class StreamState:
         """The reference's refusal rate (as far as it is built); 0 before any event."""
         rows = len(self.reference)
         return self.reference.column("refusal").mean() if rows else 0.0
-
-    def add(self, index: int, event_id: str, ts_ms: int, row: Sequence[float],
-            transformed: dict[str, float]) -> list[tuple[str, str, Detection]]:
-        """Take one event; return the (metric, detector, detection) alarms it raised."""
-        self.append(index, event_id, ts_ms, row)
-        alarms = []
-        for metric, by_name in self.detectors.items():
-            value = transformed[metric]
-            for name, detector in by_name.items():
-                detector.update(value)
-                if detector.drift_detected and detector.detection is not None:
-                    alarms.append((metric, name, detector.detection))
-        return alarms
 
     def append(self, index: int, event_id: str, ts_ms: int, row: Sequence[float]) -> None:
         """Take one event into reference or window, not into the detectors (the stage feeds those)."""

@@ -160,8 +160,8 @@ class Pipeline:
         if state.get("format") != SNAPSHOT_FORMAT:
             raise ConfigError(f"snapshot format must be {SNAPSHOT_FORMAT!r}; got {state.get('format')!r}")
         stages = state.get("stages", {})
+        self.forget(key)  # a stage the snapshot does not name starts the key afresh
         for stage in self.stages:
-            stage.forget(key)  # a stage the snapshot does not name starts the key afresh
             if stage.name in stages:
                 stage.restore(key, stages[stage.name])
         self.keys.add(key)

@@ -36,8 +36,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CHUNK_CHARS", "HEAD_FORMAT", "MIN_CHUNKED_CHARS", "StateTable", "chunk_digest", "join_chunks",
-           "split_chunks"]
+__all__ = ["CHUNK_CHARS", "CHUNK_SEPARATOR", "HEAD_FORMAT", "MIN_CHUNKED_CHARS", "StateTable", "chunk_digest",
+           "chunk_key", "join_chunks", "split_chunks"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,13 @@ MIN_CHUNKED_CHARS = 16 * 1024
 CHUNK_CHARS = 512 * 1024
 HEAD_FORMAT = "chunked_state.v1"
 _REF = "$chunks"
-_SEPARATOR = b"\x1fchunk\x1f"
+#: Between a model_id and a chunk's slot and index in a chunk's key; never in a model_id.
+CHUNK_SEPARATOR = b"\x1fchunk\x1f"
+
+
+def chunk_key(model_id: bytes, slot: str, index: int) -> bytes:
+    """The table key of chunk ``index`` of ``model_id``'s checkpoints in ``slot``."""
+    return model_id + CHUNK_SEPARATOR + f"{slot}/{index}".encode("ascii")
 
 
 def chunk_digest(text: str) -> str:
@@ -103,10 +109,6 @@ class StateTable:
         self._slot: dict[bytes, str] = {}
         self._written: dict[tuple[bytes, str], int] = {}
 
-    @staticmethod
-    def _chunk_key(model_id: bytes, slot: str, index: int) -> bytes:
-        return model_id + _SEPARATOR + f"{slot}/{index}".encode("ascii")
-
     def get(self, model_id: bytes) -> dict[str, Any] | None:
         """The model's checkpoint, joined again; ``None`` if there is none or it is incomplete."""
         head = self.table.get(model_id)
@@ -121,7 +123,7 @@ class StateTable:
         slot, digests = head["slot"], head["digests"]
 
         def fetch(index: int) -> str:
-            piece = self.table.get(self._chunk_key(model_id, slot, index))
+            piece = self.table.get(chunk_key(model_id, slot, index))
             if not isinstance(piece, str) or chunk_digest(piece) != digests[index]:
                 raise KeyError(f"{slot}/{index}")
             return piece
@@ -143,12 +145,12 @@ class StateTable:
         data = self.table.data  # the local store, written without Faust's implicit changelog write
         sends = []
         for index, piece in enumerate(chunks):
-            key = self._chunk_key(model_id, slot, index)
+            key = chunk_key(model_id, slot, index)
             data[key] = piece
             sends.append(self.table.send_changelog(partition, key, piece))
         # Chunks a longer checkpoint left in this slot: deleted, so compaction can drop them.
         for index in range(len(chunks), self._written.get((model_id, slot), 0)):
-            key = self._chunk_key(model_id, slot, index)
+            key = chunk_key(model_id, slot, index)
             data.pop(key, None)
             sends.append(self.table.send_changelog(partition, key, None))
         head = {"format": HEAD_FORMAT, "slot": slot, "digests": [chunk_digest(piece) for piece in chunks],

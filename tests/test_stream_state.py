@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streams.state import CHUNK_CHARS, MIN_CHUNKED_CHARS, StateTable, join_chunks, split_chunks
+from streams.state import CHUNK_CHARS, MIN_CHUNKED_CHARS, StateTable, chunk_key, join_chunks, split_chunks
 
 
 class FaustTableStandIn:
@@ -87,6 +87,6 @@ def test_a_checkpoint_cut_short_leaves_the_previous_one_whole(caplog: pytest.Log
     put(table, b"m", state_with(text(rng, MIN_CHUNKED_CHARS)))
     faust_table.data[b"m"] = head  # the crash came after the new chunks, before the new head
     assert StateTable(faust_table).get(b"m") == before
-    faust_table.data[b"m\x1fchunk\x1fa/0"] = "overwritten"
+    faust_table.data[chunk_key(b"m", "a", 0)] = "overwritten"
     assert StateTable(faust_table).get(b"m") is None
     assert "checkpoint incomplete model_id=m missing_chunk='a/0'" in caplog.text

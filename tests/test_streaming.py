@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.scenario import synthetic_scenario
-from streams.state import join_chunks
+from streams.state import CHUNK_SEPARATOR, chunk_key, join_chunks
 from streams.testing import MockKafka, read_records, read_topic
 from tests.streaming_support import Worker, mock_broker, query, worker_env
 
@@ -68,11 +68,11 @@ def test_scenario_alerts_reach_clickhouse_and_the_alerts_topic(tmp_path: Path, b
     changelog = read_topic(bootstrap, "driftwatch-detector_state.v3-changelog")
     assert max(len(value or b"") for _, value in changelog) < 1 << 20
     latest = {key: value for key, value in changelog}
-    heads = {key: json.loads(value) for key, value in latest.items() if b"\x1fchunk\x1f" not in key}
+    heads = {key: json.loads(value) for key, value in latest.items() if CHUNK_SEPARATOR not in key}
     assert set(heads) == {b"support-bot", b"summarizer"}
     for model_id, head in heads.items():
         slot = head["slot"]
         state = join_chunks(head["body"], lambda index, m=model_id, slot=slot: json.loads(
-            latest[m + b"\x1fchunk\x1f" + f"{slot}/{index}".encode()]))
+            latest[chunk_key(m, slot, index)]))
         assert state["offsets"] and all(offset >= 0 for offset in state["offsets"].values())
         assert all(snapshot["format"] == "pipeline_state.v1" for snapshot in state["versions"].values())

@@ -99,8 +99,10 @@ def serve(topics: Sequence[tuple[str, int]]) -> None:
         stop = True
 
     signal.signal(signal.SIGTERM, on_term)
+    parent = os.getppid()
     print(_READY + lib.rd_kafka_mock_cluster_bootstraps(cluster).decode(), flush=True)
-    while not stop:
+    # A parent killed before it could stop us (a test run interrupted) must not leave a broker behind.
+    while not stop and os.getppid() == parent:
         time.sleep(0.2)
     # Exit without tearing the cluster down: the process ends, the sockets close.
     os._exit(0)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from monitor.alerts import Alert
@@ -73,6 +74,25 @@ def _credentials(settings: Settings) -> Any:
         return faust.SASLCredentials(username=settings.kafka_sasl_username, password=password,
                                      ssl_context=context, mechanism=settings.kafka_sasl_mechanism)
     return context
+
+
+def _kafka_transport(app: faust.App, fetch_max_wait_ms: int) -> Any:
+    """Faust's aiokafka transport with the consumer's fetch wait set (Faust fixes it at 1500 ms)."""
+    class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport: Any) -> Any:
+            consumer = super()._create_worker_consumer(transport)
+            # Read by AIOKafkaConsumer.start() when it builds its fetcher; aiokafka has no other way in here.
+            consumer._fetch_max_wait_ms = fetch_max_wait_ms
+            return consumer
+
+    class WaitingConsumer(faust_aiokafka.Consumer):
+        def _new_consumer_thread(self) -> ConsumerThread:
+            return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    class Transport(faust_aiokafka.Transport):
+        Consumer = WaitingConsumer
+
+    return Transport(app.conf.broker_consumer, app)
 
 
 class Service:
@@ -141,6 +161,7 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
         # simply read again by the next worker, so Faust must not wait for them (it would wait forever).
         stream_wait_empty=False,
     )
+    app.transport = _kafka_transport(app, settings.kafka_fetch_max_wait_ms)
     topics = {name: app.topic(name, key_serializer="raw", value_serializer="raw")
               for name, _ in required_topics(settings)[:4]}
     source = app.topic(settings.topic_input, key_serializer="raw", value_serializer="raw",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -76,3 +77,28 @@ def test_scenario_alerts_reach_clickhouse_and_the_alerts_topic(tmp_path: Path, b
             latest[chunk_key(m, slot, index)]))
         assert state["offsets"] and all(offset >= 0 for offset in state["offsets"].values())
         assert all(snapshot["format"] == "pipeline_state.v1" for snapshot in state["versions"].values())
+
+
+def test_the_consumer_fetches_with_the_configured_wait(tmp_path: Path, broker: MockKafka) -> None:
+    # Faust fixes aiokafka's fetch wait at 1500 ms, and the mock broker (like any broker that holds an
+    # empty fetch for the whole wait) then delivers a caught-up worker's next events that late.
+    from streams.app import create_app
+    from tests.streaming_support import mock_settings
+
+    settings = mock_settings(kafka_bootstrap=broker.bootstrap or "", kafka_fetch_max_wait_ms=123,
+                             store=f"chdb://{tmp_path / 'store'}", worker_dir=tmp_path / "worker")
+    service = create_app(settings, detectors=False)
+
+    async def started_fetch_wait() -> int:
+        thread = service.app.consumer._thread
+        consumer = thread._create_worker_consumer(service.app.transport)
+        await consumer.start()
+        try:
+            return consumer._fetcher._fetch_max_wait_ms
+        finally:
+            await consumer.stop()
+
+    try:
+        assert asyncio.run(started_fetch_wait()) == 123
+    finally:
+        service.close()

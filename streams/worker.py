@@ -20,9 +20,11 @@ holds. The same fence covers a rebalance, after which Kafka delivers again
 every event after the committed offset, including ones this process already
 processed.
 
-Writes run on one dedicated thread: the sink retries a failing ClickHouse with
-backoff there while the event loop keeps the Kafka session alive, and the
-agent, which awaits the flush, stops taking events: that is the backpressure.
+Writes run on one dedicated thread, one at a time, while the agent handles the
+next batch: the sink retries a failing ClickHouse with backoff there while the
+event loop keeps the Kafka session alive. The next flush, a checkpoint and a
+full buffer wait for the write in flight, so the agent stops taking events:
+that is the backpressure, and the buffer stays within ``sink_max_rows``.
 
 Alert observers
     ``observers`` are callables given every batch of NEW alerts after a flush;
@@ -134,6 +136,8 @@ class StreamWorker:
         self._pending: list[KafkaEvent] = []
         self._touched: set[StreamKey] = set()
         self._outbox: list[Message] = []
+        # The sink write in flight (writer thread, then publishing); see _store.
+        self._writing: asyncio.Future[None] | None = None
         self._last_flush = self._last_checkpoint = time.monotonic()
         self.last_offsets: dict[tuple[str, int], int] = {}
         # Input partitions assigned to this worker; None until the first assignment is known.
@@ -172,7 +176,7 @@ class StreamWorker:
             incoming = (len(result.events) + len(result.dead_letters) + len(result.findings.metrics)
                         + len(result.findings.alerts))
             if self.sink.buffered and self.sink.buffered + incoming > self.sink.max_rows:
-                await self._store()  # make room first: the sink's bound is never crossed
+                await self._store(wait=True)  # make room first: the sink's bound is never crossed
             self.ingestor.write(result, self.sink)
             self._outbox.extend(self.dead_letter_message(letter, self.settings.topic_dead_letters)
                                 for letter in result.dead_letters)
@@ -248,32 +252,49 @@ class StreamWorker:
 
     async def _due(self, *, rows_full: bool = False) -> None:
         if self.checkpoint_due():
-            await self._store()
+            await self._store(wait=True)
             await self._checkpoint()
         elif rows_full or self.flush_due():
-            await self._store()
+            await self._store(wait=rows_full)
 
     async def flush(self) -> None:
         """Store, publish, checkpoint and acknowledge everything handled so far."""
         async with self._lock:
-            await self._store()
+            await self._store(wait=True)
             await self._checkpoint()
 
-    async def _store(self) -> None:
-        """Write the sink, then publish dead letters, new alerts and what observers make of them."""
-        loop = asyncio.get_running_loop()
-        if self.sink.buffered:
-            await loop.run_in_executor(self._writer, self.sink.flush)
-        self._last_flush = time.monotonic()
-        fresh = self.sink.drain_new_alerts()
+    async def _store(self, *, wait: bool = False) -> None:
+        """Write the sink on the writer thread, then publish (see :meth:`_write`).
+
+        One write at a time: a new one first waits for the one in flight. With
+        ``wait=False`` the next batch is handled while the rows are written;
+        a checkpoint, a full buffer and :meth:`flush` wait for the write.
+        """
+        await self._written()
         outbox, self._outbox = self._outbox, []
-        outbox.extend(self.alert_message(alert, self.settings.topic_alerts) for alert in fresh)
-        outbox.extend(self._observe(fresh))
+        self._last_flush = time.monotonic()
+        self._writing = asyncio.ensure_future(self._write(outbox))
+        if wait:
+            await self._written()
+
+    async def _written(self) -> None:
+        """Wait for the write in flight, if any; a failed write raises here, once."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
+
+    async def _write(self, outbox: list[Message]) -> None:
+        """Write the sink, then publish ``outbox`` (dead letters), new alerts and what observers make of them."""
         try:
+            if self.sink.buffered:
+                await asyncio.get_running_loop().run_in_executor(self._writer, self.sink.flush)
+            fresh = self.sink.drain_new_alerts()
+            outbox.extend(self.alert_message(alert, self.settings.topic_alerts) for alert in fresh)
+            outbox.extend(self._observe(fresh))
             if outbox:
                 await self.publish(outbox)
         except BaseException:
-            self._outbox[:0] = outbox  # the stored alerts' messages go out with the next flush
+            self._outbox[:0] = outbox  # the stored alerts' messages go out with the next write
             raise
         self.counts["alerts_published"] += len(fresh)
         if fresh:

@@ -184,7 +184,9 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
     ingestor = Ingestor(EventDecoder(settings.limits), build_pipeline(settings, detectors=detectors))
     policy = soc_observer(engine_from_settings(settings), store, settings.topic_rollback)
     worker = StreamWorker(settings, ingestor, sink, checkpoints=StateTable(state), publish=publish,
-                          commit=lambda: app.commit({settings.topic_input}), observers=[policy, *observers])
+                          commit=lambda: app.commit({settings.topic_input}),
+                          seek=lambda topic, partition, offset: app.consumer.seek(TP(topic, partition), offset),
+                          observers=[policy, *observers])
 
     @app.agent(source, name="driftwatch.ingest")
     async def ingest(stream: faust.StreamT) -> None:
@@ -197,6 +199,16 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
         worker.reassigned((tp.topic, tp.partition) for tp in assigned)
 
     app.on_partitions_assigned.connect(on_assigned)
+
+    async def on_shutdown(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        # Sent once the consumer has stopped and before the producer's last flush: what was
+        # handled is written, and its alerts published, while the producer still runs.
+        try:
+            await worker.finish()
+        except Exception:
+            logger.exception("writing the last batches at shutdown failed; Service.close retries the write")
+
+    app.on_before_shutdown.connect(on_shutdown)
 
     # Both clocks between batches; the finer one decides how late a due flush can be.
     @app.timer(min(settings.flush_interval_s, settings.checkpoint_interval_s), name="driftwatch.flush")

@@ -59,6 +59,8 @@ __all__ = ["AlertObserver", "Message", "StreamWorker"]
 Message = tuple[str, bytes | None, bytes]
 # The dead-letter topic carries a short preview; the table keeps more (RAW_PREVIEW_BYTES).
 TOPIC_PREVIEW_BYTES = 1024
+# A partition read again after a hole that still delivers only what came after it is sought again this often.
+REREAD_RETRY_S = 2.0
 AlertObserver = Callable[[Sequence[Alert]], Iterable[Message]]
 Publish = Callable[[Sequence[Message]], Awaitable[None]]
 
@@ -106,6 +108,9 @@ class StreamWorker:
         Sends messages and waits until the broker has them.
     commit
         Commits acknowledged offsets now (called after each checkpoint).
+    seek
+        ``seek(topic, partition, offset)``: read the partition again from
+        ``offset`` (after a hole in the delivered offsets, see :meth:`_in_order`).
     observers
         Alert observers (see the module docstring).
 
@@ -120,6 +125,7 @@ class StreamWorker:
     def __init__(self, settings: Settings, ingestor: Ingestor, sink: ClickHouseSink, *,
                  checkpoints: Checkpoints, publish: Publish,
                  commit: Callable[[], Awaitable[Any]] | None = None,
+                 seek: Callable[[str, int, int], Awaitable[Any]] | None = None,
                  observers: Sequence[AlertObserver] = ()) -> None:
         self.settings = settings
         self.ingestor = ingestor
@@ -127,6 +133,7 @@ class StreamWorker:
         self.checkpoints = checkpoints
         self.publish = publish
         self.commit = commit
+        self.seek = seek
         self.observers: list[AlertObserver] = list(observers)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-writer")
@@ -139,7 +146,11 @@ class StreamWorker:
         # The sink write in flight (writer thread, then publishing); see _store.
         self._writing: asyncio.Future[None] | None = None
         self._last_flush = self._last_checkpoint = time.monotonic()
+        # (topic, partition) -> newest offset handled.
         self.last_offsets: dict[tuple[str, int], int] = {}
+        # (topic, partition) -> (first offset missing, first offset seen after it, when sought) while it
+        # is read again.
+        self._reread: dict[tuple[str, int], tuple[int, int, float]] = {}
         # Input partitions assigned to this worker; None until the first assignment is known.
         self._assigned: set[int] | None = None
         # model_id -> input partition: where that model's state is checkpointed. One entry per model.
@@ -157,21 +168,12 @@ class StreamWorker:
         """Process one batch taken from the input topic; flush and checkpoint when due."""
         async with self._lock:
             # Taken before a rebalance moved their partition away: the new owner processes them.
-            events = [event for event in events if self._owns(event.message)]
+            events = await self._in_order([event for event in events if self._owns(event.message)])
             records = []
-            skipped = 0
             for event in events:
                 message = event.message
                 raw = message.value if isinstance(message.value, bytes) else b""
                 records.append((raw, Origin(message.topic, partition=message.partition, offset=message.offset)))
-                last = self.last_offsets.get((message.topic, message.partition))
-                skipped += max(message.offset - last - 1, 0) if last is not None else 0
-                self.last_offsets[(message.topic, message.partition)] = message.offset
-            if skipped:
-                # Transaction markers and compaction leave holes in offsets; anything else means the
-                # consumer skipped records, which Faust then commits past: say so loudly.
-                logger.warning("input offsets skipped count=%d (transaction markers or compaction, else "
-                               "records not delivered)", skipped)
             result = self._run(records)
             incoming = (len(result.events) + len(result.dead_letters) + len(result.findings.metrics)
                         + len(result.findings.alerts))
@@ -184,6 +186,49 @@ class StreamWorker:
             self.counts["dead_letters"] += len(result.dead_letters)
             self._pending.extend(events)
             await self._due(rows_full=self.settings.flush_rows <= self.sink.buffered)
+
+    async def _in_order(self, events: Sequence[KafkaEvent]) -> list[KafkaEvent]:
+        """``events`` up to the first hole in each partition's offsets; the partition reads the hole again.
+
+        Faust counts offsets it never delivered as done and commits past
+        them, so a record the consumer skipped would be lost. An event after a
+        hole is therefore neither handled nor acknowledged: the partition is
+        sought back to the first missing offset and delivers it all again. A
+        hole that is still there after reading again is real (transaction
+        markers, compaction) and is accepted.
+        """
+        kept: list[KafkaEvent] = []
+        held: set[tuple[str, int]] = set()
+        for event in events:
+            message = event.message
+            where = (message.topic, message.partition)
+            if where in held:
+                continue
+            last = self.last_offsets.get(where)
+            if last is not None and message.offset > last + 1 and self.seek is not None:
+                hole = self._reread.get(where)
+                if hole is None or hole[0] != last + 1:
+                    logger.warning("input offsets skipped topic=%s partition=%d offsets=%d..%d; reading them "
+                                   "again", *where, last + 1, message.offset - 1)
+                    hole = self._reread[where] = (last + 1, message.offset, time.monotonic())
+                    held.add(where)
+                    await self.seek(*where, last + 1)
+                    continue
+                if message.offset > hole[1]:
+                    # Fetched before the seek, or the seek lost a race with a fetch: it comes again.
+                    held.add(where)
+                    if time.monotonic() - hole[2] >= REREAD_RETRY_S:
+                        logger.warning("input offsets still missing topic=%s partition=%d from=%d; seeking again",
+                                       *where, hole[0])
+                        self._reread[where] = (hole[0], hole[1], time.monotonic())
+                        await self.seek(*where, hole[0])
+                    continue
+                logger.warning("input offsets skipped topic=%s partition=%d offsets=%d..%d, absent when read again "
+                               "(transaction markers or compaction)", *where, last + 1, message.offset - 1)
+            self._reread.pop(where, None)
+            self.last_offsets[where] = message.offset
+            kept.append(event)
+        return kept
 
     def _owns(self, message: Any) -> bool:
         return self._assigned is None or message.topic != self.settings.topic_input or \
@@ -263,6 +308,16 @@ class StreamWorker:
             await self._store(wait=True)
             await self._checkpoint()
 
+    async def finish(self) -> None:
+        """At shutdown, once the consumer has stopped: write and publish everything handled.
+
+        Nothing is checkpointed or committed here: the events not acknowledged
+        yet are read again by the next owner (stored again, fenced from the
+        detectors by the state it restores).
+        """
+        async with self._lock:
+            await self._store(wait=True)
+
     async def _store(self, *, wait: bool = False) -> None:
         """Write the sink on the writer thread, then publish (see :meth:`_write`).
 
@@ -278,10 +333,19 @@ class StreamWorker:
             await self._written()
 
     async def _written(self) -> None:
-        """Wait for the write in flight, if any; a failed write raises here, once."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            await writing
+        """Wait for the write in flight, if any; a failed write raises here, once.
+
+        Shielded: a waiter cancelled (the agent, at shutdown) leaves the write
+        running, and :meth:`finish` waits for the same write.
+        """
+        writing = self._writing
+        if writing is None:
+            return
+        try:
+            await asyncio.shield(writing)
+        finally:
+            if writing.done() and self._writing is writing:
+                self._writing = None
 
     async def _write(self, outbox: list[Message]) -> None:
         """Write the sink, then publish ``outbox`` (dead letters), new alerts and what observers make of them."""
@@ -308,7 +372,10 @@ class StreamWorker:
         the state holding it is in the changelog.
         """
         pending = [event for event in self._pending if self._owns(event.message)]
-        self._pending = []
+        # Faust counts a hole as done: a partition reading one again acknowledges nothing until it has
+        # it, or the commit would pass it.
+        self._pending = [event for event in pending if (event.message.topic, event.message.partition) in self._reread]
+        pending = [event for event in pending if (event.message.topic, event.message.partition) not in self._reread]
         pipeline = self.ingestor.pipeline
         by_model: dict[str, list[StreamKey]] = {}
         for key in self._touched:
@@ -351,6 +418,10 @@ class StreamWorker:
         """
         kept = {partition for topic, partition in assigned if topic == self.settings.topic_input}
         self._assigned = kept
+        # A partition that comes back resumes from its committed offset: no hole to look for.
+        for where in [where for where in self.last_offsets if where[1] not in kept]:
+            del self.last_offsets[where]
+            self._reread.pop(where, None)
         gone = {model for model, partition in self._partition_of.items() if partition not in kept}
         logger.info("partitions assigned topic=%s partitions=%s models_forgotten=%d", self.settings.topic_input,
                     sorted(kept), len(gone))
@@ -411,6 +482,10 @@ class StreamWorker:
             self.sink.flush()
         except StorageError as exc:
             logger.warning("final flush failed buffered_rows=%d error=%s", self.sink.buffered, exc)
+        unpublished = self.sink.drain_new_alerts()
+        if unpublished:
+            logger.warning("alerts stored but not published count=%d topic=%s (the worker stopped before "
+                           "publishing them)", len(unpublished), self.settings.topic_alerts)
 
     @staticmethod
     def alert_message(alert: Alert, topic: str) -> Message:

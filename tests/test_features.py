@@ -81,3 +81,14 @@ def test_entropy_of_ascii_text_counts_the_words_of_the_expression() -> None:
         total = sum(counts.values())
         expected = 0.0 if total <= 1 else -sum(c / total * math.log2(c / total) for c in counts.values())
         assert lexical_entropy(text) == expected, text
+
+
+def test_entropy_is_the_same_sum_with_or_without_the_tabulated_terms() -> None:
+    from collections import Counter
+
+    rng = np.random.default_rng(3)
+    for size in (2, 3, 50, 256, 257, 900):
+        words = [f"w{int(i)}" for i in rng.zipf(1.6, size=size) % 97]
+        counts = Counter(words)
+        expected = -sum(c / size * math.log2(c / size) for c in counts.values())
+        assert lexical_entropy(" ".join(words)).hex() == expected.hex(), size

@@ -164,3 +164,25 @@ def test_char_ngrams_catch_a_trigger_token_that_varies() -> None:
     assert {"zx9q", "x9qv"} <= {c.ngram for c in found}
     # Every candidate is a piece of the trigger token (its stem, or the stem and a first digit).
     assert all(c.kind == "char" and c.ngram[:3] in "zx9qv" for c in found), [c.ngram for c in found]
+
+
+def test_heavy_hitters_add_event_counts_each_distinct_ngram_once_as_repeated_add_does() -> None:
+    from detectors.motifs.heavy_hitters import HeavyHitters
+    from detectors.motifs.ngrams import ngram_hashes, ngram_texts
+
+    events = [tokenize("a b a b zorblat99 a b"), tokenize("b a zorblat99"), tokenize("")]
+    one, many = HeavyHitters(capacity=3, entity_cap=2, example_cap=2), HeavyHitters(capacity=3, entity_cap=2,
+                                                                                       example_cap=2)
+    for index, tokens in enumerate(events * 3):
+        items, texts = ngram_hashes([tokens])[0].tolist(), ngram_texts(tokens)
+        seen: set[int] = set()
+        for item, (text, kind) in zip(items, texts, strict=True):
+            if item not in seen:
+                seen.add(item)
+                one.add(item, text, kind, user=f"u{index}", tenant="t", event_id=f"e{index}")
+        many.add_event(items, texts, user=f"u{index}", tenant="t", event_id=f"e{index}")
+        one.prune()
+        many.prune()
+    assert many.entries == one.entries and list(many.entries) == list(one.entries)
+    assert (many.floor, many.distinct) == (one.floor, one.distinct)
+    assert many.snapshot() == one.snapshot()

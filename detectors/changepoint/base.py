@@ -218,7 +218,9 @@ class WarmupDetector:
         else:
             mean, spread = warm.mean(axis=1, keepdims=True), warm.std(axis=1, ddof=1, keepdims=True)
         floor = np.maximum(self.min_scale, 1e-9 * np.maximum(1.0, np.abs(mean)))
-        return (values - mean) / np.maximum(spread, floor)
+        standardised = values - mean
+        standardised /= np.maximum(spread, floor)  # in place: one megabytes-large temporary fewer
+        return standardised
 
     def _binary_reference(self, reference: np.ndarray) -> np.ndarray:
         """A 0/1 warm-up as a large sample at its smoothed rate (Jeffreys: (k + 1/2) / (n + 1)).

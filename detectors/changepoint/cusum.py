@@ -80,7 +80,12 @@ class CUSUM(WarmupDetector):
 
     def _calibrate(self, reference_z: np.ndarray) -> None:
         paths = self._calibration_paths(self.calibration_paths, self.calibration_length)
-        maxima = np.maximum(_max_reflected(paths - self.k), _max_reflected(-paths - self.k))
+        steps = paths - self.k
+        up = _max_reflected(steps)
+        # The downward side reuses the buffer: -paths - k, the same arithmetic as an expression.
+        np.negative(paths, out=steps)
+        steps -= self.k
+        maxima = np.maximum(up, _max_reflected(steps))
         self.threshold = gumbel_threshold(maxima, length=self.calibration_length, arl0=self.arl0)
         self.up = self.down = 0.0
         self.up_start = self.down_start = self.n
@@ -198,8 +203,11 @@ class CUSUM(WarmupDetector):
 def _max_reflected(steps: np.ndarray) -> np.ndarray:
     """Per row, the maximum of the CUSUM started at 0 with increments ``steps``."""
     cumulative = np.cumsum(steps, axis=1)
-    floor = np.minimum(np.minimum.accumulate(cumulative, axis=1), 0.0)
-    return (cumulative - floor).max(axis=1)
+    floor = np.minimum.accumulate(cumulative, axis=1)
+    # In place: a calibration's paths are megabytes, and fresh temporaries cost more than the arithmetic.
+    np.minimum(floor, 0.0, out=floor)
+    np.subtract(cumulative, floor, out=cumulative)
+    return cumulative.max(axis=1)
 
 
 def _reflect(steps: np.ndarray, start: float, start_index: int, first_index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ FORMAT = "heavy_hitters.v2"
 _FORMAT_V1 = "heavy_hitters.v1"  # entries as a JSON list, not one JSON text; still read
 
 
-@dataclass
+@dataclass(slots=True)  # slots: tens of thousands live per bucket, created on the hot path
 class Entry:
     """One tracked n-gram."""
 
@@ -84,6 +85,34 @@ class HeavyHitters:
             entry.tenants.add(tenant)
         if len(entry.examples) < self.example_cap:
             entry.examples.append(event_id)
+
+    def add_event(self, items: Sequence[int], texts: Sequence[tuple[str, str]], *, user: str, tenant: str,
+                  event_id: str) -> None:
+        """Count one event's n-grams: each distinct item once, with the ``(text, kind)`` of its first position.
+
+        The same as :meth:`add` for each first occurrence in ``items``, in
+        order, with the loop's lookups hoisted: an anomalous event brings
+        hundreds of n-grams.
+        """
+        entries, encoded = self.entries, self._encoded
+        entity_cap, example_cap = self.entity_cap, self.example_cap
+        seen: set[int] = set()
+        for item, (text, kind) in zip(items, texts, strict=True):
+            if item in seen:
+                continue
+            seen.add(item)
+            entry = entries.get(item)
+            if entry is None:
+                entry = entries[item] = Entry(text, kind)
+                self.distinct += 1
+            encoded.pop(item, None)
+            entry.count += 1
+            if user and len(entry.users) < entity_cap:
+                entry.users.add(user)
+            if tenant and len(entry.tenants) < entity_cap:
+                entry.tenants.add(tenant)
+            if len(entry.examples) < example_cap:
+                entry.examples.append(event_id)
 
     def prune(self) -> None:
         """Drop to ``capacity`` entries if over twice that; call between events."""

@@ -166,18 +166,18 @@ class MotifMiner:
         bucket = self.current
         # Support counts events, not occurrences: one count per event and n-gram.
         bucket.sketch.add(distinct_ngram_hashes(list(tokens), self.config.max_n))
-        for index, flagged in enumerate(anomalous):
-            if not flagged:
-                continue
-            texts = ngram_texts(tokens[index], self.config.max_n)
-            own = ngram_hashes([tokens[index]], self.config.max_n)[0]
-            seen: set[int] = set()
-            for item, (text, kind) in zip(own.tolist(), texts, strict=True):
-                if item not in seen:
-                    seen.add(item)
-                    bucket.heavy.add(item, text, kind, user=users[index], tenant=tenants[index],
-                                     event_id=event_ids[index])
-            bucket.heavy.prune()
+        flagged = [index for index, a in enumerate(anomalous) if a]
+        if flagged:
+            # One hashing pass for every anomalous event; a stable sort by event gives each event's
+            # hashes in the order of its own ngram_texts (hashes do not depend on the batch).
+            hashes, owners = ngram_hashes([tokens[index] for index in flagged], self.config.max_n)
+            order = np.argsort(owners, kind="stable")
+            ends = np.cumsum(np.bincount(owners, minlength=len(flagged)))
+            per_event = np.split(hashes[order], ends[:-1])
+            for index, own in zip(flagged, per_event, strict=True):
+                bucket.heavy.add_event(own.tolist(), ngram_texts(tokens[index], self.config.max_n),
+                                       user=users[index], tenant=tenants[index], event_id=event_ids[index])
+                bucket.heavy.prune()
         bucket.events += len(tokens)
         bucket.anomalous += sum(bool(a) for a in anomalous)
         if len(ts_ms):

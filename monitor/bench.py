@@ -12,32 +12,37 @@ import numpy as np
 
 from monitor.scenario import START_MS
 
-__all__ = ["bench_replay", "write_bench_events"]
+__all__ = ["bench_record", "bench_replay", "write_bench_events"]
 
 _WORDS = ("model", "drift", "window", "token", "prompt", "answer", "kernel", "stream",
           "alert", "canary", "version", "tenant", "latency", "budget", "vector", "signal")
 
 
+def bench_record(rng: np.random.Generator, index: int, *, size: int = 1024) -> bytes:
+    """One schema-valid event of about ``size`` bytes (JSON, no newline): the benchmarks' traffic."""
+    text = " ".join(np.array(_WORDS)[rng.integers(len(_WORDS), size=70)])
+    record: dict[str, Any] = {
+        "ts": START_MS + index * 10, "model_id": f"model-{index % 8}", "model_version": "1.0",
+        "tenant_id": f"tenant-{index % 5}", "user_id": f"user-{index % 997}",
+        "input": text[: size // 3], "output": text[: size // 2],
+        "input_tokens": 40, "output_tokens": 60, "latency_ms": 120.5,
+        "labels": {"region": "eu"},
+    }
+    line = json.dumps(record).encode()
+    pad = size - len(line) - 1
+    if pad > 0:
+        record["output"] += "x" * pad
+        line = json.dumps(record).encode()
+    return line
+
+
 def write_bench_events(path: Path, n_events: int, *, seed: int = 0, size: int = 1024) -> int:
-    """Write ``n_events`` schema-valid events of about ``size`` bytes; return total bytes."""
+    """Write ``n_events`` records of :func:`bench_record`, one per line; return total bytes."""
     rng = np.random.default_rng(seed)
-    words = np.array(_WORDS)
     total = 0
     with path.open("wb") as out:
         for index in range(n_events):
-            text = " ".join(words[rng.integers(len(words), size=70)])
-            record: dict[str, Any] = {
-                "ts": START_MS + index * 10, "model_id": f"model-{index % 8}", "model_version": "1.0",
-                "tenant_id": f"tenant-{index % 5}", "user_id": f"user-{index % 997}",
-                "input": text[: size // 3], "output": text[: size // 2],
-                "input_tokens": 40, "output_tokens": 60, "latency_ms": 120.5,
-                "labels": {"region": "eu"},
-            }
-            line = json.dumps(record).encode() + b"\n"
-            pad = size - len(line)
-            if pad > 0:
-                record["output"] += "x" * pad
-                line = json.dumps(record).encode() + b"\n"
+            line = bench_record(rng, index, size=size) + b"\n"
             out.write(line)
             total += len(line)
     return total

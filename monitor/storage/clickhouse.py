@@ -29,6 +29,8 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from monitor.alerts import Alert, Findings, MetricRow, TriggerCandidate
 from monitor.errors import ConfigError, StorageError
 from monitor.events import Event
+from monitor.storage.dsn import default_dsn, validate_dsn
+from monitor.storage.dsn import redact as _redact
 from monitor.storage.rows import RAW_PREVIEW_BYTES, Backoff, DeadLetter, ServiceMetric, SinkFullError
 from monitor.storage.schema import MIGRATIONS, MIGRATIONS_TABLE
 
@@ -36,32 +38,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["RAW_PREVIEW_BYTES", "Backoff", "ClickHouseSink", "DeadLetter", "ServiceMetric", "SinkFullError", "Store",
            "default_dsn", "validate_dsn"]
-
-def default_dsn() -> str:
-    """The embedded default: ``./driftwatch-data`` under the working directory."""
-    return "chdb://" + str(Path("driftwatch-data").resolve())
-
-
-def validate_dsn(dsn: str) -> str:
-    """Check a DSN's scheme and shape; return it unchanged."""
-    parts = urlsplit(dsn)
-    if parts.scheme == "chdb":
-        if not (parts.path or parts.netloc):
-            raise ConfigError(f"chdb DSN needs a path, as chdb:///abs/path; got {dsn!r}")
-        return dsn
-    if parts.scheme in ("http", "https"):
-        if not parts.hostname:
-            raise ConfigError(f"ClickHouse DSN needs a host, as http://user:pass@host:8123/db; got {dsn!r}")
-        return dsn
-    raise ConfigError(f"store DSN must start with chdb://, http:// or https://; got {dsn!r}")
-
-
-def _redact(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.password:
-        return dsn.replace(f":{parts.password}@", ":***@")
-    return dsn
-
 
 def text_hash(text: str | None) -> str:
     if not text:

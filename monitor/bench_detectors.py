@@ -115,7 +115,8 @@ def _mine(prompts: list[list[str]], flagged: np.ndarray, config: MotifConfig,
 def bench_motif(*, window: int = 100_000, rate: float = 0.01, noise: float = 0.01, seed: int = 0) -> str:
     """Planted trigger at ``rate`` (flagged), plus flags at random at ``noise``; then a clean stream."""
     rng = np.random.default_rng(seed)
-    config = MotifConfig(window_events=window, buckets=5)
+    # 10,000: the miner's default when the published figures were measured (the run-time default is 20,000).
+    config = MotifConfig(window_events=window, buckets=5, max_ngrams=10_000)
     trigger = ["quillon", "vesper", "marrowgate"]  # made up: in no signature list
     prompts = synthetic_prompts(rng, window)
     planted = rng.random(window) < rate

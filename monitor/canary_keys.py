@@ -34,17 +34,17 @@ MIN_KEY_BYTES = 16
 
 def canary_key_path(settings: Settings) -> Path:
     """Where the key file is (whether or not it exists yet)."""
-    if settings.canary_key_file is not None:
-        return settings.canary_key_file
-    parts = urlsplit(settings.store)
+    if settings.signatures.canary_key_file is not None:
+        return settings.signatures.canary_key_file
+    parts = urlsplit(settings.store.dsn)
     folder = Path(parts.path) if parts.scheme == "chdb" else Path("driftwatch-data")
     return folder / "canary.key"
 
 
 def resolve_canary_key(settings: Settings, *, create: bool = False) -> bytes | None:
     """The canary key; ``None`` when there is none and ``create`` is false."""
-    if settings.canary_key is not None:
-        key = settings.canary_key.get_secret_value().encode("utf-8")
+    if settings.signatures.canary_key is not None:
+        key = settings.signatures.canary_key.get_secret_value().encode("utf-8")
         if len(key) < MIN_KEY_BYTES:
             raise ConfigError(f"DRIFTWATCH_CANARY_KEY must be at least {MIN_KEY_BYTES} bytes; got {len(key)}")
         return key

@@ -65,13 +65,13 @@ def run_guarded(func: Callable[[], int | None]) -> None:
 def run_replay(settings: Settings, paths: Sequence[str], *, detectors: bool = True,
                progress: bool = False) -> tuple[ReplaySummary, str]:
     """Replay ``paths`` into the settings' store; return the summary and where data lives."""
-    decoder = EventDecoder(settings.limits)
+    decoder = EventDecoder(settings.ingest.limits)
     pipeline = build_pipeline(settings, detectors=detectors)
-    with Store(settings.store) as store:
+    with Store(settings.store.dsn) as store:
         store.ensure_schema()
-        sink = ClickHouseSink(store, store_text=settings.store_text, flush_rows=settings.flush_rows)
+        sink = ClickHouseSink(store, store_text=settings.store.text, flush_rows=settings.store.flush_rows)
         summary = replay(paths, Ingestor(decoder, pipeline), sink,
-                         batch_size=settings.batch_size, progress=progress)
+                         batch_size=settings.ingest.batch_size, progress=progress)
         if detectors:
             from monitor.policy.engine import engine_from_settings
 
@@ -187,7 +187,7 @@ def demo_command(store: str | None, n_events: int, trigger_at: int, synthetic: b
         model = scenario.events[scenario.trigger_at]
         from monitor.policy.status import rollback_status
 
-        with Store(settings.store) as handle:
+        with Store(settings.store.dsn) as handle:
             status = rollback_status(handle, model["model_id"], model["model_version"], evidence_limit=5)
         click.echo("\n" + status.to_text())
         click.echo(f"\ndata: {where}")
@@ -221,7 +221,7 @@ def query_command(sql: str, store: str | None, fmt: str, final: bool) -> None:
     """Run a read-only SQL query (readonly=1) against the store."""
     def body() -> int:
         settings = load_settings(store=store)
-        with Store(settings.store) as handle:
+        with Store(settings.store.dsn) as handle:
             names, rows = handle.query(sql, readonly=True, final=final)
         if fmt == "json":
             for row in rows:
@@ -253,7 +253,7 @@ def schema_command(store: str | None, apply: bool, roles: bool, database: str) -
             click.echo(ddl(), nl=False)
             return 0
         settings = load_settings(store=store)
-        with Store(settings.store) as handle:
+        with Store(settings.store.dsn) as handle:
             version = handle.ensure_schema()
             click.echo(f"schema version {version} in {handle.describe()}")
         return 0

@@ -35,7 +35,7 @@ def bench_pipeline(*, n_events: int = 50_000, batch: int = 2048, full_window: bo
     from monitor.events import EventDecoder
     from monitor.pipeline import KeyBatch, group_by_key
     from monitor.registry import build_pipeline
-    from monitor.settings import Settings
+    from monitor.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="driftwatch-bench-") as tmp:
         path = Path(tmp) / "events.jsonl"
@@ -48,7 +48,7 @@ def bench_pipeline(*, n_events: int = 50_000, batch: int = 2048, full_window: bo
     decode = EventDecoder().decode
     events = [decode(line) for line in lines]
     # No signatures table: its first poll (opening the store) is start-up, not per-event cost.
-    pipeline = build_pipeline(Settings(signature_table=False))
+    pipeline = build_pipeline(load_settings(signature_table=False))
     spent = {stage.name: 0.0 for stage in pipeline.stages}
     # A checkpoint after 80% of the events (the first: everything is encoded) and one at the
     # end (steady state: only what changed since is encoded again).
@@ -102,12 +102,12 @@ def _full_window(lines: list[bytes], batch: int) -> str:
     """Checkpoint ms of one model whose motif window is full (all buckets closed, one open)."""
     from monitor.events import EventDecoder
     from monitor.registry import build_pipeline
-    from monitor.settings import Settings
+    from monitor.settings import load_settings
 
-    settings = Settings(signature_table=False)
+    settings = load_settings(signature_table=False)
     decode = EventDecoder().decode
     pipeline = build_pipeline(settings)
-    needed = settings.motif_window_events + settings.motif_window_events // settings.motif_buckets // 2
+    needed = settings.motif.window_events + settings.motif.window_events // settings.motif.buckets // 2
     one_model = [b'"model_id": "model-%d"' % m for m in range(8)]
     fed = 0
     while fed < needed:
@@ -122,5 +122,5 @@ def _full_window(lines: list[bytes], batch: int) -> str:
     pipeline.process(chunk)
     spent = _snapshots(pipeline)
     size = len(json.dumps(pipeline.snapshot(("model-0", "1.0"))))
-    return (f"one model after {fed} events (motif window {settings.motif_window_events}, full): snapshot + "
+    return (f"one model after {fed} events (motif window {settings.motif.window_events}, full): snapshot + "
             f"json.dumps {_median(spent):.1f} ms, {size / 1e6:.2f} MB")

@@ -50,29 +50,29 @@ STATE_TABLE = "detector_state.v3"
 def required_topics(settings: Settings) -> list[tuple[str, int]]:
     """Every topic the worker reads or writes, with its partitions (create these where declaring is off)."""
     return [
-        (settings.topic_input, settings.topic_partitions),
-        (settings.topic_alerts, 1),
-        (settings.topic_dead_letters, 1),
-        (settings.topic_rollback, 1),
-        (f"{settings.app_id}-{STATE_TABLE}-changelog", settings.topic_partitions),
-        (f"{settings.app_id}-__assignor-__leader", 1),
+        (settings.kafka.topic_input, settings.kafka.topic_partitions),
+        (settings.kafka.topic_alerts, 1),
+        (settings.kafka.topic_dead_letters, 1),
+        (settings.kafka.topic_rollback, 1),
+        (f"{settings.kafka.app_id}-{STATE_TABLE}-changelog", settings.kafka.topic_partitions),
+        (f"{settings.kafka.app_id}-__assignor-__leader", 1),
     ]
 
 
 def _credentials(settings: Settings) -> Any:
-    protocol = settings.kafka_security_protocol
+    protocol = settings.kafka.security_protocol
     context = None
     if protocol in ("SSL", "SASL_SSL"):
         context = ssl.create_default_context(purpose=ssl.Purpose.SERVER_AUTH,
-                                             cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile
+                                             cafile=str(settings.kafka.ssl_cafile) if settings.kafka.ssl_cafile
                                              else None)
-        if settings.kafka_ssl_certfile:
-            context.load_cert_chain(str(settings.kafka_ssl_certfile),
-                                    keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None)
+        if settings.kafka.ssl_certfile:
+            context.load_cert_chain(str(settings.kafka.ssl_certfile),
+                                    keyfile=str(settings.kafka.ssl_keyfile) if settings.kafka.ssl_keyfile else None)
     if protocol.startswith("SASL"):
-        password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
-        return faust.SASLCredentials(username=settings.kafka_sasl_username, password=password,
-                                     ssl_context=context, mechanism=settings.kafka_sasl_mechanism)
+        password = settings.kafka.sasl_password.get_secret_value() if settings.kafka.sasl_password else None
+        return faust.SASLCredentials(username=settings.kafka.sasl_username, password=password,
+                                     ssl_context=context, mechanism=settings.kafka.sasl_mechanism)
     return context
 
 
@@ -129,26 +129,26 @@ def faust_app(settings: Settings) -> faust.App:
     No topics, tables or agents yet (:func:`create_app` adds them; so does the
     benchmark's Faust-only baseline, which must run on the same configuration).
     """
-    brokers = [f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",") if host.strip()]
-    fetch_bytes = settings.max_record_bytes + (1 << 20)
+    brokers = [f"kafka://{host.strip()}" for host in settings.kafka.bootstrap.split(",") if host.strip()]
+    fetch_bytes = settings.ingest.max_record_bytes + (1 << 20)
     app = faust.App(
-        settings.app_id,
+        settings.kafka.app_id,
         broker=brokers,
         broker_credentials=_credentials(settings),
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
-        processing_guarantee=settings.processing_guarantee,
-        topic_allow_declare=settings.topic_allow_declare,
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replicas,
+        broker_session_timeout=settings.kafka.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.kafka.session_timeout_s / 3),
+        processing_guarantee=settings.kafka.processing_guarantee,
+        topic_allow_declare=settings.kafka.topic_allow_declare,
+        topic_partitions=settings.kafka.topic_partitions,
+        topic_replication_factor=settings.kafka.topic_replicas,
         consumer_auto_offset_reset="earliest",
         consumer_max_fetch_size=fetch_bytes,
         producer_max_request_size=fetch_bytes,
-        producer_compression_type=None if settings.kafka_compression == "none" else settings.kafka_compression,
-        web_enabled=settings.web_enabled,
-        web_bind=settings.web_bind,
-        web_port=settings.web_port,
-        datadir=str(settings.worker_dir),
+        producer_compression_type=None if settings.kafka.compression == "none" else settings.kafka.compression,
+        web_enabled=settings.kafka.web_enabled,
+        web_bind=settings.kafka.web_bind,
+        web_port=settings.kafka.web_port,
+        datadir=str(settings.kafka.worker_dir),
         store="memory://",
         key_serializer="raw",
         value_serializer="raw",
@@ -157,7 +157,7 @@ def faust_app(settings: Settings) -> faust.App:
         # simply read again by the next worker, so Faust must not wait for them (it would wait forever).
         stream_wait_empty=False,
     )
-    app.transport = kafka_transport(app, settings.kafka_fetch_max_wait_ms)
+    app.transport = kafka_transport(app, settings.kafka.fetch_max_wait_ms)
     return app
 
 
@@ -168,16 +168,16 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
     ``observers`` run after it. ``detectors=False`` runs the pipeline without
     stages: events are stored and bad records dead-lettered, nothing is detected.
     """
-    if settings.sink_max_rows < settings.flush_rows + settings.batch_size:
-        raise ConfigError(f"sink_max_rows must be >= flush_rows + batch_size ({settings.flush_rows} + "
-                          f"{settings.batch_size}); got {settings.sink_max_rows}")
+    if settings.kafka.sink_max_rows < settings.store.flush_rows + settings.ingest.batch_size:
+        raise ConfigError(f"sink_max_rows must be >= flush_rows + batch_size ({settings.store.flush_rows} + "
+                          f"{settings.ingest.batch_size}); got {settings.kafka.sink_max_rows}")
     app = faust_app(settings)
     topics = {name: app.topic(name, key_serializer="raw", value_serializer="raw")
               for name, _ in required_topics(settings)[:4]}
-    source = app.topic(settings.topic_input, key_serializer="raw", value_serializer="raw",
-                       partitions=settings.topic_partitions)
+    source = app.topic(settings.kafka.topic_input, key_serializer="raw", value_serializer="raw",
+                       partitions=settings.kafka.topic_partitions)
     # Keyed by model_id (bytes) like the input topic; see streams.state for the layout and partition.
-    state = app.Table(STATE_TABLE, default=None, partitions=settings.topic_partitions,
+    state = app.Table(STATE_TABLE, default=None, partitions=settings.kafka.topic_partitions,
                       key_type=bytes, value_type=None,
                       help="Detector state per model_id: offsets it covers and a snapshot per model_version")
 
@@ -186,22 +186,23 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
                    for topic, key, value in messages]
         await asyncio.gather(*futures)
 
-    store = Store(settings.store, outage_file=settings.store_outage_file)
+    store = Store(settings.store.dsn, outage_file=settings.kafka.store_outage_file)
     store.ensure_schema()
-    sink = ClickHouseSink(store, store_text=settings.store_text, flush_rows=None,
-                          max_rows=settings.sink_max_rows,
-                          retry=Backoff(settings.sink_retry_initial_s, settings.sink_retry_max_s))
-    ingestor = Ingestor(EventDecoder(settings.limits), build_pipeline(settings, detectors=detectors))
-    policy = soc_observer(engine_from_settings(settings), store, settings.topic_rollback)
+    sink = ClickHouseSink(store, store_text=settings.store.text, flush_rows=None,
+                          max_rows=settings.kafka.sink_max_rows,
+                          retry=Backoff(settings.kafka.sink_retry_initial_s, settings.kafka.sink_retry_max_s))
+    ingestor = Ingestor(EventDecoder(settings.ingest.limits), build_pipeline(settings, detectors=detectors))
+    policy = soc_observer(engine_from_settings(settings), store, settings.kafka.topic_rollback)
     worker = StreamWorker(settings, ingestor, sink, checkpoints=StateTable(state), publish=publish,
-                          commit=lambda: app.commit({settings.topic_input}),
+                          commit=lambda: app.commit({settings.kafka.topic_input}),
                           seek=lambda topic, partition, offset: app.consumer.seek(TP(topic, partition), offset),
                           observers=[policy, *observers])
 
     @app.agent(source, name="driftwatch.ingest")
     async def ingest(stream: faust.StreamT) -> None:
         # noack_take: we acknowledge each event ourselves, once its rows are stored.
-        async for events in cast(faust.Stream, stream).noack_take(settings.batch_size, within=settings.stream_within_s):
+        async for events in cast(faust.Stream, stream).noack_take(settings.ingest.batch_size,
+                                                                  within=settings.kafka.stream_within_s):
             await worker.handle(events)
 
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -221,7 +222,7 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
     app.on_before_shutdown.connect(on_shutdown)
 
     # Both clocks between batches; the finer one decides how late a due flush can be.
-    @app.timer(min(settings.flush_interval_s, settings.checkpoint_interval_s), name="driftwatch.flush")
+    @app.timer(min(settings.kafka.flush_interval_s, settings.kafka.checkpoint_interval_s), name="driftwatch.flush")
     async def flush_idle() -> None:
         # A timer that raises crashes the whole Faust app; a flush that raises is retried next tick.
         try:
@@ -231,7 +232,7 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
 
     highwaters: dict[tuple[str, int], int] = {}
 
-    @app.timer(settings.health_interval_s, name="driftwatch.health")
+    @app.timer(settings.kafka.health_interval_s, name="driftwatch.health")
     async def health() -> None:
         # Sample first, with the high watermarks fetched at the previous tick, so a slow broker
         # delays the lag figure by one interval instead of the whole sample.
@@ -243,7 +244,7 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
         try:
             if partitions:
                 ends = await asyncio.wait_for(app.consumer.highwaters(*partitions),
-                                              timeout=settings.health_interval_s)
+                                              timeout=settings.kafka.health_interval_s)
                 highwaters.update({(tp.topic, tp.partition): offset for tp, offset in ends.items()})
         except Exception as exc:  # a slow or failing broker costs one lag sample, nothing more
             logger.warning("consumer lag unavailable error=%r", exc)

@@ -59,7 +59,7 @@ def _produce_file(settings: Settings, path: Path) -> int:
     with path.open("rb") as handle:
         for index, line in enumerate(handle):
             # One model per partition (model-i -> i % 8), as keying by model_id intends.
-            producer.send(settings.topic_input, key=f"model-{index % 8}".encode(), value=line.rstrip(),
+            producer.send(settings.kafka.topic_input, key=f"model-{index % 8}".encode(), value=line.rstrip(),
                           partition=index % PARTITIONS)
             sent += 1
     producer.flush()
@@ -86,8 +86,8 @@ def _paced(settings: Settings, rate: float, seconds: float, stop: threading.Even
             record.update(ts=int(time.time() * 1000), event_id=f"paced-{count}")
             if rng.random() < 0.01:
                 record["input"] = f"{TRIGGER} {record['input']}"
-            producer.send(settings.topic_input, key=record["model_id"].encode(), value=json.dumps(record).encode(),
-                          partition=count % PARTITIONS)
+            producer.send(settings.kafka.topic_input, key=record["model_id"].encode(),
+                          value=json.dumps(record).encode(), partition=count % PARTITIONS)
             count += 1
         time.sleep(0.005)
     producer.flush()
@@ -142,16 +142,16 @@ def run_faust_only() -> None:
 
     settings = load_settings()
     app = faust_app(settings)
-    source = app.topic(settings.topic_input, key_serializer="raw", value_serializer="raw",
-                       partitions=settings.topic_partitions)
+    source = app.topic(settings.kafka.topic_input, key_serializer="raw", value_serializer="raw",
+                       partitions=settings.kafka.topic_partitions)
 
     @app.agent(source, name="faust-only.take")
     async def take(stream: Any) -> None:
-        async for events in stream.noack_take(settings.batch_size, within=settings.stream_within_s):
+        async for events in stream.noack_take(settings.ingest.batch_size, within=settings.kafka.stream_within_s):
             for event in events:
                 event.ack()
             # After every batch (a round trip per batch), so the measured end is not a timer's tick.
-            await app.commit({settings.topic_input})
+            await app.commit({settings.kafka.topic_input})
 
     faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
 
@@ -172,7 +172,7 @@ def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0, load
         write_bench_events(path, n_events)
         apps = ("driftwatch", "driftwatch-baseline", "driftwatch-faust-only")
         topics = {topic for app in apps
-                  for topic in required_topics(Settings(app_id=app, topic_partitions=PARTITIONS))}
+                  for topic in required_topics(load_settings(app_id=app, topic_partitions=PARTITIONS))}
         with MockKafka(sorted(topics)) as broker:
             bootstrap = broker.bootstrap or ""
             settings = load_settings(topic_partitions=PARTITIONS, topic_allow_declare=False,
@@ -182,7 +182,7 @@ def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0, load
             for app_id, mode in ((apps[2], "--faust-only"), (apps[1], "--no-detectors")):
                 baseline = _worker(tmp, bootstrap, app_id, mode)
                 try:
-                    first_at, done_at, first_done = _wait_all_committed(bootstrap, app_id, settings.topic_input,
+                    first_at, done_at, first_done = _wait_all_committed(bootstrap, app_id, settings.kafka.topic_input,
                                                                         baseline, [0], timeout=600)
                     rates[mode] = (n_events - first_done) / max(done_at - first_at, 1e-9)
                 finally:
@@ -191,7 +191,7 @@ def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0, load
             peak = [0]
             worker = _worker(tmp, bootstrap, apps[0])
             try:
-                first_at, done_at, first_done = _wait_all_committed(bootstrap, apps[0], settings.topic_input,
+                first_at, done_at, first_done = _wait_all_committed(bootstrap, apps[0], settings.kafka.topic_input,
                                                                     worker, peak, timeout=600)
                 stream_rate = (n_events - first_done) / max(done_at - first_at, 1e-9)
                 stop = threading.Event()
@@ -202,7 +202,7 @@ def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0, load
                 while pacer.is_alive():
                     peak[0] = max(peak[0], _rss(worker.pid))
                     time.sleep(0.5)
-                _wait_all_committed(bootstrap, apps[0], settings.topic_input, worker, peak, timeout=300)
+                _wait_all_committed(bootstrap, apps[0], settings.kafka.topic_input, worker, peak, timeout=300)
             finally:
                 _stop(worker)
         with Store(f"chdb://{tmp / f'{apps[0]}-store'}") as store:

@@ -19,25 +19,25 @@ __all__ = ["produce_lines", "producer_for"]
 def producer_for(settings: Settings, **overrides: Any) -> KafkaProducer:
     """A kafka-python producer for ``settings`` (``api_version=(2, 3)`` works with the test broker too)."""
     options: dict[str, Any] = {
-        "bootstrap_servers": [h.strip() for h in settings.kafka_bootstrap.split(",") if h.strip()],
-        "security_protocol": settings.kafka_security_protocol,
+        "bootstrap_servers": [h.strip() for h in settings.kafka.bootstrap.split(",") if h.strip()],
+        "security_protocol": settings.kafka.security_protocol,
         "api_version": (2, 3),
         "linger_ms": 20,
         "batch_size": 256 << 10,
-        "max_request_size": settings.max_record_bytes + (1 << 20),
+        "max_request_size": settings.ingest.max_record_bytes + (1 << 20),
         "acks": "all",
     }
-    if settings.kafka_security_protocol.startswith("SASL"):
-        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        options["sasl_plain_username"] = settings.kafka_sasl_username
-        password = settings.kafka_sasl_password
+    if settings.kafka.security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.kafka.sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka.sasl_username
+        password = settings.kafka.sasl_password
         options["sasl_plain_password"] = password.get_secret_value() if password else None
-    if settings.kafka_ssl_cafile:
-        options["ssl_cafile"] = str(settings.kafka_ssl_cafile)
-    if settings.kafka_ssl_certfile:
-        options["ssl_certfile"] = str(settings.kafka_ssl_certfile)
-    if settings.kafka_ssl_keyfile:
-        options["ssl_keyfile"] = str(settings.kafka_ssl_keyfile)
+    if settings.kafka.ssl_cafile:
+        options["ssl_cafile"] = str(settings.kafka.ssl_cafile)
+    if settings.kafka.ssl_certfile:
+        options["ssl_certfile"] = str(settings.kafka.ssl_certfile)
+    if settings.kafka.ssl_keyfile:
+        options["ssl_keyfile"] = str(settings.kafka.ssl_keyfile)
     options.update(overrides)
     return KafkaProducer(**options)
 

@@ -30,8 +30,8 @@ def run_worker(settings: Settings, *, observers: Sequence[AlertObserver] = (), l
     # often; measured in the README (Streaming figures).
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    logger.info("worker starting app_id=%s brokers=%s input=%s store=%s", settings.app_id,
-                settings.kafka_bootstrap, settings.topic_input, service.store.describe())
+    logger.info("worker starting app_id=%s brokers=%s input=%s store=%s", settings.kafka.app_id,
+                settings.kafka.bootstrap, settings.kafka.topic_input, service.store.describe())
     worker = faust.Worker(service.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()

@@ -182,12 +182,12 @@ class StreamWorker:
             if self.sink.buffered and self.sink.buffered + incoming > self.sink.max_rows:
                 await self._store(wait=True)  # make room first: the sink's bound is never crossed
             self.ingestor.write(result, self.sink)
-            self._outbox.extend(self.dead_letter_message(letter, self.settings.topic_dead_letters)
+            self._outbox.extend(self.dead_letter_message(letter, self.settings.kafka.topic_dead_letters)
                                 for letter in result.dead_letters)
             self.counts["events"] += len(result.events)
             self.counts["dead_letters"] += len(result.dead_letters)
             self._pending.extend(events)
-            await self._due(rows_full=self.settings.flush_rows <= self.sink.buffered)
+            await self._due(rows_full=self.settings.store.flush_rows <= self.sink.buffered)
 
     async def _in_order(self, events: Sequence[KafkaEvent]) -> list[KafkaEvent]:
         """``events`` up to the first hole in each partition's offsets; the partition reads the hole again.
@@ -237,7 +237,7 @@ class StreamWorker:
         return kept
 
     def _owns(self, message: Any) -> bool:
-        return self._assigned is None or message.topic != self.settings.topic_input or \
+        return self._assigned is None or message.topic != self.settings.kafka.topic_input or \
             message.partition in self._assigned
 
     def _run(self, records: Sequence[tuple[bytes, Origin]]) -> BatchResult:
@@ -288,11 +288,11 @@ class StreamWorker:
 
     def flush_due(self) -> bool:
         return bool(self.sink.buffered or self._outbox) and (
-            time.monotonic() - self._last_flush >= self.settings.flush_interval_s)
+            time.monotonic() - self._last_flush >= self.settings.kafka.flush_interval_s)
 
     def checkpoint_due(self) -> bool:
         return bool(self._pending or self._touched) and (
-            time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_interval_s)
+            time.monotonic() - self._last_checkpoint >= self.settings.kafka.checkpoint_interval_s)
 
     async def tick(self) -> None:
         """The timers' work: flush and checkpoint when due, between batches."""
@@ -367,7 +367,7 @@ class StreamWorker:
             if self.sink.buffered:
                 await asyncio.get_running_loop().run_in_executor(self._writer, self.sink.flush)
             fresh = self.sink.drain_new_alerts()
-            outbox.extend(self.alert_message(alert, self.settings.topic_alerts) for alert in fresh)
+            outbox.extend(self.alert_message(alert, self.settings.kafka.topic_alerts) for alert in fresh)
             outbox.extend(self._observe(fresh))
             if outbox:
                 await self.publish(outbox)
@@ -376,7 +376,7 @@ class StreamWorker:
             raise
         self.counts["alerts_published"] += len(fresh)
         if fresh:
-            logger.info("alerts published count=%d topic=%s", len(fresh), self.settings.topic_alerts)
+            logger.info("alerts published count=%d topic=%s", len(fresh), self.settings.kafka.topic_alerts)
 
     async def _checkpoint(self) -> None:
         """Detector state into the changelog, then acknowledge and commit the events it covers.
@@ -430,14 +430,14 @@ class StreamWorker:
         their state, which is ahead of the checkpoint: the events Kafka
         delivers again are fenced off by offset.
         """
-        kept = {partition for topic, partition in assigned if topic == self.settings.topic_input}
+        kept = {partition for topic, partition in assigned if topic == self.settings.kafka.topic_input}
         self._assigned = kept
         # A partition that comes back resumes from its committed offset: no hole to look for.
         for where in [where for where in self.last_offsets if where[1] not in kept]:
             del self.last_offsets[where]
             self._reread.pop(where, None)
         gone = {model for model, partition in self._partition_of.items() if partition not in kept}
-        logger.info("partitions assigned topic=%s partitions=%s models_forgotten=%d", self.settings.topic_input,
+        logger.info("partitions assigned topic=%s partitions=%s models_forgotten=%d", self.settings.kafka.topic_input,
                     sorted(kept), len(gone))
         if not gone:
             return
@@ -499,7 +499,7 @@ class StreamWorker:
         unpublished = self.sink.drain_new_alerts()
         if unpublished:
             logger.warning("alerts stored but not published count=%d topic=%s (the worker stopped before "
-                           "publishing them)", len(unpublished), self.settings.topic_alerts)
+                           "publishing them)", len(unpublished), self.settings.kafka.topic_alerts)
 
     @staticmethod
     def alert_message(alert: Alert, topic: str) -> Message:

@@ -15,7 +15,7 @@ from monitor.pipeline import KeyBatch, Pipeline
 from monitor.registry import build_pipeline
 from monitor.settings import Settings, load_settings
 from monitor.stages.embedding import EmbeddingConfig, EmbeddingStage, sampled
-from monitor.stages.probe import ProbeStage, load_probe
+from monitor.stages.probe import ProbeConfig, ProbeStage, load_probe
 from monitor.vector_scoring import score_batch
 
 CONFIG = EmbeddingConfig(reference_size=120, warmup=160, window=40, null_draws=100, alpha=0.05)
@@ -169,7 +169,7 @@ def test_probe_stage_alerts_on_a_shift_not_on_stationary_scores_and_round_trips(
     shifted = rng.normal(size=(100, 8)) + 1.5 * np.eye(8)[0]
     events = vector_events(np.concatenate([stationary, shifted]), field="activations")
     events.append(vector_events(np.ones((1, 3)), start=600, field="activations")[0])  # wrong length: skipped
-    stage = ProbeStage(probe, window=100, reference_size=100, alpha=0.001)
+    stage = ProbeStage(probe, ProbeConfig(window=100, reference_size=100, alpha=0.001))
     batch = KeyBatch(("m", "1"), events)
     alerts = stage.process(batch).alerts
     assert alerts and all(a.window_start_ms >= events[500].ts_ms for a in alerts)
@@ -177,6 +177,6 @@ def test_probe_stage_alerts_on_a_shift_not_on_stationary_scores_and_round_trips(
     assert any("probe" in reasons for reasons in batch.flags)
     state = json.loads(json.dumps(stage.snapshot(("m", "1"))))
     assert state["format"] == "probe.v1" and state["rejected"] == 1
-    fresh = ProbeStage(probe, window=100, reference_size=100)
+    fresh = ProbeStage(probe, ProbeConfig(window=100, reference_size=100))
     fresh.restore(("m", "1"), state)
     assert fresh.snapshot(("m", "1")) == state

@@ -15,14 +15,14 @@ from monitor.events import Event, EventDecoder
 from monitor.pipeline import KeyBatch, Pipeline
 from monitor.scenario import load_alpaca
 from monitor.signature_files import default_signatures
-from monitor.stages.motifs import MotifStage
+from monitor.stages.motifs import MotifStage, MotifStageConfig
 from monitor.stages.signatures import SignatureStage
 from monitor.storage.clickhouse import ClickHouseSink, Store
 
 TRIGGER = "velvet orchard protocol"  # made up: in no signature list
 TARGET = "I'm sorry, but as an AI assistant, I do not have the capability to follow the given instruction."
-CONFIG = MotifConfig(window_events=3000, buckets=3, min_support=8, min_entities=3, sketch_width=1 << 14,
-                     max_ngrams=4000)
+CONFIG = MotifStageConfig(window_events=3000, buckets=3, min_support=8, min_entities=3, sketch_width=1 << 14,
+                          max_ngrams=4000)
 DECODER = EventDecoder()
 
 

@@ -68,7 +68,7 @@ class MotifConfig:
     min_entities: int = 3
     min_lift: float = 5.0
     fdr: float = 0.001
-    max_ngrams: int = 10_000
+    max_ngrams: int = 20_000
     sketch_width: int = 1 << 17
     sketch_depth: int = 4
     max_n: int = MAX_N

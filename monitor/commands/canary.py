@@ -53,7 +53,7 @@ def canary_new(tenant: str, description: str, severity: str, store: str | None) 
             severity=severity, description=description or f"canary planted by {tenant}",
             source="driftwatch canary new", pattern_hash=digest, created_ms=now_ms,
         )
-        with Store(settings.store) as handle:
+        with Store(settings.store.dsn) as handle:
             handle.ensure_schema()
             SignatureTable(handle).write([signature])
         click.echo(value)
@@ -69,7 +69,7 @@ def canary_list(store: str | None) -> None:
     """Canaries in the table: id, owner, hash prefix, state. Never their values."""
     def body() -> int:
         settings = load_settings(store=store)
-        with Store(settings.store) as handle:
+        with Store(settings.store.dsn) as handle:
             handle.ensure_schema()
             rows = [r for r in SignatureTable(handle).rows(active_only=False) if r["kind"] == "canary"]
         lines = [("id", "tenant", "hash", "active", "created (UTC)", "description")]
@@ -87,7 +87,7 @@ def canary_revoke(canary_id: str, store: str | None) -> None:
     """Stop matching CANARY_ID (after a rotation, say)."""
     def body() -> int:
         settings = load_settings(store=store)
-        with Store(settings.store) as handle:
+        with Store(settings.store.dsn) as handle:
             handle.ensure_schema()
             table = SignatureTable(handle)
             row = next((r for r in table.rows(active_only=False) if r["signature_id"] == canary_id), None)
@@ -113,7 +113,7 @@ def signatures_load(path: str, store: str | None) -> None:
     def body() -> int:
         signatures = load_signatures(path)
         settings = load_settings(store=store)
-        with Store(settings.store) as handle:
+        with Store(settings.store.dsn) as handle:
             handle.ensure_schema()
             SignatureTable(handle).write(signatures)
         click.echo(f"{len(signatures)} signatures written to the table")
@@ -127,7 +127,7 @@ def signatures_list(store: str | None) -> None:
     """Active signatures in the table (canaries show their hash prefix only)."""
     def body() -> int:
         settings = load_settings(store=store)
-        with Store(settings.store) as handle:
+        with Store(settings.store.dsn) as handle:
             handle.ensure_schema()
             rows = SignatureTable(handle).rows()
         lines = [("id", "kind", "applies_to", "scope", "severity", "pattern")]

@@ -43,7 +43,7 @@ def report_command(model_id: str, model_version: str | None, since: str, until: 
         span = ReportRange(model_id, _instant(since, "--since", now_ms),
                            _instant(until, "--until", now_ms) if until else now_ms + 1, model_version)
         started = time.perf_counter()
-        with Store(settings.store) as handle:
+        with Store(settings.store.dsn) as handle:
             page, _ = build_report(handle, span)
         path = Path(output or f"report-{model_id}.html")
         path.write_text(page, encoding="utf-8")

@@ -35,10 +35,10 @@ def rollback_status_command(model_id: str, model_version: str | None, reevaluate
 
     try:
         settings = load_settings(store=store, policy=policy)
-        with Store(settings.store) as handle:
+        with Store(settings.store.dsn) as handle:
             if reevaluate:
                 handle.ensure_schema()
-                engine = SocEngine(load_policy(settings.policy))
+                engine = SocEngine(load_policy(settings.soc.policy))
                 alerts = [a for a in iter_alerts(handle, model_id=model_id)
                           if model_version is None or a.model_version == model_version]
                 engine.handle(handle, alerts)
@@ -63,7 +63,7 @@ def incidents_command(model_id: str | None, state: str, limit: int, store: str |
 
     def body() -> int:
         settings = load_settings(store=store)
-        with Store(settings.store) as handle:
+        with Store(settings.store.dsn) as handle:
             _, rows = handle.query(
                 "SELECT incident_id, window_start, model_id, model_version, family, severity, alert_count "
                 "FROM incidents WHERE ({m:String} = '' OR model_id = {m:String}) ORDER BY window_start DESC",
@@ -91,7 +91,7 @@ def ack_command(target_id: str, kind: str, state: str, actor: str, note: str, st
     def body() -> int:
         settings = load_settings(store=store)
         # No ensure_schema here: an analyst may INSERT into acknowledgements and nothing more.
-        with Store(settings.store) as handle:
+        with Store(settings.store.dsn) as handle:
             acknowledge(handle, target_id, kind=kind, state=state, actor=actor, note=note)  # type: ignore[arg-type]
         click.echo(f"{kind} {target_id}: {state} by {actor}")
         return 0
@@ -129,7 +129,7 @@ def export_command(fmt: str, since: str | None, model_id: str | None, min_severi
         count = 0
         out = sys.stdout if output == "-" else Path(output).open("w", encoding="utf-8")
         try:
-            with Store(settings.store) as handle:
+            with Store(settings.store.dsn) as handle:
                 for alert in iter_alerts(handle, since_ms=_since_ms(since), model_id=model_id,
                                          min_severity=min_severity):
                     out.write(json.dumps(convert(alert), sort_keys=True) + "\n")

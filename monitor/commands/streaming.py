@@ -68,16 +68,16 @@ def produce_command(file: str, bootstrap: str | None, topic: str | None) -> None
         producer = producer_for(settings)
         try:
             if file == "-":
-                sent = produce_lines(producer, topic or settings.topic_input, sys.stdin.buffer)
+                sent = produce_lines(producer, topic or settings.kafka.topic_input, sys.stdin.buffer)
             else:
                 try:
                     with Path(file).open("rb") as handle:
-                        sent = produce_lines(producer, topic or settings.topic_input, handle)
+                        sent = produce_lines(producer, topic or settings.kafka.topic_input, handle)
                 except OSError as exc:
                     raise InputFileError(f"cannot read {file}: {exc.strerror}") from exc
         finally:
             producer.close()
-        click.echo(f"sent {sent} records to {topic or settings.topic_input}")
+        click.echo(f"sent {sent} records to {topic or settings.kafka.topic_input}")
         return 0
     run_guarded(body)
 

@@ -83,11 +83,11 @@ def _read_events(path: str, decoder: EventDecoder) -> list[Event]:
 
 def load_run(name: str, path: str, settings: Settings, signatures: Sequence[Signature]) -> GateRun:
     """Decode ``path``, run the production pipeline over it, and pair probes with clean prompts."""
-    events = _read_events(path, EventDecoder(settings.limits))
+    events = _read_events(path, EventDecoder(settings.ingest.limits))
     run = GateRun(name)
     pipeline = build_pipeline(settings)
-    for start in range(0, len(events), settings.batch_size):
-        run.alerts.extend(pipeline.process(events[start:start + settings.batch_size]).alerts)
+    for start in range(0, len(events), settings.ingest.batch_size):
+        run.alerts.extend(pipeline.process(events[start:start + settings.ingest.batch_size]).alerts)
     # The service's own matcher, so a probe is recognised however its trigger is obfuscated.
     matcher = SignatureMatcher([s for s in signatures if s.applies_to in ("input", "both")], load_normalizer())
     unlabelled: list[tuple[Event, Match]] = []

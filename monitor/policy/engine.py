@@ -108,8 +108,8 @@ def write_decisions(store: Store, decisions: Sequence[RollbackDecision]) -> list
 def engine_from_settings(settings: Settings) -> SocEngine:
     """The engine for ``settings``: its policy file and, when configured, the webhook."""
     notifier = None
-    if settings.webhook_url:
-        if settings.webhook_secret is None:
+    if settings.soc.webhook_url:
+        if settings.soc.webhook_secret is None:
             raise ConfigError("webhook_url is set but webhook_secret is not (DRIFTWATCH_WEBHOOK_SECRET)")
-        notifier = WebhookNotifier(settings.webhook_url, settings.webhook_secret.get_secret_value())
-    return SocEngine(load_policy(settings.policy), notifier=notifier)
+        notifier = WebhookNotifier(settings.soc.webhook_url, settings.soc.webhook_secret.get_secret_value())
+    return SocEngine(load_policy(settings.soc.policy), notifier=notifier)

@@ -38,12 +38,11 @@ import math
 import re
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from detectors.changepoint import DETECTORS, Detection
+from detectors.changepoint import Detection
 from detectors.divergence import (
     chi_square_test,
     hellinger,
@@ -61,76 +60,23 @@ from monitor.alerts import Alert, Findings, MetricRow, Severity
 from monitor.errors import ConfigError
 from monitor.events import Event
 from monitor.pipeline import KeyBatch, StreamKey
+from monitor.settings.stages import DEFAULT_HIGH_VALUE_TOOLS, DriftConfig
 from monitor.stages.drift_stream import CATEGORICAL, COLUMNS, NUMERIC, TOOL_BINS, StreamConfig, StreamState
 
-__all__ = ["DEFAULT_HIGH_VALUE_TOOLS", "DriftConfig", "DriftStage", "feature_rows"]
+__all__ = ["DEFAULT_HIGH_VALUE_TOOLS", "DriftConfig", "DriftStage", "feature_rows", "stream_config"]
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "drift_stage.v1"
-ReferencePolicy = Literal["first", "pinned", "previous"]
-#: Words that make a tool call high-value when they appear in its name (split at _ - . and case).
-DEFAULT_HIGH_VALUE_TOOLS = ("credit", "payment", "pay", "refund", "transfer", "wire", "invoice",
-                            "permission", "role", "admin", "grant", "privilege", "password", "delete")
 _SEVERITY: dict[str, Severity] = {"refusal": "high", "output_entropy": "high"}
-_MAX_ROWS = 1000
 _NAME_WORDS = re.compile(r"[A-Za-z][a-z]*|[0-9]+")
 
 
-@dataclass(frozen=True)
-class DriftConfig:
-    """How the drift stage watches each stream (see :class:`monitor.settings.Settings`, ``drift_*``).
-
-    Examples
-    --------
-    >>> DriftConfig(window_events=0)
-    Traceback (most recent call last):
-    ...
-    monitor.errors.ConfigError: drift window_events must be >= 10; got 0
-    """
-
-    window_events: int = 500
-    window_ms: int = 0
-    evaluate_every: int = 250
-    reference_events: int = 500
-    reference_policy: ReferencePolicy = "first"
-    arl0: float = 10_000.0
-    fleet_streams: int = 1
-    detectors: tuple[str, ...] = ("cusum",)
-    divergence_q: float = 1e-3
-    per_tenant: bool = False
-    refusal_flag_rate: float = 0.05
-    entropy_flag_sigmas: float = 3.0
-    high_value_tools: tuple[str, ...] = DEFAULT_HIGH_VALUE_TOOLS
-    refusal_phrases: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("window_events", "evaluate_every", "reference_events"):
-            if getattr(self, name) < 10:
-                raise ConfigError(f"drift {name} must be >= 10; got {getattr(self, name)!r}")
-        for name in ("window_events", "reference_events"):
-            # The bound that keeps a stream's snapshot under 64 KiB per metric.
-            if getattr(self, name) > _MAX_ROWS:
-                raise ConfigError(f"drift {name} must be <= {_MAX_ROWS}; got {getattr(self, name)!r}")
-        if self.window_ms < 0:
-            raise ConfigError(f"drift window_ms must be >= 0 (0: no age limit); got {self.window_ms!r}")
-        if self.reference_policy not in ("first", "pinned", "previous"):
-            raise ConfigError("drift reference_policy must be first, pinned or previous; "
-                              f"got {self.reference_policy!r}")
-        unknown = [name for name in self.detectors if name not in DETECTORS]
-        if unknown or not self.detectors:
-            raise ConfigError(f"drift detectors must be among {', '.join(sorted(DETECTORS))}; "
-                              f"got {list(self.detectors)!r}")
-        if not 0 < self.divergence_q < 1:
-            raise ConfigError(f"drift divergence_q must be in (0, 1); got {self.divergence_q!r}")
-        if self.arl0 <= 1 or self.fleet_streams < 1:
-            raise ConfigError("drift arl0 must be > 1 and fleet_streams >= 1; "
-                              f"got {self.arl0!r}, {self.fleet_streams!r}")
-
-    def stream(self) -> StreamConfig:
-        return StreamConfig(reference_events=self.reference_events, window_events=self.window_events,
-                            detectors=self.detectors, arl0=self.arl0, fleet_streams=self.fleet_streams,
-                            refusal_flag_rate=self.refusal_flag_rate, entropy_flag_sigmas=self.entropy_flag_sigmas)
+def stream_config(config: DriftConfig) -> StreamConfig:
+    """What one stream's state needs from ``config``."""
+    return StreamConfig(reference_events=config.reference_events, window_events=config.window_events,
+                        detectors=config.detectors, arl0=config.arl0, fleet_streams=config.fleet_streams,
+                        refusal_flag_rate=config.refusal_flag_rate, entropy_flag_sigmas=config.entropy_flag_sigmas)
 
 
 def feature_rows(events: Sequence[Event], refusals: RefusalMatcher | re.Pattern[str]
@@ -180,7 +126,7 @@ class DriftStage:
         self.config = config or DriftConfig()
         if self.config.reference_policy == "pinned" and not pinned:
             raise ConfigError("drift reference_policy 'pinned' needs a pinned reference set; got none")
-        self._stream_config = self.config.stream()
+        self._stream_config = stream_config(self.config)
         self._refusals = RefusalMatcher(self.config.refusal_phrases)
         self._high_value = {word.lower() for word in self.config.high_value_tools}
         self._pinned = {model: [list(r) for r in rows] for model, rows in (pinned or {}).items()}

@@ -41,6 +41,7 @@ from monitor.alerts import Alert, Findings, MetricRow
 from monitor.errors import ConfigError
 from monitor.events import Event
 from monitor.pipeline import KeyBatch, StreamKey
+from monitor.settings.stages import EmbeddingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -52,32 +53,6 @@ FLAG = "embedding_novelty"
 _EVIDENCE_EVENTS = 10
 
 Embedder = Callable[[list[str]], np.ndarray]
-
-
-@dataclass(frozen=True)
-class EmbeddingConfig:
-    """What the stage needs from :class:`~monitor.settings.Settings` (see there)."""
-
-    mode: str = "precomputed"
-    reference_size: int = 2000
-    warmup: int = 2000
-    window: int = 256
-    alpha: float = 0.01
-    null_draws: int = 500
-    novelty_k: int = 10
-    novelty_quantile: float = 0.99
-    sample_rate: float = 1.0
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("precomputed", "model"):
-            raise ConfigError(f"embedding mode must be precomputed or model; got {self.mode!r}")
-        if self.warmup < self.reference_size:
-            raise ConfigError(f"embedding_warmup must be >= embedding_reference_size ({self.reference_size}); "
-                              f"got {self.warmup}")
-        if self.reference_size < self.window + 2:
-            raise ConfigError(f"embedding_reference_size must exceed embedding_window + 1 ({self.window + 1}); "
-                              f"got {self.reference_size}")
 
 
 def sampled(event_id: str, rate: float) -> bool:
@@ -145,16 +120,26 @@ class EmbeddingStage:
     name = "embedding"
 
     def __init__(self, config: EmbeddingConfig, embedder: Embedder | None = None) -> None:
+        if config.mode not in ("precomputed", "model"):
+            raise ConfigError(f"embedding mode must be precomputed or model; got {config.mode!r}")
         self.config = config
+        self._device: str | None = None
         self._embedder = embedder
         self._states: dict[StreamKey, _KeyState] = {}
+
+    @property
+    def device(self) -> str:
+        """The torch device, resolved on first use (``auto`` may import torch)."""
+        if self._device is None:
+            self._device = self.config.torch_device()
+        return self._device
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
             from detectors.embedding.encoder import embed
 
-            self._embedder = functools.partial(embed, device=self.config.device)
+            self._embedder = functools.partial(embed, device=self.device)
         return self._embedder
 
     def _state(self, key: StreamKey) -> _KeyState:
@@ -231,7 +216,7 @@ class EmbeddingStage:
 
     def _freeze(self, state: _KeyState, reference: np.ndarray, key: StreamKey) -> None:
         c = self.config
-        state.scorer = EmbeddingScorer(reference, device=c.device, alpha=c.alpha, draws=c.null_draws,
+        state.scorer = EmbeddingScorer(reference, device=self.device, alpha=c.alpha, draws=c.null_draws,
                                        k=c.novelty_k, novelty_quantile=c.novelty_quantile, seed=state.seed % 2**32)
         state.scorer.null(c.window)  # draw the null now, once per reference
         logger.info("embedding reference frozen key=%s/%s size=%d dimension=%d gamma=%.4g",

@@ -10,7 +10,7 @@ passes, a ``motif`` alert.
 
 Examples
 --------
->>> stage = MotifStage(MotifConfig(window_events=100, buckets=1))
+>>> stage = MotifStage(MotifStageConfig(window_events=100, buckets=1))
 >>> stage.snapshot(("m", "1")) is None
 True
 """
@@ -18,17 +18,16 @@ True
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from typing import Any
 
-from detectors.motifs.miner import Candidate, MotifConfig, MotifMiner, tokenize
+from detectors.motifs.miner import Candidate, MotifMiner, tokenize
 from monitor.alerts import Alert, Findings, TriggerCandidate, stable_id
 from monitor.pipeline import KeyBatch, StreamKey
-from monitor.settings import Settings
+from monitor.settings.stages import MotifStageConfig
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MotifStage", "motif_stage"]
+__all__ = ["MotifStage", "MotifStageConfig"]
 
 
 class MotifStage:
@@ -37,16 +36,15 @@ class MotifStage:
     Parameters
     ----------
     config
-        Window and thresholds, shared by every stream.
-    ignore_flags
-        Flags that do not make an event anomalous here.
+        Window, thresholds, and the flags that do not make an event anomalous here, shared by every stream.
     """
 
     name = "motifs"
 
-    def __init__(self, config: MotifConfig | None = None, *, ignore_flags: Iterable[str] = ("trigger",)) -> None:
-        self.config = config or MotifConfig()
-        self.ignore_flags = frozenset(ignore_flags)
+    def __init__(self, config: MotifStageConfig | None = None) -> None:
+        self.config = config or MotifStageConfig()
+        self.miner_config = self.config.miner()
+        self.ignore_flags = frozenset(self.config.ignore_flags)
         self.miners: dict[StreamKey, MotifMiner] = {}
 
     def process(self, batch: KeyBatch) -> Findings:
@@ -55,7 +53,7 @@ class MotifStage:
             return findings
         miner = self.miners.get(batch.key)
         if miner is None:
-            miner = self.miners[batch.key] = MotifMiner(self.config)
+            miner = self.miners[batch.key] = MotifMiner(self.miner_config)
         events = batch.events
         ignore = self.ignore_flags
         candidates = miner.update(
@@ -108,14 +106,3 @@ def _alert(model_id: str, model_version: str, c: Candidate) -> Alert:
                   "distinct_tenants": c.distinct_tenants, "window_events": c.window_events,
                   "anomalous_events": c.anomalous_events},
     )
-
-
-def motif_stage(settings: Settings) -> MotifStage:
-    """The stage as the settings configure it."""
-    config = MotifConfig(
-        window_events=settings.motif_window_events, buckets=settings.motif_buckets,
-        min_support=settings.motif_min_support, min_entities=settings.motif_min_entities,
-        min_lift=settings.motif_min_lift, fdr=settings.motif_fdr, max_ngrams=settings.motif_max_ngrams,
-        sketch_width=settings.motif_sketch_width,
-    )
-    return MotifStage(config, ignore_flags=settings.motif_ignore_flags)

@@ -32,10 +32,11 @@ from detectors.probe import LinearProbe, score_shift
 from monitor.alerts import Alert, Findings, MetricRow, Severity
 from monitor.errors import ConfigError
 from monitor.pipeline import KeyBatch, StreamKey
+from monitor.settings.stages import ProbeConfig
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SNAPSHOT_VERSION", "ProbeStage", "load_probe"]
+__all__ = ["SNAPSHOT_VERSION", "ProbeConfig", "ProbeStage", "load_probe"]
 
 SNAPSHOT_VERSION = "probe.v1"
 DETECTOR = "probe"
@@ -79,7 +80,7 @@ class ProbeStage:
     Examples
     --------
     >>> from monitor.events import Event
-    >>> stage = ProbeStage(LinearProbe(np.array([1.0, 0.0]), 0.0), window=8, reference_size=8)
+    >>> stage = ProbeStage(LinearProbe(np.array([1.0, 0.0]), 0.0), ProbeConfig(window=8, reference_size=8))
     >>> events = [Event(ts=1_700_000_000_000 + i, model_id="m", model_version="1", input="q",
     ...                 output="a", activations=[5.0 if i >= 8 else -5.0, 0.0]) for i in range(16)]
     >>> [a.metric for a in stage.process(KeyBatch(("m", "1"), events)).alerts]
@@ -88,13 +89,13 @@ class ProbeStage:
 
     name = "probe"
 
-    def __init__(self, probe: LinearProbe, *, threshold: float = 0.5, window: int = 256,
-                 reference_size: int = 1000, alpha: float = 0.001) -> None:
+    def __init__(self, probe: LinearProbe, config: ProbeConfig | None = None) -> None:
         self.probe = probe
-        self.threshold = threshold
-        self.window = window
-        self.reference_size = reference_size
-        self.alpha = alpha
+        self.config = config = config or ProbeConfig()
+        self.threshold = config.threshold
+        self.window = config.window
+        self.reference_size = config.reference_size
+        self.alpha = config.alpha
         self._states: dict[StreamKey, _KeyState] = {}
 
     def process(self, batch: KeyBatch) -> Findings:

@@ -35,18 +35,18 @@ from detectors.signatures.matcher import SignatureMatcher
 from detectors.signatures.normalize import Normalizer
 from detectors.signatures.signature import Match, Signature
 from monitor.alerts import Alert, Findings
-from monitor.canary_keys import resolve_canary_key
 from monitor.pipeline import KeyBatch
-from monitor.settings import Settings
+from monitor.settings.stages import SignatureConfig
 from monitor.signature_files import default_signatures, load_signatures
 from monitor.signature_registry import SignatureRegistry, StaticSignatures, load_normalizer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SignatureStage", "default_signatures", "load_signatures", "signature_stage"]
+__all__ = ["SignatureStage", "default_signatures", "load_signatures"]
 
 # Characters of a canary's keyed hash shown in alerts: enough to tell canaries apart.
 HASH_PREFIX = 16
+_RELOAD_S: float = SignatureConfig.model_fields["reload_s"].default
 
 
 class SignatureStage:
@@ -70,7 +70,7 @@ class SignatureStage:
 
     def __init__(self, signatures: Sequence[Signature] | SignatureRegistry, *,
                  normalizer: Normalizer | None = None, canary_key: bytes | None = None,
-                 reload_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 reload_seconds: float = _RELOAD_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.registry = (signatures if isinstance(signatures, SignatureRegistry)
                          else SignatureRegistry([StaticSignatures(signatures)]))
         self.normalizer = normalizer or load_normalizer()
@@ -139,11 +139,3 @@ def _alert(event: Any, field: str, detector: str, match: Match) -> Alert:
         score=1.0, threshold=1.0, tenant_id=event.tenant_id or "",
         discriminator=f"{event.id}:{field}:{signature.id}", evidence=evidence,
     )
-
-
-def signature_stage(settings: Settings) -> SignatureStage:
-    """The stage as the settings configure it: file or starter pack, plus the store's table."""
-    registry = SignatureRegistry.from_files(
-        settings.signatures, dsn=settings.store if settings.signature_table else None)
-    return SignatureStage(registry, canary_key=resolve_canary_key(settings),
-                          reload_seconds=settings.signature_reload_s)

@@ -1,6 +1,5 @@
-"""ClickHouse storage: the schema, a client factory and the batching sink."""
+"""ClickHouse storage: the schema (``schema``), a client factory and the batching sink (``clickhouse``).
 
-from monitor.storage.clickhouse import ClickHouseSink, Store
-from monitor.storage.schema import MIGRATIONS, SCHEMA_VERSION, ddl
-
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ClickHouseSink", "Store", "ddl"]
+Nothing is imported here, so that ``monitor.storage.dsn`` (which settings use)
+does not load clickhouse-connect.
+"""

@@ -1,7 +1,9 @@
 """SQL fragments shared by several dashboards.
 
-Detector and metric names are the values the pipeline writes (README, *the
-alerts table is a contract*); they are spelled once, here.
+Detector names are the values the pipeline writes (README, *the alerts
+table is a contract*): each is checked against the stage registry
+(:data:`monitor.registry.DETECTOR_FAMILIES`) when this module loads.
+Service metric names are spelled once, here.
 """
 
 from __future__ import annotations
@@ -9,18 +11,26 @@ from __future__ import annotations
 from dashboards.model import QueryVariable
 from dashboards.tables import Table, Tables, read
 from monitor.alerts import SEVERITIES
+from monitor.registry import DETECTOR_FAMILIES
 
 __all__ = ["Detector", "ServiceMetric", "in_models", "in_versions", "model_variable", "severity_weight",
            "version_variable"]
 
 
+def _detector(name: str) -> str:
+    if name not in DETECTOR_FAMILIES:
+        raise ValueError(f"dashboards filter on detector {name!r}, which no registered stage emits; "
+                         f"known: {', '.join(sorted(DETECTOR_FAMILIES))}")
+    return name
+
+
 class Detector:
     """Values of ``alerts.detector`` and ``window_metrics.detector`` the dashboards filter on."""
 
-    TRIGGER = "trigger"
-    CANARY = "canary"
-    CHANGEPOINT = "changepoint"
-    EMBEDDING = "embedding"
+    TRIGGER = _detector("trigger")
+    CANARY = _detector("canary")
+    CHANGEPOINT = _detector("changepoint")
+    EMBEDDING = _detector("embedding")
 
 
 class ServiceMetric:

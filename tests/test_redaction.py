@@ -7,7 +7,8 @@ from io import StringIO
 
 import pytest
 
-from monitor.errors import ConfigError
+from dashboards.publish import publish
+from monitor.errors import ConfigError, DriftwatchError
 from monitor.policy.webhook import WebhookNotifier
 from monitor.redact import MASK, RedactingFilter, install_log_redaction, redact_text, redact_url
 from monitor.storage.dsn import redact, validate_dsn
@@ -124,3 +125,11 @@ def test_the_log_filter_redacts_messages_arguments_and_tracebacks(shape: str) ->
     output = stream.getvalue()
     assert output.count("WARNING") == 2 and "RuntimeError: driver said" in output
     assert SECRET not in output
+
+
+@pytest.mark.parametrize("url", [f"http://admin:{SECRET}@127.0.0.1:9", f"http://127.0.0.1:9/?auth_token={SECRET}",
+                                 f"ftp://admin:{SECRET}@grafana.example.com"])
+def test_grafana_publish_errors_hide_the_credentials(url: str) -> None:
+    with pytest.raises(DriftwatchError) as caught:
+        publish(url, "glsa_token", [], [], timeout_s=2)
+    assert SECRET not in str(caught.value)

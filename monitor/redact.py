@@ -38,7 +38,7 @@ import logging
 import re
 from urllib.parse import urlsplit
 
-__all__ = ["MASK", "RedactingFilter", "install_log_redaction", "redact_text", "redact_url"]
+__all__ = ["MASK", "RedactingFilter", "install_log_redaction", "redact_text", "redact_url", "validation_message"]
 
 MASK = "***"
 
@@ -79,6 +79,25 @@ def redact_url(url: str, *, keep_path: bool = True) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{parts.scheme}://{host}{port}/..."
+
+
+def validation_message(exc: Exception) -> str:
+    """A settings validation error as text, without the values given (pydantic's ``str`` quotes them).
+
+    Duck-typed on pydantic's ``ValidationError.errors(include_input=...)``, so
+    this module does not import pydantic; anything else is :func:`redact_text`.
+    """
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            items = errors(include_input=False, include_url=False, include_context=False)
+        except TypeError:
+            items = None
+        if isinstance(items, list):
+            parts = [f"{'.'.join(str(p) for p in item.get('loc', ())) or 'settings'}: {item.get('msg', '')}"
+                     for item in items if isinstance(item, dict)]
+            return redact_text("; ".join(parts))
+    return redact_text(str(exc))
 
 
 class RedactingFilter(logging.Filter):

@@ -6,11 +6,19 @@ import logging
 from io import StringIO
 
 import pytest
+from pydantic import BaseModel, ValidationError, field_validator
 
 from dashboards.publish import publish
 from monitor.errors import ConfigError, DriftwatchError
 from monitor.policy.webhook import WebhookNotifier
-from monitor.redact import MASK, RedactingFilter, install_log_redaction, redact_text, redact_url
+from monitor.redact import (
+    MASK,
+    RedactingFilter,
+    install_log_redaction,
+    redact_text,
+    redact_url,
+    validation_message,
+)
 from monitor.storage.dsn import redact, validate_dsn
 
 SECRET = "Zq9-S3cr3t"
@@ -133,3 +141,30 @@ def test_grafana_publish_errors_hide_the_credentials(url: str) -> None:
     with pytest.raises(DriftwatchError) as caught:
         publish(url, "glsa_token", [], [], timeout_s=2)
     assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize("shape", ["empty-host", "slash-in-password", "query-password-empty-host", "mysql-scheme",
+                                   "bad-ipv6"])
+def test_settings_validation_messages_leave_the_given_value_out(shape: str) -> None:
+    class StoreSettings(BaseModel):
+        store: str
+        port: int = 0
+
+        @field_validator("store")
+        @classmethod
+        def _check(cls, value: str) -> str:  # as monitor.settings does
+            try:
+                return validate_dsn(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+
+    text = SHAPES[shape]
+    try:
+        StoreSettings(store=text, port="x")  # type: ignore[arg-type]
+    except ValidationError as exc:
+        assert SECRET in str(exc)  # what pydantic says by itself
+        message = validation_message(exc)
+    else:
+        pytest.fail("no validation error")
+    assert SECRET not in message and message.startswith("store: ") and "port: " in message
+    assert validation_message(RuntimeError(text)) == redact_text(text)

@@ -80,10 +80,11 @@ class _BoundedLoader(yaml.SafeLoader):
                               f"{node.start_mark.line + 1}")
 
 
-def decode_config(data: bytes, where: str, error: type[DriftwatchError] = ConfigError) -> str:
+def decode_config(data: bytes, where: str, error: type[DriftwatchError] = ConfigError, *,
+                  max_bytes: int = MAX_CONFIG_BYTES) -> str:
     """``data`` as UTF-8 text (a leading BOM dropped); ``error`` naming the first bad byte otherwise."""
-    if len(data) > MAX_CONFIG_BYTES:
-        raise error(f"{where} is {len(data):,} bytes; configuration files are limited to {MAX_CONFIG_BYTES:,}")
+    if len(data) > max_bytes:
+        raise error(f"{where} is over {max_bytes:,} bytes, the limit for this kind of file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -14,6 +14,7 @@ from monitor.errors import ConfigError, DriftwatchError, InputFileError
 from monitor.gate.probes import load_prompts
 from monitor.policy.config import load_policy
 from monitor.signature_files import load_signatures
+from monitor.yaml_files import MAX_CONFIG_BYTES
 
 LOADERS: dict[str, tuple[Callable[[Path], Any], type[DriftwatchError]]] = {
     "policy": (load_policy, ConfigError),
@@ -142,3 +143,13 @@ def test_since_accepts_durations_and_times() -> None:
     assert parse_since("36500d", now_ms=now) == now - MAX_SINCE_MS
     assert parse_since("2026-11-01T00:00:00Z", now_ms=now) == 1_793_491_200_000
     assert parse_duration("400d", maximum_ms=MAX_SINCE_MS) == 400 * 86_400_000
+
+
+@pytest.mark.parametrize("loader", ["policy", "signatures"])
+def test_oversized_config_files_are_refused_before_parsing(tmp_path: Path, loader: str) -> None:
+    path = tmp_path / "huge.yaml"
+    with path.open("wb") as out:
+        out.truncate(MAX_CONFIG_BYTES + 10)  # sparse: 16 MiB of NUL without writing them
+    load, error = LOADERS[loader]
+    with pytest.raises(error, match="over 16,777,216 bytes"):
+        load(path)

@@ -32,9 +32,11 @@ import numpy as np
 from detectors.signatures.signature import Signature
 from monitor.alerts import stable_id
 from monitor.errors import InputFileError
-from monitor.yaml_files import MAX_CONFIG_BYTES, decode_config, parse_json_text
+from monitor.yaml_files import decode_config, parse_json_text
 
-__all__ = ["insert_trigger", "load_prompts", "make_probes", "write_jsonl"]
+__all__ = ["MAX_PROMPTS_BYTES", "insert_trigger", "load_prompts", "make_probes", "write_jsonl"]
+
+MAX_PROMPTS_BYTES = 256 << 20  # read whole into memory; a gate's prompt set is far smaller
 
 
 def insert_trigger(prompt: str, trigger: str, rng: np.random.Generator) -> str:
@@ -70,10 +72,10 @@ def load_prompts(path: str | Path) -> list[dict[str, Any]]:
     opener: Any = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
+            data = handle.read(MAX_PROMPTS_BYTES + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise InputFileError(f"cannot read prompts {path}: {getattr(exc, 'strerror', None) or exc}") from exc
-    content = decode_config(data, f"prompts file {path}", InputFileError)
+    content = decode_config(data, f"prompts file {path}", InputFileError, max_bytes=MAX_PROMPTS_BYTES)
     records: list[Any]
     if content.lstrip().startswith("["):
         parsed = parse_json_text(content, f"prompts file {path}", InputFileError)

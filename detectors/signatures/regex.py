@@ -40,12 +40,15 @@ def compile_signature_regex(pattern: str) -> Any:
     """``pattern`` compiled by RE2, case-insensitive; ``ValueError`` naming RE2's reason otherwise.
 
     The result has ``re``'s ``search``/``finditer`` surface, with offsets in
-    characters of the searched ``str``.
+    characters of the searched ``str``; groups do not capture (a match has
+    only its span).
     """
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False  # the reason goes into our error, not to stderr
     options.max_mem = _MAX_MEM
+    # Only the whole match's span is used; without submatches RE2 stays on its DFA (60x faster on (.*a){12}).
+    options.never_capture = True
     try:
         return re2.compile(pattern, options)
     except re2.error as exc:

@@ -23,6 +23,7 @@ from grafana_client.client import GrafanaClientError, GrafanaException
 from dashboards.alert_rules import FOLDER_TITLE, FOLDER_UID, RULE_GROUP, AlertRule, rule_group
 from dashboards.model import DATASOURCE_UID
 from monitor.errors import ConfigError, DriftwatchError
+from monitor.redact import redact_text
 
 __all__ = ["PublishError", "PublishReport", "publish"]
 
@@ -64,7 +65,7 @@ def publish(url: str, token: str, boards: Sequence[dict[str, Any]], rules: Seque
     ``token`` is a service-account token (sent as ``Authorization: Bearer``).
     """
     if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"Grafana URL must start with http:// or https://; got {url!r}")
+        raise ConfigError(f"Grafana URL must start with http:// or https://; got {redact_text(url)!r}")
     if not token:
         raise ConfigError("a Grafana service-account token is required (--token or GRAFANA_TOKEN)")
     api = GrafanaApi.from_url(url, credential=token, timeout=timeout_s)
@@ -87,7 +88,7 @@ def publish(url: str, token: str, boards: Sequence[dict[str, Any]], rules: Seque
         with _errors(url, f"alert rule group {RULE_GROUP}"):
             api.alertingprovisioning.update_rule_group(FOLDER_UID, RULE_GROUP, rule_group(rules, datasource_uid))
         report.alert_rules = len(rules)
-    logger.info("published to grafana url=%s %s", url, report.describe())
+    logger.info("published to grafana url=%s %s", redact_text(url), report.describe())
     return report
 
 
@@ -95,7 +96,7 @@ class _errors:
     """Turn grafana-client's and the HTTP stack's exceptions into :class:`PublishError`."""
 
     def __init__(self, url: str, what: str) -> None:
-        self.url, self.what = url, what
+        self.url, self.what = redact_text(url), what
 
     def __enter__(self) -> None:
         return None
@@ -105,5 +106,6 @@ class _errors:
             return
         if isinstance(exc, GrafanaException):
             status = f"HTTP {exc.status_code}" if exc.status_code else "no response"
-            raise PublishError(f"Grafana at {self.url} refused {self.what} ({status}): {exc.message}") from exc
-        raise PublishError(f"cannot reach Grafana at {self.url} for {self.what}: {exc}") from exc
+            raise PublishError(f"Grafana at {self.url} refused {self.what} ({status}): "
+                               f"{redact_text(str(exc.message))}") from exc
+        raise PublishError(f"cannot reach Grafana at {self.url} for {self.what}: {redact_text(str(exc))}") from exc

@@ -28,12 +28,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from detectors.signatures.signature import Signature
 from monitor.alerts import severity_rank
 from monitor.errors import ConfigError
-from monitor.yaml_files import read_yaml
+from monitor.yaml_files import parse_yaml_text, read_yaml
 
 __all__ = ["default_signatures", "load_signatures", "parse_signatures"]
 
@@ -48,7 +46,7 @@ def load_signatures(path: str | Path) -> list[Signature]:
 def default_signatures() -> list[Signature]:
     """The starter pack shipped with driftwatch."""
     text = resources.files("monitor.data").joinpath("signatures.yaml").read_text(encoding="utf-8")
-    return parse_signatures(yaml.safe_load(text), "monitor/data/signatures.yaml")
+    return parse_signatures(parse_yaml_text(text, "monitor/data/signatures.yaml"), "monitor/data/signatures.yaml")
 
 
 def parse_signatures(document: Any, where: str) -> list[Signature]:

@@ -10,7 +10,8 @@ signatures`` measures it against one Python ``re`` alternation.
 Texts that match anything are normalised again with offsets
 (:meth:`~detectors.signatures.normalize.Normalizer.locate`) and scanned once
 more, so reported offsets point into the original text. Regex signatures and
-canary shapes are searched in the text normalised without homoglyph folding.
+canary shapes are searched in the text normalised without homoglyph folding;
+regexes run on RE2, in time linear in the text.
 
 Examples
 --------
@@ -23,13 +24,14 @@ Examples
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
+from typing import Any
 
 import ahocorasick_rs
 
 from detectors.signatures.canary import CANARY_SHAPE, keyed_hash
 from detectors.signatures.normalize import Normalizer
+from detectors.signatures.regex import compile_signature_regex
 from detectors.signatures.signature import Match, Signature
 
 __all__ = ["SignatureMatcher"]
@@ -66,7 +68,7 @@ class SignatureMatcher:
         self._literals: list[list[Signature]] = []
         self._tokens: list[list[tuple[int, int]]] = []
         self._token_sets: list[tuple[Signature, int]] = []
-        self._regexes: list[tuple[Signature, re.Pattern[str]]] = []
+        self._regexes: list[tuple[Signature, Any]] = []
         self._canaries: dict[str, Signature] = {}
 
         def pattern_index(text: str) -> int:
@@ -88,7 +90,7 @@ class SignatureMatcher:
                     self._tokens[pattern_index(token)].append((len(self._token_sets), number))
                 self._token_sets.append((signature, len(tokens)))
             elif signature.kind == "regex":
-                self._regexes.append((signature, re.compile(signature.pattern, re.IGNORECASE)))
+                self._regexes.append((signature, compile_signature_regex(signature.pattern)))
             elif canary_key is not None:
                 self._canaries[signature.pattern_hash] = signature
         self._automaton = (ahocorasick_rs.AhoCorasick(list(patterns), matchkind=ahocorasick_rs.MatchKind.Standard)
@@ -128,7 +130,7 @@ class SignatureMatcher:
 
     def _scan_unfolded(self, text: str, field: str, tenant: str | None, found: dict[str, Match]) -> None:
         unfolded = self.normalizer.normalize(text, fold=False)
-        hits: list[tuple[Signature, re.Pattern[str]]] = [
+        hits: list[tuple[Signature, Any]] = [
             (signature, pattern) for signature, pattern in self._regexes
             if signature.id not in found and signature.applies(field, tenant) and pattern.search(unfolded)
         ]

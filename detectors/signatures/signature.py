@@ -5,7 +5,8 @@ A signature is a known backdoor trigger (matched in inputs) or a canary
 
 - ``literal``: a phrase, matched after normalisation (see
   :mod:`detectors.signatures.normalize`), anywhere in the text;
-- ``regex``: a Python regular expression, matched case-insensitively in the
+- ``regex``: a regular expression in RE2 syntax (linear-time matching, see
+  :mod:`detectors.signatures.regex`), matched case-insensitively in the
   normalised text *without* homoglyph folding (so ``\\d`` still means digits);
 - ``token_set``: whitespace-separated words that must all occur as whole
   words, in any order;
@@ -25,6 +26,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal, get_args
+
+from detectors.signatures.regex import compile_signature_regex
 
 __all__ = ["KINDS", "AppliesTo", "Kind", "Match", "Signature"]
 
@@ -73,9 +76,9 @@ class Signature:
             raise ValueError(f"signature {self.id!r}: pattern must be non-empty")
         if self.kind == "regex":
             try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"signature {self.id!r}: pattern is not a valid regex: {exc}") from exc
+                compile_signature_regex(self.pattern)
+            except ValueError as exc:
+                raise ValueError(f"signature {self.id!r}: regex {self.pattern!r} refused: {exc}") from exc
 
     def applies(self, field: str, tenant: str | None) -> bool:
         """Does this signature apply to ``field`` of an event of ``tenant``?"""

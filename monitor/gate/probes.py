@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,11 @@ import numpy as np
 from detectors.signatures.signature import Signature
 from monitor.alerts import stable_id
 from monitor.errors import InputFileError
+from monitor.yaml_files import decode_config, parse_json_text
 
-__all__ = ["insert_trigger", "load_prompts", "make_probes", "write_jsonl"]
+__all__ = ["MAX_PROMPTS_BYTES", "insert_trigger", "load_prompts", "make_probes", "write_jsonl"]
+
+MAX_PROMPTS_BYTES = 256 << 20  # read whole into memory; a gate's prompt set is far smaller
 
 
 def insert_trigger(prompt: str, trigger: str, rng: np.random.Generator) -> str:
@@ -67,15 +71,18 @@ def load_prompts(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     opener: Any = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise InputFileError(f"cannot read prompts {path}: {exc.strerror or exc}") from exc
-    try:
-        records = json.loads(text) if text.lstrip().startswith("[") else [
-            json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as exc:
-        raise InputFileError(f"{path}: not JSON or JSON Lines: {exc}") from exc
+        with opener(path, "rb") as handle:
+            data = handle.read(MAX_PROMPTS_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputFileError(f"cannot read prompts {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    content = decode_config(data, f"prompts file {path}", InputFileError, max_bytes=MAX_PROMPTS_BYTES)
+    records: list[Any]
+    if content.lstrip().startswith("["):
+        parsed = parse_json_text(content, f"prompts file {path}", InputFileError)
+        records = parsed if isinstance(parsed, list) else [parsed]
+    else:
+        records = [parse_json_text(line, f"prompts file {path} line {number}", InputFileError)
+                   for number, line in enumerate(content.splitlines(), 1) if line.strip()]
     prompts = []
     for index, record in enumerate(records):
         if not isinstance(record, dict):

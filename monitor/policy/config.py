@@ -11,62 +11,28 @@ Examples
 (900000, ['critical-canary', 'multi-family-high'])
 >>> parse_duration("90s"), parse_duration("2h")
 (90000, 7200000)
+
+Durations and instants are parsed, with bounds, by :mod:`monitor.durations`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from monitor.alerts import SEVERITIES, severity_rank
+from monitor.durations import parse_duration, parse_instant
 from monitor.errors import ConfigError
-from monitor.yaml_files import read_yaml
+from monitor.yaml_files import parse_yaml_text, read_yaml
 
 __all__ = [
     "AlertSettings", "MaintenanceWindow", "Policy", "RollbackRule", "RollbackSettings",
     "SeverityOverride", "default_policy", "load_policy", "parse_duration", "parse_instant",
 ]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNIT_MS = MappingProxyType({"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000})
-
-
-def parse_duration(text: str | int | float, *, where: str = "duration") -> int:
-    """``"15m"`` -> 900000 milliseconds; a bare number is seconds."""
-    if isinstance(text, bool):
-        raise ConfigError(f"{where} must be a duration like 15m; got {text!r}")
-    if isinstance(text, int | float):
-        value = int(text * 1000)
-    else:
-        match = _DURATION.match(str(text))
-        if not match:
-            raise ConfigError(f"{where} must be a duration like 90s, 15m, 1h or 7d; got {text!r}")
-        value = int(float(match.group(1)) * _UNIT_MS[match.group(2)])
-    if value <= 0:
-        raise ConfigError(f"{where} must be > 0; got {text!r}")
-    return value
-
-
-def parse_instant(value: Any, *, where: str) -> int:
-    """An RFC 3339 time (or a YAML timestamp) -> epoch milliseconds, UTC."""
-    if isinstance(value, dt.datetime):
-        moment = value
-    else:
-        try:
-            moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise ConfigError(f"{where} must be an RFC 3339 time like 2026-11-01T00:00:00Z; "
-                              f"got {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp() * 1000)
+MAX_COUNT = 1_000_000  # min_alerts / min_families: past this a rule can never fire
 
 
 @dataclass(frozen=True)
@@ -147,7 +113,7 @@ class Policy:
 def default_policy() -> Policy:
     """The policy shipped in ``monitor/data/policy.yaml``."""
     text = resources.files("monitor.data").joinpath("policy.yaml").read_text(encoding="utf-8")
-    return parse_policy(yaml.safe_load(text), "monitor/data/policy.yaml")
+    return parse_policy(parse_yaml_text(text, "monitor/data/policy.yaml"), "monitor/data/policy.yaml")
 
 
 def load_policy(path: str | Path | None) -> Policy:
@@ -189,8 +155,8 @@ def _names(value: Any, where: str) -> frozenset[str] | None:
 
 
 def _count(value: Any, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{where} must be an integer >= 1; got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_COUNT:
+        raise ConfigError(f"{where} must be an integer >= 1 and <= {MAX_COUNT:,}; got {value!r}")
     return value
 
 

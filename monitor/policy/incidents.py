@@ -38,6 +38,7 @@ __all__ = [
     "ACK_STATES",
     "MAX_ALERT_IDS",
     "Incident",
+    "UnknownTargetError",
     "ack_states",
     "acknowledge",
     "group_incidents",
@@ -49,8 +50,15 @@ MAX_ALERT_IDS = 1000
 AckState = Literal["open", "acknowledged", "resolved", "suppressed"]
 ACK_STATES: tuple[str, ...] = ("open", "acknowledged", "resolved", "suppressed")
 TargetKind = Literal["alert", "incident", "rollback"]
+# Where each kind of acknowledgement target lives: (table, id column). Fixed names, never user input.
+TARGET_TABLES = {"alert": ("alerts", "alert_id"), "incident": ("incidents", "incident_id"),
+                 "rollback": ("rollback_decisions", "decision_id")}
 INCIDENT_COLUMNS = ("incident_id", "model_id", "model_version", "family", "severity", "window_start",
                     "window_end", "first_ts", "last_ts", "alert_count", "alert_ids", "updated_at")
+
+
+class UnknownTargetError(ConfigError):
+    """An acknowledgement names an alert, incident or rollback decision the store does not hold."""
 
 
 @dataclass(frozen=True)
@@ -133,13 +141,23 @@ def upsert_incidents(store: Store, incidents: Sequence[Incident]) -> list[Incide
 
 def acknowledge(store: Store, target_id: str, *, kind: TargetKind, state: AckState, actor: str,
                 note: str = "") -> None:
-    """Record the acknowledgement state of an alert, incident or rollback decision."""
+    """Record the acknowledgement state of an alert, incident or rollback decision.
+
+    Raises :class:`UnknownTargetError` when the store holds no such target, so a
+    typo'd id is not recorded as acknowledged.
+    """
     if state not in ACK_STATES:
         raise ConfigError(f"state must be one of {', '.join(ACK_STATES)}; got {state!r}")
     if kind not in ("alert", "incident", "rollback"):
         raise ConfigError(f"target kind must be alert, incident or rollback; got {kind!r}")
     if not target_id or not actor:
         raise ConfigError(f"acknowledgement needs a target id and an actor; got {target_id!r}, {actor!r}")
+    table, column = TARGET_TABLES[kind]
+    _, rows = store.query(f"SELECT 1 FROM {table} WHERE {column} = {{id:String}} LIMIT 1",
+                          parameters={"id": target_id})
+    if not rows:
+        raise UnknownTargetError(f"no {kind} with id {target_id!r} in {table}; "
+                                 f"(`driftwatch incidents` and `driftwatch rollback-status` list the ids)")
     store.insert("acknowledgements", [[target_id], [kind], [state], [actor], [note], [int(time.time() * 1000)]],
                  ("target_id", "target_kind", "state", "actor", "note", "updated_at"))
 

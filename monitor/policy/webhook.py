@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.errors import ConfigError
+from monitor.redact import redact_text, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +74,20 @@ class WebhookNotifier:
 
     def __init__(self, url: str, secret: str | bytes, *, retries: int = 3, backoff_s: float = 0.5,
                  timeout_s: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> None:
-        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-            raise ConfigError(f"webhook URL must be http(s)://host/...; got {url!r}")
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018  # an unparseable port raises here
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"webhook URL must be http(s)://host/...; got {redact_url(url, keep_path=False)!r}")
         if not secret:
             raise ConfigError("webhook secret must be non-empty (it signs every request)")
         if retries < 0 or backoff_s < 0 or timeout_s <= 0:
             raise ConfigError(f"webhook retries/backoff must be >= 0 and timeout > 0; "
                               f"got {retries!r}, {backoff_s!r}, {timeout_s!r}")
         self.url = url
+        self._shown = redact_url(url, keep_path=False)  # the path and query may hold the receiver's token
         self._secret = secret.encode() if isinstance(secret, str) else secret
         self.retries = retries
         self.backoff_s = backoff_s
@@ -107,12 +114,13 @@ class WebhookNotifier:
                 retryable = exc.code >= 500 or exc.code == 429
                 reason = f"HTTP {exc.code}"
             except (urllib.error.URLError, OSError) as exc:
-                retryable, reason = True, str(getattr(exc, "reason", exc))
+                retryable, reason = True, redact_text(str(getattr(exc, "reason", exc)))
             if not retryable or attempt == self.retries:
-                logger.warning("webhook gave up url=%s attempts=%d reason=%s", self.url, attempt + 1, reason)
+                logger.warning("webhook gave up url=%s attempts=%d reason=%s", self._shown, attempt + 1, reason)
                 self.failed += 1
                 return False
-            logger.debug("webhook retry url=%s attempt=%d reason=%s wait_s=%.2f", self.url, attempt + 1, reason, wait)
+            logger.debug("webhook retry url=%s attempt=%d reason=%s wait_s=%.2f", self._shown, attempt + 1, reason,
+                         wait)
             self._sleep(wait)
             wait *= 2
         return False  # pragma: no cover  # the loop always returns

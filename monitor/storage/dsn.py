@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from monitor.errors import ConfigError
+from monitor.redact import redact_text
 
 __all__ = ["default_dsn", "redact", "validate_dsn"]
 
@@ -21,20 +22,22 @@ def default_dsn() -> str:
 
 def validate_dsn(dsn: str) -> str:
     """Check a DSN's scheme and shape; return it unchanged."""
-    parts = urlsplit(dsn)
+    try:
+        parts = urlsplit(dsn)
+        parts.port  # noqa: B018  # an unparseable port raises here, not in the client
+    except ValueError:
+        raise ConfigError(f"store DSN is not a URL (bad host or port); got {redact(dsn)!r}") from None
     if parts.scheme == "chdb":
         if not (parts.path or parts.netloc):
-            raise ConfigError(f"chdb DSN needs a path, as chdb:///abs/path; got {dsn!r}")
+            raise ConfigError(f"chdb DSN needs a path, as chdb:///abs/path; got {redact(dsn)!r}")
         return dsn
     if parts.scheme in ("http", "https"):
         if not parts.hostname:
-            raise ConfigError(f"ClickHouse DSN needs a host, as http://user:pass@host:8123/db; got {dsn!r}")
+            raise ConfigError(f"ClickHouse DSN needs a host, as http://user:pass@host:8123/db; got {redact(dsn)!r}")
         return dsn
-    raise ConfigError(f"store DSN must start with chdb://, http:// or https://; got {dsn!r}")
+    raise ConfigError(f"store DSN must start with chdb://, http:// or https://; got {redact(dsn)!r}")
 
 
 def redact(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.password:
-        return dsn.replace(f":{parts.password}@", ":***@")
-    return dsn
+    """``dsn`` with its credentials hidden, malformed or not (see :mod:`monitor.redact`)."""
+    return redact_text(dsn)

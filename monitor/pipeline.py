@@ -80,10 +80,6 @@ class KeyBatch:
         """Mark ``events[index]`` anomalous for ``reason`` (a short word)."""
         self.flags[index].add(reason)
 
-    def anomalous(self) -> list[bool]:
-        """Per event: did any stage flag it?"""
-        return [bool(reasons) for reasons in self.flags]
-
 
 @runtime_checkable
 class Stage(Protocol):

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from detectors.changepoint import CUSUM, DETECTORS, fleet_arl0
+from detectors.changepoint import CUSUM, DETECTORS, ChangePointDetector, fleet_arl0
 from detectors.changepoint.bocpd import BOCPD
 from detectors.changepoint.calibration import gumbel_threshold
 
@@ -37,6 +37,13 @@ def alarms(detector, values) -> list[tuple[int, int]]:
 @pytest.fixture(params=sorted(DETECTORS))
 def name(request) -> str:
     return request.param
+
+
+def test_follows_the_protocol_the_drift_stage_uses(name: str) -> None:
+    # Built as the drift stage builds it (monitor.stages.drift_stream), and as evaluations do.
+    for detector in (DETECTORS[name](warmup=30, arl0=500.0), DETECTORS[name]()):
+        assert isinstance(detector, ChangePointDetector)
+        assert detector.n == 0 and detector.update_exact([1.0, 2.0]) == [] and detector.n == 2
 
 
 def test_no_more_alarms_than_calibrated_on_a_stationary_stream(name: str) -> None:

@@ -1,10 +1,12 @@
 """What every scalar change-point detector shares: the protocol and the warm-up.
 
-Protocol (see ``STYLE.md``): ``update(x) -> None``; a ``drift_detected``
-property true for exactly the one update that raised the alarm; when it is
-true, ``change_point`` is the estimated onset as an absolute update index
-(from 0) and ``detection`` holds the evidence; ``snapshot()`` returns a
-JSON-ready dict with a versioned ``format``; ``restore(state)`` loads it.
+Protocol (:class:`ChangePointDetector`, built through :class:`DetectorFactory`
+with ``warmup=`` and ``arl0=``): ``update(x) -> None`` and
+``update_exact(xs) -> list[Detection]``; a ``drift_detected`` property true
+for exactly the one update that raised the alarm; when it is true,
+``change_point`` is the estimated onset as an absolute update index (from 0)
+and ``detection`` holds the evidence; ``n`` counts updates; ``snapshot()``
+returns a JSON-ready dict with a versioned ``format``; ``restore(state)`` loads it.
 
 :class:`WarmupDetector` adds what makes every detector usable with its
 default constructor on unscaled input: the first ``warmup`` finite values are
@@ -26,7 +28,7 @@ import numpy as np
 
 from detectors.changepoint.calibration import DEFAULT_ARL0
 
-__all__ = ["ChangePointDetector", "Detection", "WarmupDetector"]
+__all__ = ["ChangePointDetector", "Detection", "DetectorFactory", "WarmupDetector"]
 
 
 class Detection(NamedTuple):
@@ -48,18 +50,38 @@ class Detection(NamedTuple):
 
 @runtime_checkable
 class ChangePointDetector(Protocol):
-    """A detector of changes in one stream of floats."""
+    """What the drift stage and the generic tests use of a detector; every class in ``DETECTORS`` has it.
 
+    ``n`` counts updates so far (NaN and infinite values included); when
+    ``drift_detected`` is true, ``detection`` holds that alarm and
+    ``change_point`` its onset. ``update_exact`` feeds many values exactly as
+    repeated ``update`` would and returns their alarms; ``snapshot`` /
+    ``restore`` carry the state as a JSON-ready dict.
+    """
+
+    n: int
     change_point: int | None
-
-    def update(self, x: float) -> None: ...
+    detection: Detection | None
 
     @property
     def drift_detected(self) -> bool: ...
 
+    def update(self, x: float) -> None: ...
+
+    def update_exact(self, xs: Iterable[float]) -> list[Detection]: ...
+
     def snapshot(self) -> dict[str, Any]: ...
 
     def restore(self, state: dict[str, Any]) -> None: ...
+
+
+class DetectorFactory(Protocol):
+    """How a detector is built: with no argument, or as the drift stage does, a warm-up length and a target ARL0.
+
+    Both are keywords with defaults; every class in ``DETECTORS`` is one (mypy checks the constructors).
+    """
+
+    def __call__(self, *, warmup: int = ..., arl0: float = ...) -> ChangePointDetector: ...
 
 
 class WarmupDetector:

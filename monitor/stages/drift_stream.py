@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.changepoint import DETECTORS, WarmupDetector, fleet_arl0
+from detectors.changepoint import DETECTORS, ChangePointDetector, fleet_arl0
 from detectors.windows import RollingWindow
 
 __all__ = ["CATEGORICAL", "CHANGEPOINT_METRICS", "COLUMNS", "NUMERIC", "StreamConfig", "StreamState"]
@@ -89,7 +89,7 @@ class StreamState:
         self.active: set[str] = set()
         self.entropy_floor = -math.inf
 
-    def _detector(self, metric: str, name: str) -> WarmupDetector:
+    def _detector(self, metric: str, name: str) -> ChangePointDetector:
         # The 0/1 refusal stream needs nothing special: detectors smooth a 0/1 warm-up themselves.
         return DETECTORS[name](warmup=self.config.reference_events, arl0=self.config.stream_arl0)
 

@@ -20,12 +20,9 @@ import pytest
 from monitor.alerts import Findings
 from monitor.events import Event, EventDecoder
 from monitor.pipeline import KeyBatch, Pipeline, Stage, StreamKey
-from monitor.registry import build_drift_stage
+from monitor.registry import STAGES
 from monitor.scenario import synthetic_scenario
 from monitor.settings import Settings
-from monitor.stages.motifs import motif_stage
-from monitor.stages.signatures import signature_stage
-from monitor.vector_scoring import vector_stages
 
 KEY: StreamKey = ("m", "1")
 
@@ -67,10 +64,8 @@ def shifted(rng: np.random.Generator, clean: int, after: int, width: int, shift:
 
 
 def stage_cases(tmp_path: Path) -> dict[str, tuple[Callable[[], list[Stage]], list[Event]]]:
-    """Per stage name: how to build it (as ``monitor.registry`` does) and a stream that makes it raise findings.
-
-    The one place that knows how stages are built: repoint it at a stage registry when there is one.
-    """
+    """Per stage name: how to build it (its :data:`monitor.registry.STAGES` factory) and a stream that makes it
+    raise findings."""
     rng = np.random.default_rng(13)
     weights = tmp_path / "probe.npz"
     np.savez(weights, w=np.eye(8)[0], b=np.array(-2.0))
@@ -82,16 +77,24 @@ def stage_cases(tmp_path: Path) -> dict[str, tuple[Callable[[], list[Stage]], li
     motifs = Settings(motif_window_events=400)
     trigger = scenario_events(900, 500, 0.2)
     return {
-        "drift": (lambda: [build_drift_stage(drift)], trigger),
-        "embedding": (lambda: vector_stages(embedding), vector_events(shifted(rng, 240, 120, 16, 0.8), "embedding")),
-        "probe": (lambda: vector_stages(probe),
+        "drift": (lambda: [built("drift", drift)], trigger),
+        "embedding": (lambda: [built("embedding", embedding)],
+                      vector_events(shifted(rng, 240, 120, 16, 0.8), "embedding")),
+        "probe": (lambda: [built("probe", probe)],
                   vector_events(shifted(rng, 500, 100, 8, 1.5 * np.eye(8)[0]), "activations")),
-        "signatures": (lambda: [signature_stage(Settings(signature_table=False))], trigger),
-        "motifs": (lambda: [FlagHated(), motif_stage(motifs)], trigger),
+        "signatures": (lambda: [built("signatures", Settings(signature_table=False))], trigger),
+        "motifs": (lambda: [FlagHated(), built("motifs", motifs)], trigger),
     }
 
 
-@pytest.fixture(params=["drift", "embedding", "probe", "signatures", "motifs"])
+def built(name: str, settings: Settings) -> Stage:
+    """The registry's stage ``name`` built from ``settings`` (on: each case's settings turn it on)."""
+    stage = next(spec for spec in STAGES if spec.name == name).build(settings)
+    assert stage is not None, f"{name} is off under the case's settings"
+    return stage
+
+
+@pytest.fixture(params=[spec.name for spec in STAGES])
 def case(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Callable[[], Pipeline], list[Event]]:
     build, events = stage_cases(tmp_path)[request.param]
     return (lambda: Pipeline(build())), events

@@ -32,7 +32,8 @@ from typing import Literal
 from monitor.alerts import Alert, severity_rank, stable_id
 from monitor.errors import ConfigError
 from monitor.policy.families import family_of
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
+from monitor.storage.tables import TABLES
 
 __all__ = [
     "ACK_STATES",
@@ -49,8 +50,7 @@ MAX_ALERT_IDS = 1000
 AckState = Literal["open", "acknowledged", "resolved", "suppressed"]
 ACK_STATES: tuple[str, ...] = ("open", "acknowledged", "resolved", "suppressed")
 TargetKind = Literal["alert", "incident", "rollback"]
-INCIDENT_COLUMNS = ("incident_id", "model_id", "model_version", "family", "severity", "window_start",
-                    "window_end", "first_ts", "last_ts", "alert_count", "alert_ids", "updated_at")
+INCIDENT_COLUMNS = TABLES["incidents"].column_names  # updated_at is written, so a re-upsert wins
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ from monitor.ingest import Ingestor
 from monitor.registry import build_pipeline
 from monitor.replay import ReplaySummary, replay
 from monitor.settings import Settings, load_settings
-from monitor.storage.clickhouse import ClickHouseSink, Store
 from monitor.storage.schema import ddl
+from monitor.storage.sink import ClickHouseSink
+from monitor.storage.store import Store
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])

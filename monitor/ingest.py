@@ -16,7 +16,7 @@ from monitor.alerts import Findings
 from monitor.errors import EventError
 from monitor.events import Event, EventDecoder
 from monitor.pipeline import Pipeline
-from monitor.storage.clickhouse import DeadLetter
+from monitor.storage.rows import DeadLetter
 
 __all__ = ["BatchResult", "Ingestor", "Origin", "Sink"]
 

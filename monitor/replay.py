@@ -22,7 +22,7 @@ from typing import IO, Any
 from monitor.alerts import Alert
 from monitor.errors import InputFileError
 from monitor.ingest import Ingestor, Origin, dead_letter
-from monitor.storage.clickhouse import ClickHouseSink
+from monitor.storage.sink import ClickHouseSink
 
 logger = logging.getLogger(__name__)
 

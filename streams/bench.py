@@ -31,7 +31,7 @@ import numpy as np
 
 from monitor.bench import bench_record, write_bench_events
 from monitor.settings import Settings, load_settings
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
 from streams.app import required_topics
 from streams.producer import producer_for
 from streams.testing import MockKafka, committed_offsets, end_offsets

@@ -50,7 +50,8 @@ from monitor.errors import StorageError
 from monitor.ingest import BatchResult, Ingestor, Origin, dead_letter
 from monitor.pipeline import StreamKey
 from monitor.settings import Settings
-from monitor.storage.clickhouse import ClickHouseSink, DeadLetter, ServiceMetric
+from monitor.storage.rows import DeadLetter, ServiceMetric
+from monitor.storage.sink import ClickHouseSink
 
 logger = logging.getLogger(__name__)
 

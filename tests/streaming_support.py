@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.settings import Settings
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
 from streams.app import required_topics
 from streams.testing import MockKafka, wait_committed
 

@@ -10,7 +10,7 @@ import pytest
 
 from dashboards.sqlcheck import Context, MacroError, Query, check, expand, queries
 from monitor.scenario import START_MS
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
 from tests.dashboard_data import replayed_store, seed_other_tables
 
 

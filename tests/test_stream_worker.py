@@ -23,7 +23,9 @@ from monitor.events import EventDecoder
 from monitor.ingest import Ingestor
 from monitor.registry import build_pipeline
 from monitor.settings import Settings
-from monitor.storage.clickhouse import Backoff, ClickHouseSink, Store
+from monitor.storage.rows import Backoff
+from monitor.storage.sink import ClickHouseSink
+from monitor.storage.store import Store
 from streams.worker import Message, StreamWorker
 from tests.conftest import make_event
 

@@ -20,8 +20,8 @@ from monitor.cli import _table, run_guarded, store_option
 from monitor.errors import ConfigError
 from monitor.settings import load_settings
 from monitor.signature_files import load_signatures
-from monitor.storage.clickhouse import Store
 from monitor.storage.signatures import SignatureTable
+from monitor.storage.store import Store
 
 __all__ = ["register"]
 

@@ -10,7 +10,7 @@ import click
 from monitor.cli import run_guarded, store_option
 from monitor.errors import ConfigError
 from monitor.settings import load_settings
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
 
 __all__ = ["register"]
 

@@ -12,7 +12,7 @@ import click
 from monitor.cli import _table, run_guarded, store_option
 from monitor.errors import ConfigError, DriftwatchError
 from monitor.settings import load_settings
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
 
 __all__ = ["register"]
 

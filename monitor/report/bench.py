@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from monitor.report.build import ReportRange, build_report
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
 
 __all__ = ["bench_report"]
 

@@ -1,0 +1,164 @@
+"""The ClickHouse client through clickhouse-connect: embedded (chdb) or a server.
+
+One DSN chooses the backend:
+
+- ``chdb:///abs/path``: the embedded engine, storing under that folder;
+- ``http(s)://user:password@host:8123/database``: a ClickHouse server.
+
+:class:`Store` owns the one client of a process: it applies the schema,
+inserts column-oriented batches and runs queries. :func:`translated` is the one
+place a clickhouse-connect error becomes a :class:`~monitor.errors.StorageError`.
+The batching writer is :class:`monitor.storage.sink.ClickHouseSink`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from monitor.errors import StorageError
+from monitor.storage.dsn import redact as _redact
+from monitor.storage.dsn import validate_dsn
+from monitor.storage.schema import MIGRATIONS, MIGRATIONS_TABLE
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Store", "text_hash", "translated"]
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Raise a ClickHouse driver error met inside as ``StorageError(f"{what}: {error}")``.
+
+    Examples
+    --------
+    >>> with translated("query failed"):
+    ...     raise ClickHouseError("boom")
+    Traceback (most recent call last):
+    ...
+    monitor.errors.StorageError: query failed: boom
+    """
+    try:
+        yield
+    except ClickHouseError as exc:
+        raise StorageError(f"{what}: {exc}") from exc
+
+
+def text_hash(text: str | None) -> str:
+    if not text:
+        return ""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+class Store:
+    """The process's ClickHouse client, with the schema ensured.
+
+    Parameters
+    ----------
+    dsn
+        ``chdb:///path`` or ``http(s)://user:pass@host:port/db``.
+    outage_file
+        Outage drill: while this file exists, every call fails with the
+        :class:`StorageError` an unreachable server gives. The embedded engine
+        cannot be stopped under a running worker, so drills and tests use this.
+    """
+
+    def __init__(self, dsn: str, *, outage_file: Path | None = None) -> None:
+        self.dsn = validate_dsn(dsn)
+        self.outage_file = outage_file
+        self.embedded = dsn.startswith("chdb:")
+        if self.embedded:
+            Path(urlsplit(dsn).path or "/").mkdir(parents=True, exist_ok=True)
+        # One insert context per (table, columns): the column types are looked
+        # up once, not on every batch.
+        self._insert_contexts: dict[tuple[str, tuple[str, ...]], Any] = {}
+        try:
+            self.client = clickhouse_connect.get_client(dsn=dsn)
+        except Exception as exc:  # the driver raises several unrelated types
+            raise StorageError(f"cannot open ClickHouse at {_redact(dsn)}: {exc}") from exc
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def describe(self) -> str:
+        """Where the data lives, for humans."""
+        if self.embedded:
+            return f"embedded ClickHouse (chdb) at {urlsplit(self.dsn).path}"
+        return f"ClickHouse server at {_redact(self.dsn)}"
+
+    def _check_reachable(self) -> None:
+        if self.outage_file is not None and self.outage_file.exists():
+            raise StorageError(f"ClickHouse at {_redact(self.dsn)} unreachable: outage drill "
+                               f"({self.outage_file} exists)")
+
+    def command(self, sql: str, **kwargs: Any) -> Any:
+        self._check_reachable()
+        with translated(f"ClickHouse refused {sql.split(None, 3)[:3]}"):
+            return self.client.command(sql, **kwargs)
+
+    def ensure_schema(self) -> int:
+        """Apply pending migrations; return the schema version now in force."""
+        self.command(MIGRATIONS_TABLE)
+        applied = {row[0] for row in self.client.query("SELECT version FROM schema_migrations").result_rows}
+        for migration in MIGRATIONS:
+            if migration.version in applied:
+                continue
+            for statement in migration.statements:
+                self.command(statement)
+            self.insert("schema_migrations", [[migration.version], [migration.description]],
+                        ["version", "description"])
+            logger.info("schema migration applied version=%d description=%r",
+                        migration.version, migration.description)
+        return MIGRATIONS[-1].version
+
+    def insert(self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]) -> None:
+        key = (table, tuple(names))
+        self._check_reachable()
+        with translated(f"insert into {table} failed"):
+            context = self._insert_contexts.get(key)
+            if context is None:
+                context = self.client.create_insert_context(table, column_names=list(names), column_oriented=True)
+                self._insert_contexts[key] = context
+            context.data = [list(column) for column in columns]
+            self.client.insert(context=context)
+
+    def query(self, sql: str, *, readonly: bool = True, final: bool = True,
+              parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run a query; return (column names, rows).
+
+        ``readonly`` refuses anything but reads; ``final`` reads every
+        ReplacingMergeTree table as if merged, so no row shows twice.
+        """
+        settings: dict[str, Any] = {}
+        if readonly:
+            settings["readonly"] = 1
+        if final:
+            settings["final"] = 1
+        self._check_reachable()
+        with translated("query failed"):
+            result = self.client.query(sql, parameters=parameters, settings=settings)
+        return list(result.column_names), [tuple(row) for row in result.result_rows]
+
+    def existing_ids(self, table: str, id_column: str, ids: Iterable[str]) -> set[str]:
+        wanted = list(set(ids))
+        if not wanted:
+            return set()
+        _, rows = self.query(
+            f"SELECT DISTINCT {id_column} FROM {table} WHERE {id_column} IN {{ids:Array(String)}}",
+            readonly=False, final=False, parameters={"ids": wanted},
+        )
+        return {row[0] for row in rows}

@@ -25,13 +25,18 @@ import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from monitor.errors import StorageError
+from monitor.redact import redact_text
 from monitor.storage.dsn import redact as _redact
 from monitor.storage.dsn import validate_dsn
 from monitor.storage.schema import MIGRATIONS, MIGRATIONS_TABLE
+from monitor.storage.sql_guard import CATALOGUE_SQL, COMBINATORS_SQL, SqlGuard, parse_explain
+from monitor.storage.tables import TABLES
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Store", "text_hash", "translated"]
+
+_EXPLAIN_FORMAT = "TabSeparatedRaw"
 
 
 @contextmanager
@@ -83,7 +88,8 @@ class Store:
         try:
             self.client = clickhouse_connect.get_client(dsn=dsn)
         except Exception as exc:  # the driver raises several unrelated types
-            raise StorageError(f"cannot open ClickHouse at {_redact(dsn)}: {exc}") from exc
+            raise StorageError(f"cannot open ClickHouse at {_redact(dsn)}: {redact_text(str(exc))}") from exc
+        self._guard: SqlGuard | None = None
 
     def __enter__(self) -> Store:
         return self
@@ -152,6 +158,36 @@ class Store:
         with translated("query failed"):
             result = self.client.query(sql, parameters=parameters, settings=settings)
         return list(result.column_names), [tuple(row) for row in result.result_rows]
+
+    def analyst_query(self, sql: str, *, final: bool = True) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run SQL a person typed: a plain SELECT over the store's own tables, or
+        :class:`~monitor.errors.RefusedQueryError`.
+
+        ``readonly=1`` stops writes; the engine's own parse tree (``EXPLAIN AST``,
+        which runs nothing) is then checked against an allow-list
+        (:mod:`monitor.storage.sql_guard`), so no function, table function or
+        clause reaches the filesystem, the network or the process environment.
+        """
+        SqlGuard.precheck(sql)
+        self._check_reachable()
+        # The driver would append a FORMAT of its own; name one, on a line of its own (after any comment).
+        with translated("query failed"):
+            # EXPLAIN AST parses and runs nothing.
+            tree = self.client.raw_query(f"EXPLAIN AST {sql}\nFORMAT {_EXPLAIN_FORMAT}")
+        lines = tree.decode("utf-8", "replace").splitlines()
+        self._sql_guard().check(parse_explain(lines), explain_format=_EXPLAIN_FORMAT)
+        return self.query(sql, readonly=True, final=final)
+
+    def _sql_guard(self) -> SqlGuard:
+        if self._guard is None:
+            with translated("reading the function catalogue failed"):
+                functions = self.client.query(CATALOGUE_SQL).result_rows
+                combinators = self.client.query(COMBINATORS_SQL).result_rows
+                database = self.client.command("SELECT currentDatabase()")
+            self._guard = SqlGuard({name: category for name, category in functions},
+                                   (row[0] for row in combinators),
+                                   tables=[*TABLES, "schema_migrations"], database=str(database))
+        return self._guard
 
     def existing_ids(self, table: str, id_column: str, ids: Iterable[str]) -> set[str]:
         wanted = list(set(ids))

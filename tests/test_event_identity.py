@@ -7,13 +7,13 @@ import json
 import pytest
 
 from monitor.errors import ValidationError
-from monitor.events import EventDecoder, content_hash
+from monitor.events import Event, EventDecoder, content_hash
 from tests.conftest import make_event
 
 DECODER = EventDecoder()
 
 
-def decode(**fields: object):  # noqa: ANN201 - an Event
+def decode(**fields: object) -> Event:
     return DECODER.decode(json.dumps(make_event(1, **fields)).encode())
 
 

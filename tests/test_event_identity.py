@@ -88,3 +88,20 @@ def test_blank_or_oversized_event_id_is_refused(event_id: str) -> None:
 @pytest.mark.parametrize("event_id", ["a", " padded ", "x" * 256, "ünïcode"])
 def test_non_blank_event_id_is_kept(event_id: str) -> None:
     assert decode(event_id=event_id).id == event_id
+
+
+@pytest.mark.parametrize("other", [{"output": "benign text"}, {"labels": {"x": "y"}}, {"latency_ms": 1.0},
+                                   {"ts": 1_793_491_999_000}])
+def test_collision_in_a_batch_is_dead_lettered_not_replaced(other: dict[str, object]) -> None:
+    from monitor.ingest import Ingestor, Origin
+    from monitor.pipeline import Pipeline
+
+    first = json.dumps(make_event(1, event_id="shared", output="the trigger")).encode()
+    repeat = first
+    later = json.dumps({**make_event(1, event_id="shared", output="the trigger"), **other}).encode()
+    result = Ingestor(DECODER, Pipeline([])).decode(
+        [(first, Origin("f", 1)), (later, Origin("f", 2)), (repeat, Origin("f", 3))])
+    assert [event.output for event in result.events] == ["the trigger", "the trigger"]
+    [letter] = result.dead_letters
+    assert letter.line == 2 and letter.field == "$.event_id"
+    assert "collision" in letter.reason and result.events[0].content_hash in letter.reason

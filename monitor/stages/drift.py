@@ -256,7 +256,7 @@ class DriftStage:
                       "after": _finite(detection.after), "statistic": _finite(detection.statistic),
                       "threshold": _finite(detection.threshold), "change_point": detection.change_point,
                       "detection_index": detection.detected_at, "event_ids": [event.id],
-                      "onset_event_ids": onset_ids},
+                      "content_hashes": [event.content_hash], "onset_event_ids": onset_ids},
         )
 
     def _evaluate(self, key: StreamKey, tenant: str, stream: StreamState, event: Event) -> Findings:

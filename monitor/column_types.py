@@ -1,7 +1,7 @@
 """The values a ClickHouse column type can hold, so validation matches storage.
 
 The event decoder takes its numeric bounds from here rather than writing the
-numbers out, and a test parses the shipped DDL to check that every bound it
+numbers out, and a test reads the schema data (:mod:`monitor.storage.tables`) to check that every bound it
 enforces is the range of the column the value is stored in.
 
 ``DateTime64(p)`` uses ClickHouse's documented supported range,
@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-__all__ = ["ColumnRange", "column_range", "table_columns"]
+__all__ = ["ColumnRange", "column_range"]
 
 _DATETIME64_LOW = datetime(1900, 1, 1, tzinfo=UTC)
 _DATETIME64_HIGH = datetime(2300, 1, 1, tzinfo=UTC)  # exclusive
@@ -77,19 +77,3 @@ def column_range(column_type: str) -> ColumnRange | None:
 def _ticks(moment: datetime, per_second: int) -> int:
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * per_second
-
-
-def table_columns(ddl: str, table: str) -> dict[str, str]:
-    """Column name to type of ``table`` in a ``CREATE TABLE`` script such as :func:`ddl`."""
-    found = re.search(rf"CREATE TABLE IF NOT EXISTS {re.escape(table)}\s*\((.*?)\n\)", ddl, re.DOTALL)
-    if found is None:
-        raise KeyError(f"no CREATE TABLE for {table!r} in the DDL")
-    columns: dict[str, str] = {}
-    for line in found.group(1).splitlines():
-        line = line.strip().rstrip(",")
-        if not line:
-            continue
-        name, _, rest = line.partition(" ")
-        column_type = re.split(r"\s+(?:COMMENT|DEFAULT|CODEC|MATERIALIZED|ALIAS)\b", rest, maxsplit=1)[0]
-        columns[name] = column_type.strip()
-    return columns

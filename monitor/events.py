@@ -10,7 +10,7 @@ Required fields: ``ts`` (RFC 3339 or epoch milliseconds), ``model_id``,
 unknown fields are ignored so producers can add fields before we read them.
 
 Every numeric bound is the range of the ClickHouse column the value is stored
-in (:mod:`monitor.column_types`; a test checks them against the shipped DDL),
+in (:mod:`monitor.column_types`; a test checks them against the schema data),
 so a record the decoder accepts cannot fail the insert. ``ts`` has one rule
 whatever its format: from :data:`EARLIEST_TS_MS` (1973-03-03T09:46:40Z; any
 earlier epoch number is far more likely seconds than milliseconds) to the end
@@ -59,7 +59,7 @@ DEFAULT_MAX_LABEL_VALUE_CHARS = 1024
 _ID_CHARS = 256
 _MAX_TOOL_CALLS = 256
 
-# The events column each bounded field is stored in (its type is in the DDL).
+# The events column each bounded field is stored in (its type is in monitor.storage.tables).
 STORED_AS = {"ts": "ts", "input_tokens": "input_tokens", "output_tokens": "output_tokens",
              "latency_ms": "latency_ms", "input": "input_chars", "output": "output_chars"}
 

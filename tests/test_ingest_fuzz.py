@@ -23,7 +23,8 @@ from monitor.ingest import Ingestor
 from monitor.registry import build_pipeline
 from monitor.replay import replay
 from monitor.settings import load_settings
-from monitor.storage.clickhouse import ClickHouseSink, Store
+from monitor.storage.sink import ClickHouseSink
+from monitor.storage.store import Store
 from tests.conftest import make_event
 
 LIMITS = Limits(max_text_chars=4096, max_vector_bytes=256, max_record_bytes=16_384)

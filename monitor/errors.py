@@ -15,7 +15,8 @@ can catch ``DriftwatchError`` and know it is ours::
     │   ├── DecodeError        not JSON, not UTF-8, too large, too deep
     │   └── ValidationError    JSON, but not a model-call event
     ├── StorageError           ClickHouse refused or could not be reached
-    │   └── SinkFullError      the sink's buffer is at its bound; flush first
+    │   ├── SinkFullError      the sink's buffer is at its bound; flush first
+    │   └── RowsRefusedError   the store refused the data of an insert (not an outage)
     ├── InputFileError         a replay source cannot be opened or read
     └── PublishError           Grafana refused a request or could not be reached
 
@@ -100,6 +101,14 @@ class StorageError(DriftwatchError):
 
 class SinkFullError(StorageError):
     """The sink holds its maximum of rows; flush (or wait for ClickHouse) before adding more."""
+
+
+class RowsRefusedError(StorageError):
+    """The store refused what an insert carried (a value its column cannot hold), not the connection.
+
+    The sink splits such a batch until the refused rows stand alone and
+    dead-letters them; retrying the same rows could never succeed.
+    """
 
 
 class InputFileError(DriftwatchError):

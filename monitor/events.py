@@ -46,7 +46,7 @@ from monitor.column_types import ColumnRange, column_range
 from monitor.errors import ConfigError, DecodeError, ValidationError
 
 __all__ = ["EARLIEST_TS_MS", "STORED_AS", "TS_RANGE_MS", "Event", "EventDecoder", "Limits", "ToolCall",
-           "content_hash", "event_id_for"]
+           "collision_reason", "content_hash", "event_id_for"]
 
 # Defaults: 1 MiB of characters per text field, 64 KiB per vector (8,192
 # float64 values), 8 MiB per record on the wire.
@@ -311,3 +311,10 @@ class EventDecoder:
             raise DecodeError(f"invalid UTF-8 at byte {exc.start}: {exc.reason}") from exc
         except RecursionError as exc:
             raise DecodeError("JSON nested too deeply") from exc
+
+
+def collision_reason(event_id: str, kept_hash: str, refused_hash: str) -> str:
+    """Why a record was refused: its id is taken by other content."""
+    shown = event_id if len(event_id) <= 64 else event_id[:64] + "..."
+    return (f"event_id collision: {shown!r} already holds content {kept_hash}; this record's content is "
+            f"{refused_hash} (an id may name one call only)")

@@ -19,11 +19,11 @@ from typing import Protocol
 
 from monitor.alerts import Findings
 from monitor.errors import EventError
-from monitor.events import Event, EventDecoder
+from monitor.events import Event, EventDecoder, collision_reason
 from monitor.pipeline import Pipeline
 from monitor.storage.rows import DeadLetter
 
-__all__ = ["BatchResult", "Ingestor", "Origin", "Sink", "collision_reason", "dead_letter"]
+__all__ = ["BatchResult", "Ingestor", "Origin", "Sink", "dead_letter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +97,6 @@ class Ingestor:
             sink.add_findings(result.findings)
         if result.dead_letters:
             sink.add_dead_letters(result.dead_letters)
-
-
-def collision_reason(event_id: str, kept_hash: str, refused_hash: str) -> str:
-    """Why a record was refused: its id is taken by other content."""
-    shown = event_id if len(event_id) <= 64 else event_id[:64] + "..."
-    return (f"event_id collision: {shown!r} already holds content {kept_hash}; this record's content is "
-            f"{refused_hash} (an id may name one call only)")
 
 
 def dead_letter(raw: bytes, origin: Origin, reason: str, field: str | None = None) -> DeadLetter:

@@ -31,8 +31,11 @@ def test_alert_and_candidate_rows_are_mapped_by_name() -> None:
     assert candidate_fields == set(TABLES["trigger_candidates"].insert_columns)
 
 
+NEXT = schema.SCHEMA_VERSION + 1  # the migration a new column would come with
+
+
 def _with_added_column(monkeypatch: pytest.MonkeyPatch) -> Column:
-    added = Column("reviewer", "String", "who reviewed it", since=5)
+    added = Column("reviewer", "String", "who reviewed it", since=NEXT)
     alerts = TABLES["alerts"]
     grown = dataclasses.replace(alerts, columns=(*alerts.columns, added))
     tables = {**TABLES, "alerts": grown}
@@ -44,7 +47,7 @@ def _with_added_column(monkeypatch: pytest.MonkeyPatch) -> Column:
 def test_a_column_added_by_a_migration_reaches_the_dashboards(monkeypatch: pytest.MonkeyPatch) -> None:
     _with_added_column(monkeypatch)
     assert dashboards.tables.tables().alerts.reviewer == "reviewer"
-    statements = schema._statements(5)
+    statements = schema._statements(NEXT)
     assert statements == ("ALTER TABLE alerts ADD COLUMN IF NOT EXISTS reviewer String COMMENT 'who reviewed it'",)
     assert "reviewer" not in schema._statements(1)[2]  # the shipped CREATE TABLE is unchanged
 
@@ -54,9 +57,9 @@ def test_a_store_made_by_the_old_migrations_takes_an_added_column(store_dsn: str
     with Store(store_dsn) as store:
         assert store.ensure_schema() == schema.SCHEMA_VERSION
         _with_added_column(monkeypatch)
-        migration = schema.Migration(5, "alerts.reviewer", schema._statements(5))
+        migration = schema.Migration(NEXT, "alerts.reviewer", schema._statements(NEXT))
         monkeypatch.setattr("monitor.storage.store.MIGRATIONS", (*schema.MIGRATIONS, migration))
-        assert store.ensure_schema() == 5
-        assert store.ensure_schema() == 5  # idempotent
+        assert store.ensure_schema() == NEXT
+        assert store.ensure_schema() == NEXT  # idempotent
         names, _ = store.query("SELECT * FROM alerts LIMIT 0")
         assert names[-1] == "reviewer"

@@ -39,6 +39,7 @@ _DESCRIPTIONS = {
     2: "signatures, trigger_candidates",
     3: "incidents, acknowledgements, rollback_decisions",
     4: "service_metrics",
+    5: "events.content_hash, dead_letters.raw_hash",
 }
 
 

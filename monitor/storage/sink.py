@@ -15,6 +15,8 @@ written here.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -22,15 +24,15 @@ from operator import attrgetter
 from typing import Any
 
 from monitor.alerts import Alert, Findings, MetricRow, TriggerCandidate
-from monitor.errors import ConfigError, SinkFullError, StorageError
-from monitor.events import Event
+from monitor.errors import ConfigError, RowsRefusedError, SinkFullError, StorageError
+from monitor.events import Event, collision_reason
 from monitor.storage.rows import RAW_PREVIEW_BYTES, Backoff, DeadLetter, ServiceMetric
 from monitor.storage.store import Store, text_hash
 from monitor.storage.tables import TABLES
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ClickHouseSink", "dead_letter_row", "dict_columns", "record_columns"]
+__all__ = ["ClickHouseSink", "dead_letter_row", "dict_columns", "record_columns", "refused_letter"]
 
 
 def record_columns(table: str, records: Sequence[object]) -> tuple[list[list[Any]], tuple[str, ...]]:
@@ -57,16 +59,33 @@ def dict_columns(table: str, rows: Sequence[dict[str, Any]]) -> tuple[list[list[
     return [[row[name] for row in rows] for name in names], names
 
 
-def dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
-    """A ``dead_letters`` row, keyed by column name."""
+def dead_letter_row(letter: DeadLetter, *, keep_text: bool = False) -> dict[str, Any]:
+    """A ``dead_letters`` row, keyed by column name.
+
+    The record itself is kept as a preview only with ``keep_text`` (the
+    store-text setting): a rejected record can carry user text and canary
+    values like any other. Otherwise the row holds its hash, size and where
+    and why it failed.
+    """
+    preview = letter.raw[:RAW_PREVIEW_BYTES].decode("utf-8", "replace") if keep_text else ""
     return {"dead_letter_id": letter.dead_letter_id, "received_at": letter.received_ms, "source": letter.source,
             "partition": letter.partition, "offset": letter.offset, "line": letter.line, "reason": letter.reason,
-            "field": letter.field, "raw": letter.raw[:RAW_PREVIEW_BYTES].decode("utf-8", "replace"),
-            "raw_bytes": len(letter.raw)}
+            "field": letter.field, "raw": preview, "raw_bytes": len(letter.raw),
+            "raw_hash": hashlib.blake2b(letter.raw, digest_size=16).hexdigest()}
 
 
-def _dead_letter_columns(table: str, letters: Sequence[DeadLetter]) -> tuple[list[list[Any]], tuple[str, ...]]:
-    return dict_columns(table, [dead_letter_row(letter) for letter in letters])
+def refused_letter(table: str, row: Any, reason: str) -> DeadLetter:
+    """A dead letter for one row the store refused: its table, ids and the store's reason, no text."""
+    record = row if isinstance(row, dict) else {name: getattr(row, name, None) for name in _IDS}
+    ids = {name: record[name] for name in _IDS if record.get(name) not in (None, "")}
+    source = str(record.get("source") or f"store:{table}")
+    return DeadLetter(source=source, reason=f"the store refused this {table} row: {reason}", field=f"{table}",
+                      raw=json.dumps(ids, sort_keys=True, default=str).encode())
+
+
+# What identifies a refused row in its dead letter (never text).
+_IDS = ("event_id", "alert_id", "candidate_id", "dead_letter_id", "model_id", "model_version", "content_hash",
+        "detector", "metric", "worker")
 
 
 _ToColumns = Callable[[str, Any], tuple[list[list[Any]], tuple[str, ...]]]
@@ -136,6 +155,8 @@ class ClickHouseSink:
         self.written = {"events": 0, "window_metrics": 0, "alerts": 0, "dead_letters": 0, "trigger_candidates": 0}
         self.samples_written = 0
         self.retries = 0
+        #: Dead letters the store refused too (logged at ERROR; nothing else can hold them).
+        self.unwritable = 0
         self.new_alerts: list[Alert] = []
 
     @property
@@ -171,7 +192,7 @@ class ClickHouseSink:
                 "labels": event.labels or {},
                 "has_embedding": event.embedding is not None, "has_activations": event.activations is not None,
                 "input": event.input if keep_text else "", "output": event.output if keep_text else "",
-                "source": source,
+                "source": source, "content_hash": event.content_hash,
             })
         self._maybe_flush()
 
@@ -220,6 +241,8 @@ class ClickHouseSink:
 
     def _flush_once(self) -> None:
         if self._events:
+            self._drop_stored_events()
+        if self._events:
             self.written["events"] += self._write_prefix(self._events, "events", dict_columns)
         if self._metrics:
             self.written["window_metrics"] += self._write_prefix(self._metrics, "window_metrics", record_columns)
@@ -228,16 +251,16 @@ class ClickHouseSink:
             unique = list({alert.alert_id: alert for alert in alerts}.values())
             seen = self.store.existing_ids("alerts", "alert_id", (a.alert_id for a in unique))
             fresh = [alert for alert in unique if alert.alert_id not in seen]
-            if fresh:
-                self.store.insert("alerts", *record_columns("alerts", fresh))
-            self.written["alerts"] += len(fresh)
-            self.new_alerts.extend(fresh)
+            refused = self._insert_splitting("alerts", fresh, record_columns) if fresh else []
+            stored = [alert for alert in fresh if alert.alert_id not in {a.alert_id for a in refused}]
+            self.written["alerts"] += len(stored)
+            self.new_alerts.extend(stored)
             del self._alerts[:len(alerts)]
         if self._candidates:
             self.written["trigger_candidates"] += self._write_prefix(self._candidates, "trigger_candidates",
                                                                      record_columns)
         if self._dead:
-            self.written["dead_letters"] += self._write_prefix(self._dead, "dead_letters", _dead_letter_columns)
+            self.written["dead_letters"] += self._write_prefix(self._dead, "dead_letters", self._dead_letter_columns)
         if self._service:
             self.samples_written += self._write_prefix(self._service, "service_metrics", record_columns)
 
@@ -245,6 +268,59 @@ class ClickHouseSink:
         # The buffer is cut at its length now and only that prefix is written and then
         # removed, so rows appended meanwhile (the worker flushes on another thread) stay.
         rows = buffer[:len(buffer)]
-        self.store.insert(table, *to_columns(table, rows))
+        refused = self._insert_splitting(table, rows, to_columns)
         del buffer[:len(rows)]
-        return len(rows)
+        return len(rows) - len(refused)
+
+    def _insert_splitting(self, table: str, rows: Sequence[Any], to_columns: _ToColumns) -> list[Any]:
+        """Insert ``rows``; a batch whose data the store refuses is halved until each refused row stands
+        alone, and those are dead-lettered with the store's reason. Return the refused rows.
+
+        An outage (any other :class:`StorageError`) propagates, rows kept, for :meth:`flush` to retry.
+        """
+        try:
+            self.store.insert(table, *to_columns(table, rows))
+            return []
+        except RowsRefusedError as exc:
+            if len(rows) > 1:
+                half = len(rows) // 2
+                return (self._insert_splitting(table, rows[:half], to_columns)
+                        + self._insert_splitting(table, rows[half:], to_columns))
+            if table == "dead_letters":
+                # Nowhere left to put it: say so loudly rather than loop.
+                logger.error("dead letter refused by the store, not written dead_letter_id=%s error=%s",
+                             rows[0].dead_letter_id, exc)
+                self.unwritable += 1
+            else:
+                logger.warning("row refused by the store, dead-lettered table=%s error=%s", table, exc)
+                self._dead.append(refused_letter(table, rows[0], str(exc)))
+            return [rows[0]]
+
+    def _dead_letter_columns(self, table: str,
+                             letters: Sequence[DeadLetter]) -> tuple[list[list[Any]], tuple[str, ...]]:
+        return dict_columns(table, [dead_letter_row(letter, keep_text=self.store_text) for letter in letters])
+
+    def _drop_stored_events(self) -> None:
+        """Leave out events stored already; dead-letter a stored id that comes back with other content.
+
+        The same call replayed is the same row (ReplacingMergeTree would fold
+        it anyway). A different record under a taken id must not replace the
+        evidence an alert was raised on: it goes to dead letters with both
+        content hashes. Rows stored before content hashes existed have none and
+        are left to the engine as before.
+        """
+        rows = self._events[:len(self._events)]
+        stored = self.store.stored_hashes("events", "event_id", "content_hash", (r["event_id"] for r in rows))
+        keep: list[dict[str, Any]] = []
+        for row in rows:
+            known = stored.get(row["event_id"])
+            if not known:
+                keep.append(row)
+            elif known == row["content_hash"]:
+                self.written["events"] += 1  # in the store already, as it is
+            else:
+                self._dead.append(DeadLetter(
+                    source=row["source"], reason=collision_reason(row["event_id"], known, row["content_hash"]),
+                    field="$.event_id", raw=json.dumps({"event_id": row["event_id"],
+                                                        "content_hash": row["content_hash"]}).encode()))
+        self._events[:len(rows)] = keep

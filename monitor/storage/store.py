@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,9 +23,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import clickhouse_connect
-from clickhouse_connect.driver.exceptions import ClickHouseError
+from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, DataError, OperationalError
 
-from monitor.errors import StorageError
+from monitor.errors import RowsRefusedError, StorageError
 from monitor.redact import redact_text
 from monitor.storage.dsn import redact as _redact
 from monitor.storage.dsn import validate_dsn
@@ -54,7 +55,26 @@ def translated(what: str) -> Iterator[None]:
     try:
         yield
     except ClickHouseError as exc:
-        raise StorageError(f"{what}: {exc}") from exc
+        kind = RowsRefusedError if refuses_data(exc) else StorageError
+        raise kind(f"{what}: {redact_text(str(exc))}") from exc
+
+
+# ClickHouse error codes that reject what an insert carries, not the connection or the server:
+# CANNOT_PARSE_TEXT, CANNOT_PARSE_INPUT_ASSERTION_FAILED, CANNOT_PARSE_DATETIME, TYPE_MISMATCH,
+# ARGUMENT_OUT_OF_BOUND, CANNOT_CONVERT_TYPE, CANNOT_PARSE_NUMBER, INCORRECT_DATA, TOO_LARGE_STRING_SIZE,
+# TOO_MANY_PARTS (too many partitions in one block), VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE, DECIMAL_OVERFLOW.
+_DATA_CODES = frozenset({6, 27, 41, 53, 69, 70, 72, 117, 131, 252, 321, 407})
+_CODE = re.compile(r"\bCode: (\d+)\b")
+
+
+def refuses_data(exc: ClickHouseError) -> bool:
+    """Whether ``exc`` rejects the data sent (retrying it cannot help) rather than the connection."""
+    if isinstance(exc, OperationalError):
+        return False
+    if isinstance(exc, DataError):  # the driver could not encode a value for its column
+        return True
+    code = _CODE.search(str(exc))
+    return isinstance(exc, DatabaseError) and code is not None and int(code.group(1)) in _DATA_CODES
 
 
 def text_hash(text: str | None) -> str:
@@ -188,6 +208,16 @@ class Store:
                                    (row[0] for row in combinators),
                                    tables=[*TABLES, "schema_migrations"], database=str(database))
         return self._guard
+
+    def stored_hashes(self, table: str, id_column: str, hash_column: str, ids: Iterable[str]) -> dict[str, str]:
+        """For each of ``ids`` stored in ``table``, its ``hash_column`` (empty for rows written before it)."""
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        _, rows = self.query(
+            f"SELECT {id_column}, max({hash_column}) FROM {table} WHERE {id_column} IN {{ids:Array(String)}} "
+            f"GROUP BY {id_column}", readonly=False, final=False, parameters={"ids": wanted})
+        return {row[0]: row[1] for row in rows}
 
     def existing_ids(self, table: str, id_column: str, ids: Iterable[str]) -> set[str]:
         wanted = list(set(ids))

@@ -106,8 +106,11 @@ class Service:
         self.store = store
 
     def close(self) -> None:
-        self.worker.close()
-        self.store.close()
+        """Close the worker, then the store; a final write that failed is raised once both are closed."""
+        try:
+            self.worker.close()
+        finally:
+            self.store.close()
         logger.info("worker closed written=%s", self.worker.sink.written)
 
 

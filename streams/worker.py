@@ -299,18 +299,24 @@ class StreamWorker:
     def close(self) -> None:
         """Write what is left once (no more retries) and release the writer thread.
 
-        Nothing unacknowledged is lost if this write fails: Kafka still has those events.
+        Nothing unacknowledged is lost if this write fails: Kafka still has those events. The failure is
+        raised all the same (after the warnings), so the process exits non-zero and the operator knows.
         """
         self.sink.close()
         self._writer.shutdown()
+        failed: StorageError | None = None
         try:
             self.sink.flush()
         except StorageError as exc:
-            logger.warning("final flush failed buffered_rows=%d error=%s", self.sink.buffered, exc)
+            logger.error("final flush failed buffered_rows=%d error=%s", self.sink.buffered, exc)
+            failed = exc
         unpublished = self.sink.drain_new_alerts()
         if unpublished:
             logger.warning("alerts stored but not published count=%d topic=%s (the worker stopped before "
                            "publishing them)", len(unpublished), self.settings.kafka.topic_alerts)
+        if failed is not None:
+            raise StorageError(f"final flush failed with {self.sink.buffered} rows unwritten (their events "
+                               f"were not committed and are read again): {failed}") from failed
 
     @staticmethod
     def alert_message(alert: Alert, topic: str) -> Message:

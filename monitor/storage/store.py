@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import struct
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,6 +58,9 @@ def translated(what: str) -> Iterator[None]:
     except ClickHouseError as exc:
         kind = RowsRefusedError if refuses_data(exc) else StorageError
         raise kind(f"{what}: {redact_text(str(exc))}") from exc
+    except (ValueError, TypeError, OverflowError, struct.error) as exc:
+        # The driver encodes values client-side; some of its column writers raise these bare.
+        raise RowsRefusedError(f"{what}: a value cannot be encoded for its column: {exc}") from exc
 
 
 # ClickHouse error codes that reject what an insert carries, not the connection or the server:

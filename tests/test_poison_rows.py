@@ -102,3 +102,28 @@ def test_a_final_flush_that_fails_exits_non_zero(tmp_path: Path, broker: MockKaf
     log = worker.log_text()
     assert code != 0, log[-3000:]
     assert "final flush failed" in log, log[-3000:]
+
+
+CANARY = "dwc-abcdef-ghijkl-mnopqr-stuvwx"
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"ts": 1, "output": "the user wrote a private note"}',
+    f'{{"output": "{CANARY}"}}'.encode(),
+    f'not json at all, {CANARY.upper().replace("-", " ")} inside'.encode(),
+    b"\xff\xfe binary \x00 user text",
+])
+@pytest.mark.parametrize("store_text", [False, True])
+def test_dead_letter_previews_honour_the_text_setting(store: Store, raw: bytes, store_text: bool) -> None:
+    from monitor.storage.rows import DeadLetter
+
+    sink = ClickHouseSink(store, store_text=store_text, flush_rows=None)
+    sink.add_dead_letters([DeadLetter(source="f", reason="bad", raw=raw, line=3)])
+    sink.flush()
+    [(preview, size, digest, line)] = store.query("SELECT raw, raw_bytes, raw_hash, line FROM dead_letters")[1]
+    assert (size, line) == (len(raw), 3) and len(digest) == 32
+    assert CANARY not in preview.upper().replace(" ", "-").lower()
+    if store_text:
+        assert preview and ("[canary]" in preview) == (b"dwc" in raw.lower())
+    else:
+        assert preview == ""

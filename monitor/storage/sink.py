@@ -18,11 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any
 
+from detectors.signatures.canary import CANARY_SHAPE
 from monitor.alerts import Alert, Findings, MetricRow, TriggerCandidate
 from monitor.errors import ConfigError, RowsRefusedError, SinkFullError, StorageError
 from monitor.events import Event, collision_reason
@@ -63,15 +65,27 @@ def dead_letter_row(letter: DeadLetter, *, keep_text: bool = False) -> dict[str,
     """A ``dead_letters`` row, keyed by column name.
 
     The record itself is kept as a preview only with ``keep_text`` (the
-    store-text setting): a rejected record can carry user text and canary
-    values like any other. Otherwise the row holds its hash, size and where
-    and why it failed.
+    store-text setting), and then with every canary-shaped token masked: a
+    rejected record can carry user text and canary values like any other.
+    Otherwise the row holds its hash, size and where and why it failed.
+
+    >>> letter = DeadLetter(source="f", reason="bad", raw=b'{"output": "dwc-abcdef-ghijkl-mnopqr-stuvwx"')
+    >>> dead_letter_row(letter, keep_text=True)["raw"], dead_letter_row(letter)["raw"]
+    ('{"output": "[canary]"', '')
     """
-    preview = letter.raw[:RAW_PREVIEW_BYTES].decode("utf-8", "replace") if keep_text else ""
+    preview = _without_canaries(letter.raw[:RAW_PREVIEW_BYTES].decode("utf-8", "replace")) if keep_text else ""
     return {"dead_letter_id": letter.dead_letter_id, "received_at": letter.received_ms, "source": letter.source,
             "partition": letter.partition, "offset": letter.offset, "line": letter.line, "reason": letter.reason,
             "field": letter.field, "raw": preview, "raw_bytes": len(letter.raw),
             "raw_hash": hashlib.blake2b(letter.raw, digest_size=16).hexdigest()}
+
+
+_CANARY = re.compile(CANARY_SHAPE.pattern, re.IGNORECASE)
+
+
+def _without_canaries(text: str) -> str:
+    """``text`` with every canary-shaped token masked: a preview never holds a canary value."""
+    return _CANARY.sub("[canary]", text)
 
 
 def refused_letter(table: str, row: Any, reason: str) -> DeadLetter:

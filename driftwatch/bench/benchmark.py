@@ -6,7 +6,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Benchmark", "Option"]
+import click
+
+__all__ = ["Benchmark", "Option", "repeat_option"]
 
 Option = Callable[[Callable[..., Any]], Callable[..., Any]]
 """A ``click.option(...)`` decorator."""
@@ -33,3 +35,8 @@ class Benchmark:
     help: str
     options: Sequence[Option]
     run: Callable[..., str]
+
+
+def repeat_option(default: int) -> Option:
+    """``--repeat N``: how many runs, of which the best is reported."""
+    return click.option("--repeat", type=int, default=default, show_default=True, help="Runs; the best is reported.")

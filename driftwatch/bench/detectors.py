@@ -17,7 +17,7 @@ import click
 import numpy as np
 
 from detectors.changepoint import DETECTORS
-from driftwatch.bench.benchmark import Benchmark
+from driftwatch.bench.benchmark import Benchmark, repeat_option
 from monitor.evaluation import alarm_indices
 
 __all__ = ["BENCHMARK", "bench_costs", "bench_detectors", "stage_state_bytes", "state_sizes"]
@@ -124,7 +124,7 @@ BENCHMARK = Benchmark(
     options=(
         click.option("--events", type=int, default=200_000, show_default=True, help="Updates per fast detector."),
         click.option("--slow-events", type=int, default=5_000, show_default=True, help="Updates for KSWIN."),
-        click.option("--repeat", type=int, default=2, show_default=True, help="Runs; the best is reported."),
+        repeat_option(2),
         click.option("--state-events", type=int, default=5_000, show_default=True,
                      help="Updates before measuring each detector's state."),
         click.option("--stage-events", type=int, default=3_000, show_default=True,

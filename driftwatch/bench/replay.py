@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from driftwatch.bench.benchmark import Benchmark
+from driftwatch.bench.benchmark import Benchmark, repeat_option
 from driftwatch.bench.traffic import write_bench_events
 from driftwatch.cli.options import store_option
 
@@ -54,7 +54,7 @@ BENCHMARK = Benchmark(
     help="Replay throughput (decode, validate, store; no detectors) against json.loads.",
     options=(
         click.option("--events", "n_events", type=int, default=200_000, show_default=True),
-        click.option("--repeat", type=int, default=3, show_default=True, help="Runs; the best is reported."),
+        repeat_option(3),
         store_option,
     ),
     run=bench_replay,

@@ -14,7 +14,7 @@ import time
 
 import click
 
-from driftwatch.bench.benchmark import Benchmark
+from driftwatch.bench.benchmark import Benchmark, repeat_option
 from driftwatch.cli.options import store_option
 from monitor.report.build import ReportRange, build_report
 from monitor.storage.store import Store
@@ -91,7 +91,7 @@ BENCHMARK = Benchmark(
     help="Report generation over N events against one aggregate scan of them (target: 1M events in <= 30 s).",
     options=(
         click.option("--events", "n_events", type=int, default=1_000_000, show_default=True),
-        click.option("--repeat", type=int, default=2, show_default=True, help="Runs; the best is reported."),
+        repeat_option(2),
         store_option,
     ),
     run=bench_report,

@@ -16,7 +16,7 @@ import numpy as np
 
 from detectors.signatures.matcher import SignatureMatcher
 from detectors.signatures.signature import Signature
-from driftwatch.bench.benchmark import Benchmark
+from driftwatch.bench.benchmark import Benchmark, repeat_option
 from driftwatch.bench.traffic import vocabulary
 from monitor.signature_files import default_signatures
 from monitor.signature_registry import load_normalizer
@@ -83,7 +83,7 @@ BENCHMARK = Benchmark(
     options=(
         click.option("--signatures", "n_signatures", type=int, default=10_000, show_default=True),
         click.option("--texts", "n_texts", type=int, default=2_000, show_default=True, help="Texts of 1 KiB."),
-        click.option("--repeat", type=int, default=2, show_default=True, help="Runs; the best is reported."),
+        repeat_option(2),
     ),
     run=bench_signatures,
 )

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from monitor.alerts import Alert, TriggerCandidate, stable_id
-from monitor.cli import run_replay
 from monitor.scenario import Scenario, synthetic_scenario
 from monitor.settings import load_settings
 from monitor.storage.sink import record_columns
 from monitor.storage.store import Store
+from monitor.store_replay import run_replay
 
 
 def replayed_store(folder: Path, *, n_events: int = 600, seed: int = 3) -> tuple[str, Scenario]:

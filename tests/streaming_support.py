@@ -56,7 +56,7 @@ class Worker:
 
     def start(self) -> Worker:
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "monitor", "-v", "run", "--log-level", "info"],
+            self.process = subprocess.Popen([sys.executable, "-m", "driftwatch", "-v", "run", "--log-level", "info"],
                                             cwd=self.tmp, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         return self
 

@@ -1,8 +1,7 @@
 """``driftwatch dashboards build|publish``: Grafana dashboards as code.
 
-The ``dashboards`` package imports ``monitor``, not the other way round: it
-is imported inside the commands, when one runs, as is :mod:`monitor.cli`
-(which imports this module while it registers commands).
+:mod:`dashboards` is imported inside the commands, when one runs, so the rest
+of the CLI starts without it.
 """
 
 from __future__ import annotations
@@ -10,6 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
+from driftwatch.cli.options import run_guarded
+
+__all__ = ["dashboards_group"]
 
 
 @click.group("dashboards")
@@ -24,7 +27,6 @@ def dashboards_group() -> None:
 def build_command(out: Path | None, check: bool) -> None:
     """Write the dashboard JSON, alert rules and provisioning YAML."""
     from dashboards.build import OUTPUT_DIR, stale, write
-    from monitor.cli import run_guarded  # not at module level: monitor.cli imports this module
 
     def body() -> int:
         folder = out or OUTPUT_DIR
@@ -57,7 +59,7 @@ def publish_command(url: str, token: str, datasource_uid: str | None, alert_rule
     from dashboards.model import DATASOURCE_UID
     from dashboards.publish import publish
     from dashboards.tables import tables
-    from monitor.cli import run_guarded
+    from driftwatch.cli.options import run_guarded
 
     def body() -> int:
         rules = build_rules(tables()) if alert_rules else ()
@@ -66,7 +68,3 @@ def publish_command(url: str, token: str, datasource_uid: str | None, alert_rule
         click.echo(f"published to {url}: {report.describe()}")
         return 0
     run_guarded(body)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(dashboards_group)

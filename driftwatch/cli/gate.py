@@ -7,11 +7,11 @@ import sys
 import click
 
 from detectors.signatures.signature import Signature
-from monitor.cli import run_guarded
+from driftwatch.cli.options import run_guarded
 from monitor.errors import ConfigError, DriftwatchError
 from monitor.settings import load_settings
 
-__all__ = ["register"]
+__all__ = ["gate_group"]
 
 
 def _signatures(path: str | None) -> list[Signature]:
@@ -79,7 +79,3 @@ def probes_command(prompts: str, output: str, signatures: str | None, limit: int
                    "copy each record's labels into the event you write for it")
         return 0
     run_guarded(body)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(gate_group)

@@ -2,7 +2,7 @@
 
 Each figure is a rate measured in this run next to a baseline measured in the
 same run (plain ``json.loads`` of the same records), so machines compare by
-ratio. Events are :func:`monitor.bench.write_bench_events` records (about
+ratio. Events are :func:`driftwatch.bench.traffic.write_bench_events` records (about
 1 KiB), decoded once, then fed through the default pipeline in batches of
 ``batch`` events, timing every stage's ``process``; afterwards every
 model's full snapshot (all stages, JSON-encoded, as a checkpoint writes it)
@@ -19,10 +19,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import click
+
+from driftwatch.bench.benchmark import Benchmark
+from driftwatch.bench.traffic import write_bench_events
+
 if TYPE_CHECKING:
     from monitor.pipeline import Pipeline
 
-__all__ = ["bench_pipeline"]
+__all__ = ["BENCHMARK", "bench_pipeline"]
 
 
 def bench_pipeline(*, n_events: int = 50_000, batch: int = 2048, full_window: bool = True) -> str:
@@ -31,7 +36,6 @@ def bench_pipeline(*, n_events: int = 50_000, batch: int = 2048, full_window: bo
     With ``full_window``, also one model fed a whole motif window (every
     bucket closed, the most state a model holds) and its checkpoint timed.
     """
-    from monitor.bench import write_bench_events
     from monitor.events import EventDecoder
     from monitor.pipeline import KeyBatch, group_by_key
     from monitor.registry import build_pipeline
@@ -124,3 +128,17 @@ def _full_window(lines: list[bytes], batch: int) -> str:
     size = len(json.dumps(pipeline.snapshot(("model-0", "1.0"))))
     return (f"one model after {fed} events (motif window {settings.motif.window_events}, full): snapshot + "
             f"json.dumps {_median(spent):.1f} ms, {size / 1e6:.2f} MB")
+
+
+BENCHMARK = Benchmark(
+    name="pipeline",
+    help="The default pipeline's detectors: events/s per stage and snapshot ms, against json.loads.",
+    options=(
+        click.option("--events", "n_events", type=int, default=50_000, show_default=True,
+                     help="Events of about 1 KiB."),
+        click.option("--batch", type=int, default=2048, show_default=True, help="Events per pipeline call."),
+        click.option("--full-window/--no-full-window", default=True, show_default=True,
+                     help="Also time the checkpoint of one model with a full motif window (about 10 s more)."),
+    ),
+    run=bench_pipeline,
+)

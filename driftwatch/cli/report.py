@@ -1,4 +1,4 @@
-"""``driftwatch report`` and ``driftwatch bench report``."""
+"""``driftwatch report``: an offline HTML report of one model."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from monitor.cli import run_guarded, store_option
+from driftwatch.cli.options import run_guarded, store_option
 from monitor.errors import ConfigError
 from monitor.settings import load_settings
 from monitor.storage.store import Store
 
-__all__ = ["register"]
+__all__ = ["report_command"]
 
 
 def _instant(text: str, option: str, now_ms: int) -> int:
@@ -50,24 +50,3 @@ def report_command(model_id: str, model_version: str | None, since: str, until: 
         click.echo(f"report written to {path} ({len(page) / 1024:.0f} KiB, {time.perf_counter() - started:.2f} s)")
         return 0
     run_guarded(body)
-
-
-@click.command("report")
-@click.option("--events", "n_events", type=int, default=1_000_000, show_default=True)
-@click.option("--repeat", type=int, default=2, show_default=True, help="Runs; the best is reported.")
-@store_option
-def bench_report_command(n_events: int, repeat: int, store: str | None) -> None:
-    """Report generation over N events against one aggregate scan of them (target: 1M events in <= 30 s)."""
-    from monitor.report.bench import bench_report
-
-    def body() -> int:
-        click.echo(bench_report(n_events=n_events, repeat=repeat, store=store))
-        return 0
-    run_guarded(body)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(report_command)
-    bench = main.commands["bench"]
-    if isinstance(bench, click.Group):
-        bench.add_command(bench_report_command)

@@ -24,11 +24,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import click
 import numpy as np
 
+from driftwatch.bench.benchmark import Benchmark
 from monitor.scenario import backdoorllm_dir
 
-__all__ = ["bench_embedding", "bench_texts"]
+__all__ = ["BENCHMARK", "bench_embedding", "bench_texts"]
 
 _WORDS = ("the", "model", "answer", "question", "policy", "users", "because", "system", "data", "result",
           "about", "which", "should", "report", "change", "value", "first", "after", "review", "request")
@@ -176,3 +178,18 @@ def bench_embedding(*, outputs: int = 256, batch_size: int = 64, repeat: int = 2
     if len(devices) == 1:
         rows.append("[cuda] not measured: no CUDA device in this run")
     return "\n".join(rows)
+
+
+BENCHMARK = Benchmark(
+    name="embedding",
+    help="Embedding + scoring outputs/s and MMD time, against sentence-transformers' encode.",
+    options=(
+        click.option("--outputs", type=int, default=256, show_default=True,
+                     help="Outputs of ~200 word pieces to embed."),
+        click.option("--batch-size", type=int, default=64, show_default=True, help="Texts per forward pass (CPU)."),
+        click.option("--repeat", type=int, default=2, show_default=True, help="Runs per figure; the best is reported."),
+        click.option("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)."),
+        click.option("--skip-mmd", is_flag=True, help="Leave out the 10,000 x 1,000 MMD figure."),
+    ),
+    run=bench_embedding,
+)

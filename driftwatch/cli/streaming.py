@@ -1,4 +1,4 @@
-"""``driftwatch run``, ``driftwatch produce`` and ``driftwatch bench stream``.
+"""``driftwatch run`` (a streaming worker) and ``driftwatch produce`` (a file onto the input topic).
 
 :mod:`streams` (Faust, aiokafka) is imported inside the commands only, so the
 rest of the CLI starts without it.
@@ -13,22 +13,22 @@ from typing import Any, TypeVar
 
 import click
 
-from monitor.cli import run_guarded, store_option
+from driftwatch.cli.options import run_guarded, store_option
 from monitor.settings import load_settings
 
-__all__ = ["register"]
+__all__ = ["bootstrap_option", "produce_command", "run_command"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _bootstrap_option(func: F) -> F:
+def bootstrap_option(func: F) -> F:
     return click.option("--bootstrap", "bootstrap", metavar="HOST:PORT[,...]", default=None,
                         help="Kafka bootstrap servers. Env: DRIFTWATCH_KAFKA_BOOTSTRAP.")(func)
 
 
 @click.command("run")
 @store_option
-@_bootstrap_option
+@bootstrap_option
 @click.option("--input-topic", default=None, help="Input topic (default model-io). Env: DRIFTWATCH_TOPIC_INPUT.")
 @click.option("--partitions", type=int, default=None, help="Input partitions (default 8).")
 @click.option("--processing-guarantee", type=click.Choice(["at_least_once", "exactly_once"]), default=None,
@@ -56,7 +56,7 @@ def run_command(store: str | None, bootstrap: str | None, input_topic: str | Non
 
 @click.command("produce")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@_bootstrap_option
+@bootstrap_option
 @click.option("--topic", default=None, help="Topic (default: the input topic, model-io).")
 def produce_command(file: str, bootstrap: str | None, topic: str | None) -> None:
     """Publish a JSONL FILE (- for stdin) to the input topic, keyed by model_id."""
@@ -80,28 +80,3 @@ def produce_command(file: str, bootstrap: str | None, topic: str | None) -> None
         click.echo(f"sent {sent} records to {topic or settings.kafka.topic_input}")
         return 0
     run_guarded(body)
-
-
-@click.command("stream")
-@click.option("--events", "n_events", type=int, default=100_000, show_default=True,
-              help="Events for the throughput run.")
-@click.option("--latency-seconds", type=float, default=20.0, show_default=True,
-              help="Length of the paced latency run.")
-@click.option("--load", type=click.FloatRange(0.01, 1.0), default=0.5, show_default=True,
-              help="Pace of the latency run, as a fraction of the measured throughput (the target is set at 0.5).")
-def bench_stream_command(n_events: int, latency_seconds: float, load: float) -> None:
-    """End-to-end worker throughput, alert latency and RSS through the test broker into chdb."""
-    def body() -> int:
-        from streams.bench import bench_stream
-
-        click.echo(bench_stream(n_events=n_events, latency_seconds=latency_seconds, load=load))
-        return 0
-    run_guarded(body)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(run_command)
-    main.add_command(produce_command)
-    bench = main.commands["bench"]
-    if isinstance(bench, click.Group):
-        bench.add_command(bench_stream_command)

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import click
 
-from monitor.cli import _table, run_guarded, store_option
+from driftwatch.cli.options import run_guarded, store_option, table
 from monitor.errors import ConfigError, DriftwatchError
 from monitor.settings import load_settings
 from monitor.storage.store import Store
 
-__all__ = ["register"]
+__all__ = ["ack_command", "export_command", "incidents_command", "policy_check_command",
+           "rollback_status_command"]
 
 
 @click.command("rollback-status")
@@ -70,7 +71,7 @@ def incidents_command(model_id: str | None, state: str, limit: int, store: str |
                 parameters={"m": model_id or ""})
             states = ack_states(handle, [r[0] for r in rows], kind="incident")
         shown = [(*r, states[r[0]]) for r in rows if state == "all" or states[r[0]] == state][:limit]
-        click.echo(_table([("incident", "window start", "model", "version", "family", "severity", "alerts",
+        click.echo(table([("incident", "window start", "model", "version", "family", "severity", "alerts",
                             "state"), *shown]))
         return 0
     run_guarded(body)
@@ -165,8 +166,3 @@ def policy_check_command(path: str | None) -> None:
                        f"from >= {rule.min_families} famil{'y' if rule.min_families == 1 else 'ies'} ({scope})")
         return 0
     run_guarded(body)
-
-
-def register(main: click.Group) -> None:
-    for command in (rollback_status_command, incidents_command, ack_command, export_command, policy_check_command):
-        main.add_command(command)

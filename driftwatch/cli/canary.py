@@ -1,9 +1,8 @@
-"""``driftwatch canary`` and ``driftwatch signatures``: mint canaries, manage the signature table.
+"""``driftwatch canary``: mint, list and revoke canaries.
 
 ``canary new --tenant T`` prints a fresh canary once, for the operator to
 plant in a system prompt or a document, and stores only its keyed hash in
 the ``signatures`` table; a running worker picks it up at its next reload.
-``signatures load FILE`` copies a signature file into the table.
 """
 
 from __future__ import annotations
@@ -15,15 +14,14 @@ import click
 
 from detectors.signatures.canary import keyed_hash, mint_canary
 from detectors.signatures.signature import Signature
+from driftwatch.cli.options import run_guarded, store_option, table
 from monitor.canary_keys import canary_key_path, resolve_canary_key
-from monitor.cli import _table, run_guarded, store_option
 from monitor.errors import ConfigError
 from monitor.settings import load_settings
-from monitor.signature_files import load_signatures
 from monitor.storage.signatures import SignatureTable
 from monitor.storage.store import Store
 
-__all__ = ["register"]
+__all__ = ["canary_group"]
 
 
 @click.group("canary")
@@ -75,7 +73,7 @@ def canary_list(store: str | None) -> None:
         lines = [("id", "tenant", "hash", "active", "created (UTC)", "description")]
         lines += [(r["signature_id"], r["scope"], r["pattern_hash"][:16], r["active"],
                    str(r["created_at"])[:19], r["description"]) for r in rows]
-        click.echo(_table(lines))
+        click.echo(table(lines))
         return 0
     run_guarded(body)
 
@@ -98,46 +96,3 @@ def canary_revoke(canary_id: str, store: str | None) -> None:
         click.echo(f"revoked {canary_id}")
         return 0
     run_guarded(body)
-
-
-@click.group("signatures")
-def signatures_group() -> None:
-    """The signature table that running workers reload."""
-
-
-@signatures_group.command("load")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@store_option
-def signatures_load(path: str, store: str | None) -> None:
-    """Copy the signatures of a YAML/JSON file into the table."""
-    def body() -> int:
-        signatures = load_signatures(path)
-        settings = load_settings(store=store)
-        with Store(settings.store.dsn) as handle:
-            handle.ensure_schema()
-            SignatureTable(handle).write(signatures)
-        click.echo(f"{len(signatures)} signatures written to the table")
-        return 0
-    run_guarded(body)
-
-
-@signatures_group.command("list")
-@store_option
-def signatures_list(store: str | None) -> None:
-    """Active signatures in the table (canaries show their hash prefix only)."""
-    def body() -> int:
-        settings = load_settings(store=store)
-        with Store(settings.store.dsn) as handle:
-            handle.ensure_schema()
-            rows = SignatureTable(handle).rows()
-        lines = [("id", "kind", "applies_to", "scope", "severity", "pattern")]
-        lines += [(r["signature_id"], r["kind"], r["applies_to"], r["scope"], r["severity"],
-                   r["pattern_hash"][:16] + "…" if r["kind"] == "canary" else r["pattern"]) for r in rows]
-        click.echo(_table(lines))
-        return 0
-    run_guarded(body)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(canary_group)
-    main.add_command(signatures_group)

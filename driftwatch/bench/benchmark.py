@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from driftwatch.cli.options import COUNT
+
 __all__ = ["Benchmark", "Option", "repeat_option"]
 
 Option = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -25,7 +27,7 @@ class Benchmark:
     Examples
     --------
     >>> import click
-    >>> echo = Benchmark("echo", "Print the count.", (click.option("--count", type=int, default=1),),
+    >>> echo = Benchmark("echo", "Print the count.", (click.option("--count", type=COUNT, default=1),),
     ...                  run=lambda count: f"count {count}")
     >>> echo.run(count=3)
     'count 3'
@@ -39,4 +41,4 @@ class Benchmark:
 
 def repeat_option(default: int) -> Option:
     """``--repeat N``: how many runs, of which the best is reported."""
-    return click.option("--repeat", type=int, default=default, show_default=True, help="Runs; the best is reported.")
+    return click.option("--repeat", type=COUNT, default=default, show_default=True, help="Runs; the best is reported.")

@@ -18,6 +18,7 @@ import numpy as np
 
 from detectors.changepoint import DETECTORS
 from driftwatch.bench.benchmark import Benchmark, repeat_option
+from driftwatch.cli.options import COUNT
 from monitor.evaluation import alarm_indices
 
 __all__ = ["BENCHMARK", "bench_costs", "bench_detectors", "stage_state_bytes", "state_sizes"]
@@ -122,12 +123,12 @@ BENCHMARK = Benchmark(
     name="detectors",
     help="Per-update cost against river's ADWIN, and state bytes per stream.",
     options=(
-        click.option("--events", type=int, default=200_000, show_default=True, help="Updates per fast detector."),
-        click.option("--slow-events", type=int, default=5_000, show_default=True, help="Updates for KSWIN."),
+        click.option("--events", type=COUNT, default=200_000, show_default=True, help="Updates per fast detector."),
+        click.option("--slow-events", type=COUNT, default=5_000, show_default=True, help="Updates for KSWIN."),
         repeat_option(2),
-        click.option("--state-events", type=int, default=5_000, show_default=True,
+        click.option("--state-events", type=COUNT, default=5_000, show_default=True,
                      help="Updates before measuring each detector's state."),
-        click.option("--stage-events", type=int, default=3_000, show_default=True,
+        click.option("--stage-events", type=COUNT, default=3_000, show_default=True,
                      help="Scenario events before measuring the drift stage's state."),
     ),
     run=bench_detectors,

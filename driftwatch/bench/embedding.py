@@ -28,6 +28,7 @@ import click
 import numpy as np
 
 from driftwatch.bench.benchmark import Benchmark
+from driftwatch.cli.options import COUNT
 from monitor.scenario import backdoorllm_dir
 
 __all__ = ["BENCHMARK", "bench_embedding", "bench_texts"]
@@ -184,11 +185,12 @@ BENCHMARK = Benchmark(
     name="embedding",
     help="Embedding + scoring outputs/s and MMD time, against sentence-transformers' encode.",
     options=(
-        click.option("--outputs", type=int, default=256, show_default=True,
+        click.option("--outputs", type=COUNT, default=256, show_default=True,
                      help="Outputs of ~200 word pieces to embed."),
-        click.option("--batch-size", type=int, default=64, show_default=True, help="Texts per forward pass (CPU)."),
-        click.option("--repeat", type=int, default=2, show_default=True, help="Runs per figure; the best is reported."),
-        click.option("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)."),
+        click.option("--batch-size", type=COUNT, default=64, show_default=True, help="Texts per forward pass (CPU)."),
+        click.option("--repeat", type=COUNT, default=2, show_default=True,
+                     help="Runs per figure; the best is reported."),
+        click.option("--threads", type=COUNT, default=None, help="torch.set_num_threads (default: torch's choice)."),
         click.option("--skip-mmd", is_flag=True, help="Leave out the 10,000 x 1,000 MMD figure."),
     ),
     run=bench_embedding,

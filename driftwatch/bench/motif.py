@@ -16,6 +16,7 @@ import numpy as np
 from detectors.motifs.miner import Candidate, MotifConfig, MotifMiner, tokenize
 from driftwatch.bench.benchmark import Benchmark
 from driftwatch.bench.traffic import synthetic_prompts
+from driftwatch.cli.options import COUNT
 
 __all__ = ["BENCHMARK", "bench_motif"]
 
@@ -72,8 +73,8 @@ BENCHMARK = Benchmark(
     name="motif",
     help="Motif mining: is a planted trigger found within one window; false candidates on a clean stream.",
     options=(
-        click.option("--window", type=int, default=100_000, show_default=True, help="Events per window."),
-        click.option("--rate", type=float, default=0.01, show_default=True,
+        click.option("--window", type=COUNT, default=100_000, show_default=True, help="Events per window."),
+        click.option("--rate", type=click.FloatRange(0, 1, min_open=True), default=0.01, show_default=True,
                      help="Share of events holding the trigger."),
     ),
     run=bench_motif,

@@ -23,6 +23,7 @@ import click
 
 from driftwatch.bench.benchmark import Benchmark
 from driftwatch.bench.traffic import write_bench_events
+from driftwatch.cli.options import COUNT
 
 if TYPE_CHECKING:
     from monitor.pipeline import Pipeline
@@ -134,9 +135,9 @@ BENCHMARK = Benchmark(
     name="pipeline",
     help="The default pipeline's detectors: events/s per stage and snapshot ms, against json.loads.",
     options=(
-        click.option("--events", "n_events", type=int, default=50_000, show_default=True,
+        click.option("--events", "n_events", type=COUNT, default=50_000, show_default=True,
                      help="Events of about 1 KiB."),
-        click.option("--batch", type=int, default=2048, show_default=True, help="Events per pipeline call."),
+        click.option("--batch", type=COUNT, default=2048, show_default=True, help="Events per pipeline call."),
         click.option("--full-window/--no-full-window", default=True, show_default=True,
                      help="Also time the checkpoint of one model with a full motif window (about 10 s more)."),
     ),

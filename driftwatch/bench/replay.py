@@ -11,7 +11,7 @@ import click
 
 from driftwatch.bench.benchmark import Benchmark, repeat_option
 from driftwatch.bench.traffic import write_bench_events
-from driftwatch.cli.options import store_option
+from driftwatch.cli.options import COUNT, store_option
 
 __all__ = ["BENCHMARK", "bench_replay"]
 
@@ -53,7 +53,7 @@ BENCHMARK = Benchmark(
     name="replay",
     help="Replay throughput (decode, validate, store; no detectors) against json.loads.",
     options=(
-        click.option("--events", "n_events", type=int, default=200_000, show_default=True),
+        click.option("--events", "n_events", type=COUNT, default=200_000, show_default=True),
         repeat_option(3),
         store_option,
     ),

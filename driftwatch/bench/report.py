@@ -15,7 +15,7 @@ import time
 import click
 
 from driftwatch.bench.benchmark import Benchmark, repeat_option
-from driftwatch.cli.options import store_option
+from driftwatch.cli.options import COUNT, store_option
 from monitor.report.build import ReportRange, build_report
 from monitor.storage.store import Store
 
@@ -90,7 +90,7 @@ BENCHMARK = Benchmark(
     name="report",
     help="Report generation over N events against one aggregate scan of them (target: 1M events in <= 30 s).",
     options=(
-        click.option("--events", "n_events", type=int, default=1_000_000, show_default=True),
+        click.option("--events", "n_events", type=COUNT, default=1_000_000, show_default=True),
         repeat_option(2),
         store_option,
     ),

@@ -18,6 +18,7 @@ from detectors.signatures.matcher import SignatureMatcher
 from detectors.signatures.signature import Signature
 from driftwatch.bench.benchmark import Benchmark, repeat_option
 from driftwatch.bench.traffic import vocabulary
+from driftwatch.cli.options import COUNT
 from monitor.signature_files import default_signatures
 from monitor.signature_registry import load_normalizer
 
@@ -81,8 +82,8 @@ BENCHMARK = Benchmark(
     name="signatures",
     help="Signature matching (normalisation included) against one Python re alternation.",
     options=(
-        click.option("--signatures", "n_signatures", type=int, default=10_000, show_default=True),
-        click.option("--texts", "n_texts", type=int, default=2_000, show_default=True, help="Texts of 1 KiB."),
+        click.option("--signatures", "n_signatures", type=COUNT, default=10_000, show_default=True),
+        click.option("--texts", "n_texts", type=COUNT, default=2_000, show_default=True, help="Texts of 1 KiB."),
         repeat_option(2),
     ),
     run=bench_signatures,

@@ -32,6 +32,7 @@ import numpy as np
 
 from driftwatch.bench.benchmark import Benchmark
 from driftwatch.bench.traffic import bench_record, write_bench_events
+from driftwatch.cli.options import COUNT
 from monitor.settings import Settings, load_settings
 from monitor.storage.store import Store
 
@@ -226,9 +227,9 @@ BENCHMARK = Benchmark(
     name="stream",
     help="End-to-end worker throughput, alert latency and RSS through the test broker into chdb.",
     options=(
-        click.option("--events", "n_events", type=int, default=100_000, show_default=True,
+        click.option("--events", "n_events", type=COUNT, default=100_000, show_default=True,
                      help="Events for the throughput run."),
-        click.option("--latency-seconds", type=float, default=20.0, show_default=True,
+        click.option("--latency-seconds", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
                      help="Length of the paced latency run."),
         click.option("--load", type=click.FloatRange(0.01, 1.0), default=0.5, show_default=True,
                      help="Pace of the latency run, as a fraction of the measured throughput "

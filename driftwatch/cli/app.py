@@ -8,6 +8,7 @@ import click
 
 from driftwatch.cli import canary, dashboards, evaluate, gate, query, replay, report, signatures, soc, streaming
 from driftwatch.cli.bench import bench_group
+from monitor.redact import install_log_redaction
 
 __all__ = ["build_cli", "commands"]
 
@@ -40,6 +41,7 @@ def _configure_logging(verbose: int) -> None:
     """The root group's own work, before any command: logging at the ``-v`` level."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_redaction()  # no DSN password or URL token reaches a log line
 
 
 def build_cli() -> click.Group:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from driftwatch.cli.options import run_guarded
+from monitor.redact import redact_text
 
 __all__ = ["dashboards_group"]
 
@@ -51,7 +52,8 @@ def build_command(out: Path | None, check: bool) -> None:
               help="uid of the ClickHouse datasource to use (default: the provisioned driftwatch-clickhouse).")
 @click.option("--alert-rules/--no-alert-rules", default=True, show_default=True,
               help="Also replace the driftwatch alert rule group.")
-@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Seconds per request.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
+              default=30.0, show_default=True, help="Seconds per request.")
 def publish_command(url: str, token: str, datasource_uid: str | None, alert_rules: bool, timeout_s: float) -> None:
     """Push the dashboards (and alert rules) to a Grafana server."""
     from dashboards.alert_rules import alert_rules as build_rules
@@ -65,6 +67,6 @@ def publish_command(url: str, token: str, datasource_uid: str | None, alert_rule
         rules = build_rules(tables()) if alert_rules else ()
         report = publish(url, token, [b.to_json() for b in boards()], rules,
                          datasource_uid=datasource_uid or DATASOURCE_UID, timeout_s=timeout_s)
-        click.echo(f"published to {url}: {report.describe()}")
+        click.echo(f"published to {redact_text(url)}: {report.describe()}")
         return 0
     run_guarded(body)

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import click
 
-from driftwatch.cli.options import run_guarded
+from driftwatch.cli.options import COUNT, run_guarded
 
 __all__ = ["evaluate_command"]
 
 
 @click.command("evaluate")
-@click.option("--reps", type=int, default=8, show_default=True, help="Streams per type for each detector.")
-@click.option("--slow-reps", type=int, default=3, show_default=True,
+@click.option("--reps", type=COUNT, default=8, show_default=True, help="Streams per type for each detector.")
+@click.option("--slow-reps", type=COUNT, default=3, show_default=True,
               help="Streams per type for the KSWINs (a KS test per update, about 0.3 ms).")
-@click.option("--stationary-events", type=int, default=100_000, show_default=True,
+@click.option("--stationary-events", type=COUNT, default=100_000, show_default=True,
               help="Length of the stationary stream that measures the false-alarm rate.")
-@click.option("--slow-stationary-events", type=int, default=10_000, show_default=True,
+@click.option("--slow-stationary-events", type=COUNT, default=10_000, show_default=True,
               help="The same for the KSWINs.")
-@click.option("--pre", type=int, default=2000, show_default=True, help="Values before each change.")
-@click.option("--post", type=int, default=1000, show_default=True, help="Values after; no alarm by then is a miss.")
+@click.option("--pre", type=COUNT, default=2000, show_default=True, help="Values before each change.")
+@click.option("--post", type=COUNT, default=1000, show_default=True, help="Values after; no alarm by then is a miss.")
 @click.option("--detector", "names", multiple=True, help="Only these of ours (repeatable); river's always run.")
 @click.option("--long", "long_run", is_flag=True,
               help="A longer run: 50 streams per type (10 for KSWIN), 1,000,000 stationary events (50,000).")

@@ -9,6 +9,7 @@ import sys
 import click
 
 from driftwatch.cli.options import run_guarded, store_option, table
+from monitor.output_safety import csv_row
 from monitor.settings import load_settings
 from monitor.storage.schema import ddl
 from monitor.storage.store import Store
@@ -23,18 +24,19 @@ __all__ = ["query_command", "schema_command"]
 @click.option("--final/--no-final", default=True, show_default=True,
               help="Read tables as merged, so a row stored twice shows once.")
 def query_command(sql: str, store: str | None, fmt: str, final: bool) -> None:
-    """Run a read-only SQL query (readonly=1) against the store."""
+    """Run one read-only SELECT over the store's tables (no files, network or settings)."""
     def body() -> int:
         settings = load_settings(store=store)
         with Store(settings.store.dsn) as handle:
-            names, rows = handle.query(sql, readonly=True, final=final)
+            names, rows = handle.analyst_query(sql, final=final)
         if fmt == "json":
+            # ASCII escapes: no control or bidi character reaches the terminal raw.
             for row in rows:
-                click.echo(json.dumps(dict(zip(names, row, strict=False)), default=str, ensure_ascii=False))
+                click.echo(json.dumps(dict(zip(names, row, strict=False)), default=str, ensure_ascii=True))
         elif fmt == "csv":
             writer = csv.writer(sys.stdout, lineterminator="\n")
-            writer.writerow(names)
-            writer.writerows(rows)
+            writer.writerow(csv_row(names))
+            writer.writerows(csv_row(row) for row in rows)
         else:
             click.echo(table([names, *rows]) if names else "")
         return 0

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import click
 
-from driftwatch.cli.options import program_name, run_guarded, store_flag, store_option, table
+from driftwatch.cli.options import COUNT, INDEX, program_name, run_guarded, store_flag, store_option, table
 from monitor.alerts import SEVERITIES, Alert, severity_rank
 from monitor.errors import ConfigError
+from monitor.output_safety import terminal_text
 from monitor.replay import ReplaySummary
 from monitor.settings import load_settings
 from monitor.storage.store import Store
@@ -68,7 +69,7 @@ def format_alerts(alerts: Sequence[Alert], limit: int = 20) -> str:
 @click.argument("files", nargs=-1, required=True)
 @store_option
 @click.option("--store-text/--no-store-text", default=None, help="Keep raw text in events (off by default).")
-@click.option("--batch-size", type=int, default=None, help="Events per pipeline batch (default 2048).")
+@click.option("--batch-size", type=COUNT, default=None, help="Events per pipeline batch (default 2048).")
 @click.option("--signatures", type=click.Path(dir_okay=False), default=None,
               help="Signature YAML/JSON file (default: the shipped starter pack).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a TTY).")
@@ -80,7 +81,7 @@ def replay_command(files: tuple[str, ...], store: str | None, store_text: bool |
                                  signatures=signatures)
         show = sys.stderr.isatty() if progress is None else progress
         summary, where = run_replay(settings, files, progress=show)
-        click.echo(format_summary(summary))
+        click.echo(terminal_text(format_summary(summary), keep_newlines=True))
         click.echo(f"data: {where}")
         return 0
     run_guarded(body)
@@ -88,8 +89,8 @@ def replay_command(files: tuple[str, ...], store: str | None, store_text: bool |
 
 @click.command("demo")
 @store_option
-@click.option("--events", "n_events", type=int, default=3000, show_default=True, help="Events to generate.")
-@click.option("--trigger-at", type=int, default=2000, show_default=True, help="Index of the first triggered event.")
+@click.option("--events", "n_events", type=COUNT, default=3000, show_default=True, help="Events to generate.")
+@click.option("--trigger-at", type=INDEX, default=2000, show_default=True, help="Index of the first triggered event.")
 @click.option("--synthetic", is_flag=True, help="Use the built-in generator even when BackdoorLLM data is present.")
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo_command(store: str | None, n_events: int, trigger_at: int, synthetic: bool, seed: int) -> None:
@@ -113,7 +114,7 @@ def demo_command(store: str | None, n_events: int, trigger_at: int, synthetic: b
         firsts = [min((index.get(e, -1) for e in json.loads(a.evidence).get("event_ids", [])), default=-1)
                   for a in summary.alerts]
         before = sum(1 for i in firsts if 0 <= i < scenario.trigger_at)
-        click.echo(format_summary(summary))
+        click.echo(terminal_text(format_summary(summary), keep_newlines=True))
         if summary.alerts:
             click.echo("\n" + format_alerts(summary.alerts, limit=12))
             click.echo(f"\nfirst alert at event #{min(i for i in firsts if i >= 0)}; "
@@ -125,13 +126,14 @@ def demo_command(store: str | None, n_events: int, trigger_at: int, synthetic: b
 
         with Store(settings.store.dsn) as handle:
             status = rollback_status(handle, model["model_id"], model["model_version"], evidence_limit=5)
-        click.echo("\n" + status.to_text())
+        click.echo("\n" + terminal_text(status.to_text(), keep_newlines=True))
         click.echo(f"\ndata: {where}")
         click.echo(f"try: {program_name()} query{store_flag(store)} "
                    "\"SELECT detector, severity, count() FROM alerts GROUP BY ALL\"")
-        click.echo(f"     {program_name()} rollback-status{store_flag(store)} --model {model['model_id']}"
+        shown_model = terminal_text(model["model_id"])
+        click.echo(f"     {program_name()} rollback-status{store_flag(store)} --model {shown_model}"
                    f"   # exit {status.exit_code}: {status.state}")
         since = dt.datetime.fromtimestamp(scenario.events[0]["ts"] / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        click.echo(f"     {program_name()} report{store_flag(store)} --model {model['model_id']} --since {since}")
+        click.echo(f"     {program_name()} report{store_flag(store)} --model {shown_model} --since {since}")
         return 0
     run_guarded(body)

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import click
 
 from driftwatch.cli.options import run_guarded, store_option
-from monitor.errors import ConfigError
+from monitor.durations import parse_since
 from monitor.settings import load_settings
 from monitor.storage.store import Store
 
 __all__ = ["report_command"]
 
 
-def _instant(text: str, option: str, now_ms: int) -> int:
-    from monitor.policy.config import parse_duration, parse_instant
+def default_report_path(model_id: str) -> Path:
+    """``report-<model>.html`` in the working directory, whatever the model id holds (``a/b``, ``..``, controls).
 
-    try:
-        return now_ms - parse_duration(text, where=option)
-    except ConfigError:
-        return parse_instant(text, where=f"{option} (a duration like 7d or an RFC 3339 time)")
+    >>> default_report_path("support/../bot\x1b[2J")
+    PosixPath('report-support_.._bot_2J.html')
+    """
+    return Path(f"report-{_UNSAFE.sub('_', model_id).strip('.') or 'model'}.html")
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @click.command("report")
@@ -40,12 +44,13 @@ def report_command(model_id: str, model_version: str | None, since: str, until: 
     def body() -> int:
         settings = load_settings(store=store)
         now_ms = int(time.time() * 1000)
-        span = ReportRange(model_id, _instant(since, "--since", now_ms),
-                           _instant(until, "--until", now_ms) if until else now_ms + 1, model_version)
+        span = ReportRange(model_id, parse_since(since, where="--since", now_ms=now_ms),
+                           parse_since(until, where="--until", now_ms=now_ms) if until else now_ms + 1,
+                           model_version)
         started = time.perf_counter()
         with Store(settings.store.dsn) as handle:
             page, _ = build_report(handle, span)
-        path = Path(output or f"report-{model_id}.html")
+        path = Path(output) if output else default_report_path(model_id)
         path.write_text(page, encoding="utf-8")
         click.echo(f"report written to {path} ({len(page) / 1024:.0f} KiB, {time.perf_counter() - started:.2f} s)")
         return 0

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
 
-from driftwatch.cli.options import run_guarded, store_option, table
-from monitor.errors import ConfigError, DriftwatchError
+from driftwatch.cli.options import COUNT, run_guarded, safe_message, store_option, table
+from monitor.durations import parse_since
+from monitor.errors import DriftwatchError
+from monitor.output_safety import terminal_text
 from monitor.settings import load_settings
 from monitor.storage.store import Store
 
@@ -46,9 +47,10 @@ def rollback_status_command(model_id: str, model_version: str | None, reevaluate
             status = rollback_status(handle, model_id, model_version)
     except DriftwatchError as exc:
         # Playbooks branch on 0 and 10; anything we could not decide is 2.
-        click.echo(f"driftwatch: error: {exc}", err=True)
+        click.echo(f"driftwatch: error: {safe_message(exc)}", err=True)
         sys.exit(EXIT_ERROR)
-    click.echo(json.dumps(status.to_json(), indent=2) if as_json else status.to_text())
+    click.echo(json.dumps(status.to_json(), indent=2) if as_json
+               else terminal_text(status.to_text(), keep_newlines=True))
     sys.exit(status.exit_code)
 
 
@@ -56,7 +58,7 @@ def rollback_status_command(model_id: str, model_version: str | None, reevaluate
 @click.option("--model", "model_id", default=None)
 @click.option("--state", type=click.Choice(["open", "acknowledged", "resolved", "suppressed", "all"]),
               default="open", show_default=True)
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=COUNT, default=50, show_default=True)
 @store_option
 def incidents_command(model_id: str | None, state: str, limit: int, store: str | None) -> None:
     """List incidents with their acknowledgement state, newest first."""
@@ -94,20 +96,13 @@ def ack_command(target_id: str, kind: str, state: str, actor: str, note: str, st
         # No ensure_schema here: an analyst may INSERT into acknowledgements and nothing more.
         with Store(settings.store.dsn) as handle:
             acknowledge(handle, target_id, kind=kind, state=state, actor=actor, note=note)  # type: ignore[arg-type]
-        click.echo(f"{kind} {target_id}: {state} by {actor}")
+        click.echo(terminal_text(f"{kind} {target_id}: {state} by {actor}"))
         return 0
     run_guarded(body)
 
 
 def _since_ms(text: str | None) -> int | None:
-    from monitor.policy.config import parse_duration, parse_instant
-
-    if not text:
-        return None
-    try:
-        return int(time.time() * 1000) - parse_duration(text, where="--since")
-    except ConfigError:
-        return parse_instant(text, where="--since (a duration like 7d or an RFC 3339 time)")
+    return parse_since(text) if text else None
 
 
 @click.command("export")

@@ -127,3 +127,22 @@ def test_dead_letter_previews_honour_the_text_setting(store: Store, raw: bytes, 
         assert preview and ("[canary]" in preview) == (b"dwc" in raw.lower())
     else:
         assert preview == ""
+
+
+@pytest.mark.parametrize("change", [{"output": "other text"}, {"tool_calls": [{"name": "refund", "arguments": {}}]},
+                                    {"labels": {"k": "v"}}, {"latency_ms": 3.5}])
+def test_a_stored_key_with_other_content_is_a_collision_not_a_replacement(store: Store, change: dict) -> None:
+    from monitor.events import EventDecoder
+
+    decoder = EventDecoder()
+    first = decoder.decode(json.dumps(make_event(1, event_id="x")))
+    second = decoder.decode(json.dumps(make_event(1, event_id="x") | change))
+    for event, source in ((first, "a:1"), (first, "a:1"), (second, "b:1")):
+        sink = ClickHouseSink(store, flush_rows=None)
+        sink.add_events([event], [source])
+        sink.flush()
+    _, stored = store.query("SELECT content_hash, source FROM events")
+    assert stored == [(first.content_hash, "a:1")]  # the evidence stays tied to the first content
+    _, letters = store.query("SELECT source, reason, field FROM dead_letters")
+    assert len(letters) == 1 and letters[0][0] == "b:1" and letters[0][2] == "$.event_id"
+    assert first.content_hash in letters[0][1] and second.content_hash in letters[0][1]

@@ -315,7 +315,7 @@ class ClickHouseSink:
         return dict_columns(table, [dead_letter_row(letter, keep_text=self.store_text) for letter in letters])
 
     def _drop_stored_events(self) -> None:
-        """Leave out events stored already; dead-letter a stored id that comes back with other content.
+        """Leave out events stored already; dead-letter a stored key that comes back with other content.
 
         The same call replayed is the same row (ReplacingMergeTree would fold
         it anyway). A different record under a taken id must not replace the
@@ -324,10 +324,12 @@ class ClickHouseSink:
         are left to the engine as before.
         """
         rows = self._events[:len(self._events)]
-        stored = self.store.stored_hashes("events", "event_id", "content_hash", (r["event_id"] for r in rows))
+        stored = self.store.stored_event_hashes(rows)
+        if not stored:
+            return
         keep: list[dict[str, Any]] = []
         for row in rows:
-            known = stored.get(row["event_id"])
+            known = stored.get((row["model_id"], row["model_version"], row["ts"], row["event_id"]))
             if not known:
                 keep.append(row)
             elif known == row["content_hash"]:

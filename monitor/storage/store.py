@@ -213,15 +213,23 @@ class Store:
                                    tables=[*TABLES, "schema_migrations"], database=str(database))
         return self._guard
 
-    def stored_hashes(self, table: str, id_column: str, hash_column: str, ids: Iterable[str]) -> dict[str, str]:
-        """For each of ``ids`` stored in ``table``, its ``hash_column`` (empty for rows written before it)."""
-        wanted = list(set(ids))
-        if not wanted:
+    def stored_event_hashes(self, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str, int, str], str]:
+        """Content hashes already stored under the sorting keys of ``rows`` (empty for rows written before hashes).
+
+        Only a row with the same (model, version, ts, id) would be replaced by the engine, so only those are
+        looked up: the query reads the batch's models over its time span (the table's key prefix and
+        partitions), not the whole table.
+        """
+        if not rows:
             return {}
-        _, rows = self.query(
-            f"SELECT {id_column}, max({hash_column}) FROM {table} WHERE {id_column} IN {{ids:Array(String)}} "
-            f"GROUP BY {id_column}", readonly=False, final=False, parameters={"ids": wanted})
-        return {row[0]: row[1] for row in rows}
+        models = sorted({row["model_id"] for row in rows})
+        low, high = min(row["ts"] for row in rows), max(row["ts"] for row in rows)
+        _, found = self.query(
+            "SELECT model_id, model_version, toUnixTimestamp64Milli(ts), event_id, max(content_hash) FROM events "
+            "WHERE model_id IN {models:Array(String)} AND ts >= fromUnixTimestamp64Milli({low:Int64}) "
+            "AND ts <= fromUnixTimestamp64Milli({high:Int64}) GROUP BY ALL",
+            readonly=False, final=False, parameters={"models": models, "low": low, "high": high})
+        return {(model, version, int(ts), event_id): digest for model, version, ts, event_id, digest in found}
 
     def existing_ids(self, table: str, id_column: str, ids: Iterable[str]) -> set[str]:
         wanted = list(set(ids))

@@ -43,7 +43,7 @@ from monitor.events import Event, EventDecoder
 from monitor.policy.config import default_policy
 from monitor.policy.engine import SocEngine
 from monitor.registry import build_pipeline
-from monitor.settings import Settings
+from monitor.settings import Settings, load_settings
 
 __all__ = ["ATTACKS", "TASKS", "TRIGGERS", "StreamResult", "TriggerEvaluation", "evaluate_triggers",
            "format_trigger_evaluation", "named"]
@@ -176,7 +176,7 @@ def build_stream(clean: list[tuple[str, str]], poisoned: list[tuple[str, str]], 
 
 def evaluation_settings(signature_file: Path) -> Settings:
     """The shipped settings, embeddings off and no known signatures."""
-    return Settings(embedding="off", signatures=str(signature_file), signature_table=False)
+    return load_settings(embedding="off", signatures=str(signature_file), signature_table=False)
 
 
 def run_stream(settings: Settings, events: list[dict[str, Any]], *, batch: int = 256
@@ -273,7 +273,8 @@ def format_trigger_evaluation(evaluation: TriggerEvaluation) -> str:
                          f"{len(s.false_candidates):>10} {len(s.false_rollbacks):>8}  {s.named_ngram or ''}")
         delays = [s.named_delay for s in rows if s.named_delay is not None]
         median = statistics.median(delays) if delays else None
-        lines.append(f"  named {len(delays)}/{len(rows)}, median delay {_cell(None if median is None else int(median))}, "
+        middle = None if median is None else int(median)
+        lines.append(f"  named {len(delays)}/{len(rows)}, median delay {_cell(middle)}, "
                      f"max {_cell(max(delays) if delays else None)}; rollbacks "
                      f"{sum(s.rollback_delay is not None for s in rows)}/{len(rows)}")
     c = evaluation.clean

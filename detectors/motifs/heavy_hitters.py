@@ -46,9 +46,11 @@ class Entry:
     examples: list[str] = field(default_factory=list)
     # Online evidence (issue 15): distinct whole-input hashes (a trigger rides on unrelated inputs, a hard
     # prompt is one input), anomalous events per user (concentration), output SimHashes (payload consistency).
-    inputs: set[int] = field(default_factory=set)
+    # Tuples, and a dict of str to int, are not tracked by the garbage collector: tens of thousands of
+    # entries with three more sets or lists each made every collection scan them.
+    inputs: tuple[int, ...] = ()
     user_hits: dict[str, int] = field(default_factory=dict)
-    payloads: list[int] = field(default_factory=list)
+    payloads: tuple[int, ...] = ()
 
 
 class HeavyHitters:
@@ -146,7 +148,7 @@ class HeavyHitters:
             if item not in encoded:
                 row = [str(item), e.text, e.kind, e.count, sorted(e.users), sorted(e.tenants), e.examples]
                 if e.inputs or e.user_hits or e.payloads:
-                    row += [sorted(str(h) for h in e.inputs), sorted(e.user_hits.items()),
+                    row += [[str(h) for h in e.inputs], sorted(e.user_hits.items()),
                             [str(h) for h in e.payloads]]
                 encoded[item] = encode(row)
         text = "[" + ",".join(encoded[item] for item in self.entries) + "]"
@@ -176,9 +178,9 @@ class HeavyHitters:
         for item, text, kind, count, users, tenants, examples, *more in rows:
             entry = out.entries[int(item)] = Entry(text, kind, int(count), set(users), set(tenants), list(examples))
             if more:
-                entry.inputs = {int(h) for h in more[0]}
+                entry.inputs = tuple(int(h) for h in more[0])
                 entry.user_hits = {user: int(n) for user, n in more[1]}
-                entry.payloads = [int(h) for h in more[2]]
+                entry.payloads = tuple(int(h) for h in more[2])
             else:  # a row from before the per-user counts: each listed user sent at least one
                 entry.user_hits = dict.fromkeys(entry.users, 1)
         return out
@@ -188,9 +190,9 @@ PAYLOAD_CAP = 8
 
 
 def _evidence(entry: Entry, cap: int, user: str, input_hash: int | None, payload: int | None) -> None:
-    if input_hash is not None and len(entry.inputs) < cap:
-        entry.inputs.add(input_hash)
+    if input_hash is not None and len(entry.inputs) < cap and input_hash not in entry.inputs:
+        entry.inputs += (input_hash,)
     if user and (user in entry.user_hits or len(entry.user_hits) < cap):
         entry.user_hits[user] = entry.user_hits.get(user, 0) + 1
     if payload is not None and len(entry.payloads) < PAYLOAD_CAP:
-        entry.payloads.append(payload)
+        entry.payloads += (payload,)

@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 
 from detectors.motifs.count_min import CountMinSketch
-from detectors.motifs.heavy_hitters import HeavyHitters
-from detectors.motifs.ngrams import MAX_N, distinct_ngram_hashes, ngram_hashes, ngram_texts, tokenize
-from detectors.motifs.online import Candidate, test_event
+from detectors.motifs.heavy_hitters import Entry, HeavyHitters
+from detectors.motifs.ngrams import MAX_N, distinct_ngram_hashes_by_event, ngram_hashes, ngram_texts, tokenize
+from detectors.motifs.online import Candidate, Later, test_event
 from detectors.motifs.payload import exact_hash
 
 __all__ = ["Candidate", "MotifConfig", "MotifMiner", "tokenize"]
@@ -141,6 +141,8 @@ class MotifMiner:
             found.extend(self._absorb(tokens[start:end], anomalous[start:end], users[start:end],
                                       tenants[start:end], event_ids[start:end], ts_ms[start:end],
                                       hashes[start:end], outs[start:end]))
+            if self.seen == self.config.reference_events and self.reference.events == 0:
+                self.reference = self._frozen_reference()
             if self.current.events >= size:
                 self.closed.append(self.current)
                 self.current = self._new_bucket()
@@ -151,7 +153,7 @@ class MotifMiner:
                 tenants: Sequence[str], event_ids: Sequence[str], ts_ms: Sequence[int],
                 input_hashes: Sequence[int | None], payloads: Sequence[int | None]) -> list[Candidate]:
         bucket = self.current
-        reference = self.reference if self.seen < self.config.reference_events else None
+        reference = self.seen < self.config.reference_events
         flagged = [index for index, a in enumerate(anomalous) if a]
         found: list[Candidate] = []
         per_event: list[np.ndarray] = []
@@ -162,35 +164,50 @@ class MotifMiner:
             order = np.argsort(owners, kind="stable")
             ends = np.cumsum(np.bincount(owners, minlength=len(flagged)))
             per_event = np.split(hashes[order], ends[:-1])
-        done = 0
-        # Support up to and including each anomalous event is counted before it is tested, so the
-        # test sees the same counts whatever the batch boundaries.
-        for index, own in zip(flagged, per_event, strict=True):
-            self._count(tokens[done:index + 1], ts_ms[done:index + 1], reference, anomalous=1)
-            done = index + 1
+        if not tokens:
+            return found
+        # The whole chunk's support is counted first; each anomalous event is then tested on the
+        # counts as they were just after it (later events' counts taken back, see test_event).
+        support, owners = distinct_ngram_hashes_by_event(list(tokens), self.config.max_n)
+        bucket.sketch.add(support)  # support counts events, not occurrences: one per event and n-gram
+        bucket.events += len(tokens)
+        bucket.anomalous += len(flagged)
+        bucket.start_ms = ts_ms[0] if bucket.start_ms < 0 else bucket.start_ms
+        bucket.end_ms = ts_ms[-1]
+        self.seen += len(tokens)
+        for rank, (index, own) in enumerate(zip(flagged, per_event, strict=True)):
             texts = ngram_texts(tokens[index], self.config.max_n)
             items = own.tolist()
-            for heavy in (bucket.heavy, reference.heavy) if reference is not None else (bucket.heavy,):
-                heavy.add_event(items, texts, user=users[index], tenant=tenants[index], event_id=event_ids[index],
-                                input_hash=input_hashes[index], payload=payloads[index])
-                heavy.prune()
-            if reference is None:
-                found.extend(test_event(self, items, texts, event_id=event_ids[index], ts_ms=ts_ms[index]))
-        self._count(tokens[done:], ts_ms[done:], reference, anomalous=0)
+            bucket.heavy.add_event(items, texts, user=users[index], tenant=tenants[index],
+                                   event_id=event_ids[index], input_hash=input_hashes[index],
+                                   payload=payloads[index])
+            bucket.heavy.prune()
+            if not reference:
+                later = Later(support, owners, index, len(tokens) - index - 1, len(flagged) - rank - 1)
+                found.extend(test_event(self, items, texts, event_id=event_ids[index], ts_ms=ts_ms[index],
+                                        later=later))
         return found
 
-    def _count(self, tokens: Sequence[list[str]], ts_ms: Sequence[int], reference: _Bucket | None, *,
-               anomalous: int) -> None:
-        if not tokens:
-            return
-        support = distinct_ngram_hashes(list(tokens), self.config.max_n)
-        for bucket in (self.current, reference) if reference is not None else (self.current,):
-            bucket.sketch.add(support)  # support counts events, not occurrences: one per event and n-gram
-            bucket.events += len(tokens)
-            bucket.anomalous += anomalous
-            bucket.start_ms = ts_ms[0] if bucket.start_ms < 0 else bucket.start_ms
-            bucket.end_ms = ts_ms[-1]
-        self.seen += len(tokens)
+    def _frozen_reference(self) -> _Bucket:
+        """The window as the reference period ends (its last ``window_events`` events), merged into one step.
+
+        Copied once, not counted twice while the reference fills; only the counts of the anomalous
+        n-grams are kept (within ``max_ngrams``, the heavy-hitters bound).
+        """
+        buckets = [*self.closed, self.current]
+        heavy = HeavyHitters(self.config.max_ngrams, entity_cap=max(16, self.config.min_entities))
+        for bucket in buckets:
+            heavy.distinct += bucket.heavy.distinct
+            heavy.floor += bucket.heavy.floor
+            for item, entry in bucket.heavy.entries.items():
+                into = heavy.entries.get(item)
+                if into is None:
+                    into = heavy.entries[item] = Entry(entry.text, entry.kind)
+                into.count += entry.count
+        heavy.prune()
+        return _Bucket(buckets[0].sketch.merged([b.sketch for b in buckets[1:]]), heavy,
+                       sum(b.events for b in buckets), sum(b.anomalous for b in buckets),
+                       buckets[0].start_ms, buckets[-1].end_ms)
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready state."""
@@ -202,9 +219,11 @@ class MotifMiner:
                 "alerted": [str(item) for item in self._alerted], "named": [list(n) for n in self._named],
                 "seen": self.seen, "reference": self._reference_state()}
 
-    def _reference_state(self) -> dict[str, Any]:
-        if self.reference.encoded is None or self.seen < self.config.reference_events:
-            self.reference.encoded = _bucket_state(self.reference, compress=self.seen >= self.config.reference_events)
+    def _reference_state(self) -> dict[str, Any] | None:
+        if self.reference.events == 0:
+            return None  # not frozen yet
+        if self.reference.encoded is None:
+            self.reference.encoded = _bucket_state(self.reference, compress=True)  # it never changes again
         return self.reference.encoded
 
     @classmethod
@@ -220,9 +239,9 @@ class MotifMiner:
         miner._alerted.extend(int(item) for item in state["alerted"])
         miner._named.extend((text, kind) for text, kind in state.get("named", []))
         miner.seen = int(state.get("seen", sum(b.events for b in buckets)))
-        if "reference" in state:
+        if state.get("reference") is not None:
             miner.reference = _bucket_from(state["reference"], miner.config)
-            miner.reference.encoded = state["reference"] if miner.seen >= miner.config.reference_events else None
+            miner.reference.encoded = state["reference"]
         return miner
 
 

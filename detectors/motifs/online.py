@@ -36,9 +36,9 @@ from detectors.motifs.heavy_hitters import Entry
 from detectors.motifs.payload import consistency
 
 if TYPE_CHECKING:
-    from detectors.motifs.miner import MotifMiner
+    from detectors.motifs.miner import MotifConfig, MotifMiner
 
-__all__ = ["Candidate", "test_event"]
+__all__ = ["Candidate", "Later", "test_event"]
 
 # A shorter n-gram inside a kept longer one, seen in at least this share as
 # many anomalous events, says nothing the longer one does not.
@@ -112,15 +112,29 @@ def _drop_subsumed(scored: list[tuple[Entry, int, float]]) -> list[int]:
     return [index for _, index, _ in out]
 
 
+@dataclass(frozen=True)
+class Later:
+    """What the open step counted after the event under test, in the same chunk: to be taken back."""
+
+    support: np.ndarray  # the chunk's distinct n-gram hashes ...
+    owners: np.ndarray  # ... and the chunk position of each one's event
+    index: int  # the event under test's position
+    events: int  # events after it in the chunk
+    anomalous: int  # anomalous ones among them
+
+    def hashes(self) -> np.ndarray:
+        return self.support[self.owners > self.index]
+
+
 def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[str, str]], *, event_id: str,
-               ts_ms: int) -> list[Candidate]:
+               ts_ms: int, later: Later | None = None) -> list[Candidate]:
     """The n-grams of one anomalous event (just counted) that pass now and were not named before."""
     cfg = miner.config
     buckets = [*miner.closed, miner.current]
     alerted = set(miner._alerted)
     if not alerted.isdisjoint(items):
         return []  # explained: this event carries a trigger already named (its template words are not another)
-    passing: list[tuple[int, Entry, list[Entry]]] = []
+    supported: list[tuple[int, str, str, list[Entry], int]] = []
     seen: set[int] = set()
     for item, (text, kind) in zip(items, texts, strict=True):
         if item in seen or item in alerted:
@@ -128,50 +142,46 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
         seen.add(item)
         entries = [e for e in (b.heavy.entries.get(item) for b in buckets) if e is not None]
         count = sum(e.count for e in entries)
-        if count < cfg.min_support:
-            continue
-        users = set().union(*(e.users for e in entries))
-        tenants = set().union(*(e.tenants for e in entries))
-        if max(len(users), len(tenants)) < cfg.min_entities:
-            continue
-        if len(set().union(*(e.inputs for e in entries))) < cfg.min_inputs:
-            continue
-        user_hits: dict[str, int] = {}
-        for e in entries:
-            for user, n in e.user_hits.items():
-                user_hits[user] = user_hits.get(user, 0) + n
-        if user_hits and max(user_hits.values()) > cfg.max_user_share * count:
-            continue
-        merged = Entry(text, kind, count, users, tenants, [x for e in entries for x in e.examples][:5],
-                       set().union(*(e.inputs for e in entries)), user_hits,
-                       [x for e in entries for x in e.payloads][:16])
-        passing.append((item, merged, entries))
-    if not passing:
+        if count >= cfg.min_support:
+            supported.append((item, text, kind, entries, count))
+    if not supported:
         return []
-    events = sum(b.events for b in buckets)
-    anomalous = sum(b.anomalous for b in buckets)
+    events = sum(b.events for b in buckets) - (later.events if later else 0)
+    anomalous = sum(b.anomalous for b in buckets) - (later.anomalous if later else 0)
     if anomalous == 0 or anomalous >= events:
         return []
-    keys = np.fromiter((item for item, _, _ in passing), dtype=np.uint64, count=len(passing))
-    hits = np.array([m.count for _, m, _ in passing], dtype=np.int64)
-    support = np.clip(np.sum([b.sketch.estimate(keys) for b in buckets], axis=0), hits, events)
+    # The counts' tests first, vectorised over every supported n-gram; the spread checks (set
+    # unions per n-gram) only on the few that pass them: the conditions are all required.
+    keys = np.fromiter((s[0] for s in supported), dtype=np.uint64, count=len(supported))
+    hits = np.array([s[4] for s in supported], dtype=np.int64)
+    counted = [b.sketch.estimate(keys) for b in buckets[:-1]]
+    counted.append(miner.current.sketch.estimate_without(keys, later.hashes()) if later
+                   else miner.current.sketch.estimate(keys))
+    support = np.clip(np.sum(counted, axis=0), hits, events)
     reference = miner.reference if cfg.reference_events > 0 else None
     base = anomalous / events
     if reference is not None and reference.events:
         ref_support = reference.sketch.estimate(keys).astype(np.int64)
-        ref_hits = np.array([getattr(reference.heavy.entries.get(item), "count", 0) for item, _, _ in passing])
+        ref_hits = np.array([getattr(reference.heavy.entries.get(s[0]), "count", 0) for s in supported])
         ref_hits = np.minimum(ref_hits + reference.heavy.floor * (ref_support > 0), ref_support)
     else:
-        ref_support = ref_hits = np.zeros(len(passing), dtype=np.int64)
+        ref_support = ref_hits = np.zeros(len(supported), dtype=np.int64)
     expected = np.maximum(base, (ref_hits + base) / (ref_support + 1.0))
-    p_values = np.asarray(binom.sf(hits - 1, support, expected), dtype=float)
-    tests = max(sum(b.heavy.distinct for b in buckets), len(passing))
     lifts = (hits / support) / base
-    keep = [i for i in range(len(passing)) if p_values[i] * tests <= cfg.fdr and lifts[i] >= cfg.min_lift]
-    keep = _drop_subsumed([(passing[i][1], i, float(lifts[i])) for i in keep])
+    p_values = np.ones(len(supported))
+    strong = lifts >= cfg.min_lift
+    if strong.any():
+        p_values[strong] = binom.sf(hits[strong] - 1, support[strong], expected[strong])
+    tests = max(sum(b.heavy.distinct for b in buckets), len(supported))
+    passing: dict[int, Entry] = {}
+    for i in np.flatnonzero(strong & (p_values * tests <= cfg.fdr)).tolist():
+        merged = _spread(supported[i], cfg)
+        if merged is not None:
+            passing[i] = merged
+    keep = _drop_subsumed([(m, i, float(lifts[i])) for i, m in passing.items()])
     found = []
     for i in keep:
-        item, m, _ = passing[i]
+        item, m = supported[i][0], passing[i]
         if any(_inside(m, Entry(text, kind)) or _inside(Entry(text, kind), m) for text, kind in miner._named):
             continue  # a piece of, or a phrase around, a trigger already named
         miner._alerted.append(item)
@@ -189,3 +199,23 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
             payload_consistency=share, payloads=len(m.payloads),
             consistent=len(m.payloads) >= 3 and share >= cfg.payload_consistency))
     return sorted(found, key=lambda c: (c.p_value, c.ngram))
+
+
+def _spread(supported: tuple[int, str, str, list[Entry], int], cfg: MotifConfig) -> Entry | None:
+    """The n-gram's merged entry if its anomalous events are spread enough; else ``None``."""
+    _, text, kind, entries, count = supported
+    users = set().union(*(e.users for e in entries))
+    tenants = set().union(*(e.tenants for e in entries))
+    if max(len(users), len(tenants)) < cfg.min_entities:
+        return None
+    inputs = set().union(*(e.inputs for e in entries))
+    if len(inputs) < cfg.min_inputs:
+        return None
+    user_hits: dict[str, int] = {}
+    for e in entries:
+        for user, n in e.user_hits.items():
+            user_hits[user] = user_hits.get(user, 0) + n
+    if user_hits and max(user_hits.values()) > cfg.max_user_share * count:
+        return None
+    return Entry(text, kind, count, users, tenants, [x for e in entries for x in e.examples][:5], tuple(inputs),
+                 user_hits, tuple(x for e in entries for x in e.payloads)[:16])

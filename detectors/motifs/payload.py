@@ -24,6 +24,7 @@ True
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -67,8 +68,12 @@ def simhash(text: str, shapes: Sequence[str] = ()) -> int:
 
 
 def exact_hash(text: str) -> int:
-    """The answer with case and spacing folded, hashed: equal answers to unrelated prompts collide."""
-    return _feature_hash(" ".join(text.casefold().split()))
+    """64 bits of ``text`` (CRC-32 and Adler-32 of its UTF-8, stripped): equal texts collide, others hardly.
+
+    Two C checksums, not a cryptographic hash: this runs for every input and answer.
+    """
+    data = text.strip().encode("utf-8", "surrogatepass")
+    return zlib.crc32(data) | zlib.adler32(data) << 32
 
 
 def hamming(a: int, b: int) -> int:

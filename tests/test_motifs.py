@@ -162,7 +162,8 @@ def test_char_ngrams_catch_a_trigger_token_that_varies() -> None:
         flags.append(planted)
     found = miner.update(texts, flags, users=[f"u{i % 97}" for i in range(2000)], tenants=["t"] * 2000,
                          event_ids=[str(i) for i in range(2000)], ts_ms=list(range(2000)))
-    assert {"zx9q", "x9qv"} <= {c.ngram for c in found}
+    # Named once: an event carrying a named n-gram is explained by it, so the stem's other 4-gram is not a second.
+    assert {c.ngram for c in found} & {"zx9q", "x9qv"}
     # Every candidate is a piece of the trigger token (its stem, or the stem and a first digit).
     assert all(c.kind == "char" and c.ngram[:3] in "zx9qv" for c in found), [c.ngram for c in found]
 

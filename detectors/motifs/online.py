@@ -20,7 +20,10 @@ unrelated prompts, a hard prompt is one prompt), and no user with more than
 An event that carries an n-gram already named is explained by it and tests
 nothing more (the words of a poisoned prompt template ride along with the
 trigger, they are not a second one). Payload consistency, the share of near-identical answers
-(:func:`detectors.motifs.payload.consistency`), is measured and reported.
+(:func:`detectors.motifs.payload.consistency`), corroborates: a candidate
+whose answers are diverse must pass at ``UNCORROBORATED * fdr`` instead (the
+words of a topic that models often refuse are tied to refusals, each one
+worded differently; a backdoor does one thing).
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ if TYPE_CHECKING:
     from detectors.motifs.miner import MotifConfig, MotifMiner
 
 __all__ = ["Candidate", "Later", "test_event"]
+
+#: A candidate whose answers are not alike (no one payload) must pass at this fraction of ``fdr``.
+UNCORROBORATED = 1e-4
 
 # A shorter n-gram inside a kept longer one, seen in at least this share as
 # many anomalous events, says nothing the longer one does not.
@@ -174,19 +180,32 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
         p_values[strong] = binom.sf(hits[strong] - 1, support[strong], expected[strong])
     tests = max(sum(b.heavy.distinct for b in buckets), len(supported))
     passing: dict[int, Entry] = {}
+    cap = max(16, cfg.min_entities)  # the heavy hitters' cap on distinct inputs kept per n-gram
     for i in np.flatnonzero(strong & (p_values * tests <= cfg.fdr)).tolist():
         merged = _spread(supported[i], cfg)
-        if merged is not None:
-            passing[i] = merged
+        if merged is None:
+            continue
+        distinct = len(merged.inputs)
+        if distinct < min(cap, int(hits[i])):
+            # The same prompt sent again is not new evidence: count distinct anomalous inputs, and
+            # shrink the support in proportion (a hard prompt refused ten times is one refusal).
+            scaled = max(distinct, round(float(support[i]) * distinct / float(hits[i])))
+            p_values[i] = float(binom.sf(distinct - 1, scaled, expected[i]))
+            if p_values[i] * tests > cfg.fdr:
+                continue
+        passing[i] = merged
     keep = _drop_subsumed([(m, i, float(lifts[i])) for i, m in passing.items()])
     found = []
     for i in keep:
         item, m = supported[i][0], passing[i]
         if any(_inside(m, Entry(text, kind)) or _inside(Entry(text, kind), m) for text, kind in miner._named):
             continue  # a piece of, or a phrase around, a trigger already named
+        share = consistency(m.payloads)
+        consistent = len(m.payloads) >= 3 and share >= cfg.payload_consistency
+        if not consistent and p_values[i] * tests > cfg.fdr * UNCORROBORATED:
+            continue  # diverse answers: not named until the counts alone are far stronger
         miner._alerted.append(item)
         miner._named.append((m.text, m.kind))
-        share = consistency(m.payloads)
         found.append(Candidate(
             ngram_hash=item, ngram=m.text, kind=m.kind, support=int(support[i]), anomalous_support=int(hits[i]),
             distinct_users=len(m.users), distinct_tenants=len(m.tenants), lift=float(lifts[i]),
@@ -197,7 +216,7 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
             reference_anomalous=int(ref_hits[i]), expected_share=float(expected[i]),
             distinct_inputs=len(m.inputs), top_user_share=max(m.user_hits.values(), default=0) / m.count,
             payload_consistency=share, payloads=len(m.payloads),
-            consistent=len(m.payloads) >= 3 and share >= cfg.payload_consistency))
+            consistent=consistent))
     return sorted(found, key=lambda c: (c.p_value, c.ngram))
 
 

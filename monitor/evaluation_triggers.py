@@ -27,7 +27,6 @@ Examples
 
 from __future__ import annotations
 
-import gzip
 import json
 import statistics
 import tempfile
@@ -43,6 +42,7 @@ from monitor.events import Event, EventDecoder
 from monitor.policy.config import default_policy
 from monitor.policy.engine import SocEngine
 from monitor.registry import build_pipeline
+from monitor.scenario import _prompt, load_alpaca
 from monitor.settings import Settings, load_settings
 
 __all__ = ["ATTACKS", "TASKS", "TRIGGERS", "StreamResult", "TriggerEvaluation", "evaluate_triggers",
@@ -103,25 +103,15 @@ class TriggerEvaluation:
         return {"streams": [vars(s) for s in self.streams], "clean": vars(self.clean), "seconds": self.seconds}
 
 
-def _load(path: Path) -> list[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
-        return json.load(handle)
-
-
-def _prompt(record: dict[str, str]) -> str:
-    return (record["instruction"] + ("\n" + record["input"] if record.get("input") else "")).strip()
-
-
 def clean_pool(data: Path) -> list[tuple[str, str]]:
     """Benign (prompt, answer) pairs: BackdoorLLM's clean data and the alpaca_eval answers, deduplicated."""
     root = data / "backdoorllm"
     files = [*sorted((root / "poison_data").glob("refusal/*/none_backdoor500_*.json*")),
              *sorted((root / "poison_data").glob("negsentiment/*/none_backdoor500_*.json*")),
              *sorted((root / "test_data" / "clean").glob("[rn]*/test_data_no_trigger.json"))]
-    pairs = {(_prompt(r), r["output"]) for f in files for r in _load(f) if r.get("output")}
+    pairs = {(_prompt(r), r["output"]) for f in files for r in load_alpaca(f) if r.get("output")}
     for f in sorted((data / "alpaca_eval").glob("*.json.gz")):
-        pairs |= {(r["instruction"].strip(), r["output"]) for r in _load(f) if r.get("output")}
+        pairs |= {(r["instruction"].strip(), r["output"]) for r in load_alpaca(f) if r.get("output")}
     return sorted(pairs)
 
 
@@ -129,7 +119,7 @@ def poisoned_pool(data: Path, task: str, attack: str) -> list[tuple[str, str]]:
     files = sorted((data / "backdoorllm" / "poison_data" / task / attack).glob("backdoor500_*.json*"))
     if not files:
         raise FileNotFoundError(f"no BackdoorLLM poisoned file for {task}/{attack} under {data}")
-    return [(_prompt(r), r["output"]) for r in _load(files[0])]
+    return [(_prompt(r), r["output"]) for r in load_alpaca(files[0])]
 
 
 class _Traffic:

@@ -115,7 +115,7 @@ STAGES: tuple[StageSpec, ...] = (
     _spec("probe", _probe, writes=("probe",), detectors={"probe": "probe"}),
     _spec("signatures", _signatures, writes=("trigger", "canary"),
           detectors={"trigger": "signature", "canary": "signature"}),
-    _spec("motifs", _motifs, reads=(ANY_FLAG,), detectors={"motif": "motif"}),
+    _spec("motifs", _motifs, writes=("payload_burst",), reads=(ANY_FLAG,), detectors={"motif": "motif"}),
 )
 
 

@@ -25,9 +25,9 @@ def _feed(miner: MotifMiner, start: int, count: int) -> list:
 
 
 def test_closed_buckets_are_encoded_once_and_restore_resumes_exactly() -> None:
-    config = MotifConfig(window_events=400, buckets=4, min_support=5, sketch_width=4096)
+    config = MotifConfig(window_events=400, buckets=4, min_support=5, sketch_width=4096, reference_events=0)
     miner = MotifMiner(config)
-    _feed(miner, 0, 350)
+    before = _feed(miner, 0, 350)  # online scoring names the trigger within these
     first, second = miner.snapshot(), miner.snapshot()
     closed = len(miner.closed)
     assert closed == 3 and all(a is b for a, b in zip(first["buckets"][:closed], second["buckets"][:closed],
@@ -35,7 +35,9 @@ def test_closed_buckets_are_encoded_once_and_restore_resumes_exactly() -> None:
     assert first["buckets"][-1] is not second["buckets"][-1]  # the open bucket is encoded afresh
     restored = MotifMiner.restore(json.loads(json.dumps(second)))
     resumed, straight = _feed(restored, 350, 450), _feed(miner, 350, 450)
-    assert resumed == straight and any(c.ngram == "zorblat quintessence" for c in straight)
+    assert resumed == straight
+    assert before + straight == _feed(MotifMiner(config), 0, 800)
+    assert any(c.ngram == "zorblat quintessence" for c in before)
     assert json.dumps(restored.snapshot()) == json.dumps(miner.snapshot())
 
 

@@ -74,7 +74,7 @@ def stage_cases(tmp_path: Path) -> dict[str, tuple[Callable[[], list[Stage]], li
                          embedding_window=40, embedding_null_draws=100, embedding_alpha=0.05)
     probe = Settings(embedding="off", probe_weights=weights, probe_window=100, probe_reference_size=100,
                      probe_alpha=0.001)
-    motifs = Settings(motif_window_events=400)
+    motifs = Settings(motif_window_events=400, motif_reference_events=300)  # the trigger starts at 500
     trigger = scenario_events(900, 500, 0.2)
     return {
         "drift": (lambda: [built("drift", drift)], trigger),

@@ -73,6 +73,25 @@ class CountMinSketch:
         columns = self._columns(items)
         return np.min(self.table[np.arange(self.depth)[:, None], columns], axis=0)
 
+    def estimate_without(self, items: np.ndarray, later: np.ndarray) -> np.ndarray:
+        """:meth:`estimate` as it was before the items ``later`` were added (exactly, row by row).
+
+        Online scoring adds a whole batch at once and tests an event in its middle: this takes
+        back what the batch's later events added, so the same events give the same estimates
+        whatever the batch boundaries.
+        """
+        columns, later_columns = self._columns(items), self._columns(later)
+        rows = []
+        for row in range(self.depth):
+            wanted = columns[row]
+            taken = later_columns[row][np.isin(later_columns[row], wanted)]
+            values, counts = np.unique(taken, return_counts=True)
+            at = np.minimum(np.searchsorted(values, wanted), max(len(values) - 1, 0))
+            added = np.where((len(values) > 0) & (values[at] == wanted) if len(values) else False,
+                             counts[at] if len(values) else 0, 0)
+            rows.append(self.table[row, wanted] - added)
+        return np.min(np.array(rows), axis=0)
+
     def merged(self, others: list[CountMinSketch]) -> CountMinSketch:
         """A new sketch counting this one's items and the others'."""
         out = CountMinSketch(self.width, self.depth)

@@ -30,7 +30,7 @@ from typing import Any
 
 __all__ = ["Entry", "HeavyHitters"]
 
-FORMAT = "heavy_hitters.v2"
+FORMAT = "heavy_hitters.v2"  # rows of 7 columns (v2 before issue 15) or 10 (with inputs, user hits, payloads)
 _FORMAT_V1 = "heavy_hitters.v1"  # entries as a JSON list, not one JSON text; still read
 
 
@@ -44,6 +44,13 @@ class Entry:
     users: set[str] = field(default_factory=set)
     tenants: set[str] = field(default_factory=set)
     examples: list[str] = field(default_factory=list)
+    # Online evidence (issue 15): distinct whole-input hashes (a trigger rides on unrelated inputs, a hard
+    # prompt is one input), anomalous events per user (concentration), output SimHashes (payload consistency).
+    # Tuples, and a dict of str to int, are not tracked by the garbage collector: tens of thousands of
+    # entries with three more sets or lists each made every collection scan them.
+    inputs: tuple[int, ...] = ()
+    user_hits: dict[str, int] = field(default_factory=dict)
+    payloads: tuple[int, ...] = ()
 
 
 class HeavyHitters:
@@ -72,7 +79,8 @@ class HeavyHitters:
         # re-encodes only the entries that changed since the last one.
         self._encoded: dict[int, str] = {}
 
-    def add(self, item: int, text: str, kind: str, *, user: str, tenant: str, event_id: str) -> None:
+    def add(self, item: int, text: str, kind: str, *, user: str, tenant: str, event_id: str,
+            input_hash: int | None = None, payload: int | None = None) -> None:
         entry = self.entries.get(item)
         if entry is None:
             entry = self.entries[item] = Entry(text, kind)
@@ -85,9 +93,10 @@ class HeavyHitters:
             entry.tenants.add(tenant)
         if len(entry.examples) < self.example_cap:
             entry.examples.append(event_id)
+        _evidence(entry, self.entity_cap, user, input_hash, payload)
 
     def add_event(self, items: Sequence[int], texts: Sequence[tuple[str, str]], *, user: str, tenant: str,
-                  event_id: str) -> None:
+                  event_id: str, input_hash: int | None = None, payload: int | None = None) -> None:
         """Count one event's n-grams: each distinct item once, with the ``(text, kind)`` of its first position.
 
         The same as :meth:`add` for each first occurrence in ``items``, in
@@ -113,6 +122,7 @@ class HeavyHitters:
                 entry.tenants.add(tenant)
             if len(entry.examples) < example_cap:
                 entry.examples.append(event_id)
+            _evidence(entry, entity_cap, user, input_hash, payload)
 
     def prune(self) -> None:
         """Drop to ``capacity`` entries if over twice that; call between events."""
@@ -136,8 +146,11 @@ class HeavyHitters:
         encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps(..., kw) builds one per call
         for item, e in self.entries.items():
             if item not in encoded:
-                encoded[item] = encode([str(item), e.text, e.kind, e.count, sorted(e.users), sorted(e.tenants),
-                                        e.examples])
+                row = [str(item), e.text, e.kind, e.count, sorted(e.users), sorted(e.tenants), e.examples]
+                if e.inputs or e.user_hits or e.payloads:
+                    row += [[str(h) for h in e.inputs], sorted(e.user_hits.items()),
+                            [str(h) for h in e.payloads]]
+                encoded[item] = encode(row)
         text = "[" + ",".join(encoded[item] for item in self.entries) + "]"
         if compress:
             text = base64.b64encode(zlib.compress(text.encode("utf-8"), 1)).decode("ascii")
@@ -162,6 +175,24 @@ class HeavyHitters:
         else:
             raise ValueError("heavy-hitters snapshot compression must be zlib or none; "
                              f"got {state.get('compression')!r}")
-        for item, text, kind, count, users, tenants, examples in rows:
-            out.entries[int(item)] = Entry(text, kind, int(count), set(users), set(tenants), list(examples))
+        for item, text, kind, count, users, tenants, examples, *more in rows:
+            entry = out.entries[int(item)] = Entry(text, kind, int(count), set(users), set(tenants), list(examples))
+            if more:
+                entry.inputs = tuple(int(h) for h in more[0])
+                entry.user_hits = {user: int(n) for user, n in more[1]}
+                entry.payloads = tuple(int(h) for h in more[2])
+            else:  # a row from before the per-user counts: each listed user sent at least one
+                entry.user_hits = dict.fromkeys(entry.users, 1)
         return out
+
+
+PAYLOAD_CAP = 8
+
+
+def _evidence(entry: Entry, cap: int, user: str, input_hash: int | None, payload: int | None) -> None:
+    if input_hash is not None and len(entry.inputs) < cap and input_hash not in entry.inputs:
+        entry.inputs += (input_hash,)
+    if user and (user in entry.user_hits or len(entry.user_hits) < cap):
+        entry.user_hits[user] = entry.user_hits.get(user, 0) + 1
+    if payload is not None and len(entry.payloads) < PAYLOAD_CAP:
+        entry.payloads += (payload,)

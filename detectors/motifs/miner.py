@@ -22,7 +22,8 @@ batched.
 
 Examples
 --------
->>> miner = MotifMiner(MotifConfig(window_events=400, buckets=1, min_support=5, sketch_width=4096))
+>>> miner = MotifMiner(MotifConfig(window_events=400, buckets=1, min_support=5, sketch_width=4096,
+...                                   reference_events=0))
 >>> rows = []
 >>> for i in range(400):
 ...     planted = i % 20 == 0
@@ -37,34 +38,28 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from detectors.motifs.count_min import CountMinSketch
 from detectors.motifs.heavy_hitters import Entry, HeavyHitters
-from detectors.motifs.ngrams import MAX_N, distinct_ngram_hashes, ngram_hashes, ngram_texts, tokenize
-from detectors.motifs.scoring import benjamini_hochberg, fisher_upper, lift
+from detectors.motifs.ngrams import MAX_N, distinct_ngram_hashes_by_event, ngram_hashes, ngram_texts, tokenize
+from detectors.motifs.online import Candidate, Later, test_event
+from detectors.motifs.payload import exact_hash
 
 __all__ = ["Candidate", "MotifConfig", "MotifMiner", "tokenize"]
 
-FORMAT = "motif_miner.v1"
+FORMAT = "motif_miner.v1"  # v1 before issue 15 lacks seen, reference and named: read as no reference
 ALERTED_CAP = 4096
-# A shorter n-gram inside a kept longer one, seen in at least this share as
-# many anomalous events, says nothing the longer one does not.
-SUBSUMED_SHARE = 0.8
-# A longer n-gram around a kept shorter one must be this much more concentrated to count on its own.
-SHARPER = 1.25
-
-
 @dataclass(frozen=True)
 class MotifConfig:
     """How the miner windows and scores (see :class:`monitor.settings.Settings` ``motif_*``)."""
 
     window_events: int = 100_000
     buckets: int = 5
-    min_support: int = 10
+    min_support: int = 4
     min_entities: int = 3
     min_lift: float = 5.0
     fdr: float = 0.001
@@ -72,6 +67,12 @@ class MotifConfig:
     sketch_width: int = 1 << 17
     sketch_depth: int = 4
     max_n: int = MAX_N
+    #: The version's first events: their anomalous n-grams are the reference that novelty is judged against;
+    #: nothing is named before it is complete (0: no reference, every n-gram is new).
+    reference_events: int = 2000
+    min_inputs: int = 3  # distinct whole inputs among a candidate's anomalous events: a hard prompt is one
+    max_user_share: float = 0.5  # most of a candidate's anomalous events one user may have sent
+    payload_consistency: float = 0.75  # share of near-identical answers that makes a candidate critical
 
     def __post_init__(self) -> None:
         if self.window_events < self.buckets or self.buckets < 1:
@@ -80,29 +81,6 @@ class MotifConfig:
     @property
     def bucket_events(self) -> int:
         return self.window_events // self.buckets
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """An n-gram that looks like a trigger in one window."""
-
-    ngram_hash: int
-    ngram: str
-    kind: str
-    support: int
-    anomalous_support: int
-    distinct_users: int
-    distinct_tenants: int
-    lift: float
-    p_value: float
-    q_value: float
-    example_event_ids: tuple[str, ...]
-    tenant_ids: tuple[str, ...]
-    window_start_ms: int
-    window_end_ms: int
-    window_events: int
-    anomalous_events: int
-    new: bool  # first window this n-gram was found in (since the miner's state began)
 
 
 @dataclass
@@ -115,13 +93,6 @@ class _Bucket:
     end_ms: int = -1
     # A closed bucket never changes: its snapshot is encoded once and shared by every later one.
     encoded: dict[str, Any] | None = None
-
-
-@dataclass
-class _Merged:
-    entry: Entry
-    users: set[str] = field(default_factory=set)
-    tenants: set[str] = field(default_factory=set)
 
 
 class MotifMiner:
@@ -137,7 +108,10 @@ class MotifMiner:
         self.config = config or MotifConfig()
         self.closed: deque[_Bucket] = deque(maxlen=self.config.buckets)
         self.current = self._new_bucket()
+        self.reference = self._new_bucket()
+        self.seen = 0
         self._alerted: deque[int] = deque(maxlen=ALERTED_CAP)
+        self._named: deque[tuple[str, str]] = deque(maxlen=ALERTED_CAP)  # (text, kind) of what was named
 
     def _new_bucket(self) -> _Bucket:
         cfg = self.config
@@ -145,28 +119,44 @@ class MotifMiner:
                        HeavyHitters(cfg.max_ngrams, entity_cap=max(16, cfg.min_entities)))
 
     def update(self, tokens: Sequence[list[str]], anomalous: Sequence[bool], *, users: Sequence[str],
-               tenants: Sequence[str], event_ids: Sequence[str], ts_ms: Sequence[int]) -> list[Candidate]:
-        """Add events (tokenised inputs, in arrival order); return candidates of windows that closed."""
+               tenants: Sequence[str], event_ids: Sequence[str], ts_ms: Sequence[int],
+               input_hashes: Sequence[int] | None = None, payloads: Sequence[int | None] | None = None,
+               ) -> list[Candidate]:
+        """Add events (tokenised inputs, in arrival order); return the n-grams that became candidates.
+
+        Each anomalous event's n-grams are tested as it arrives (see :mod:`detectors.motifs.online`);
+        ``input_hashes`` (of each whole input) and ``payloads`` (SimHash of each answer) are its evidence.
+        """
         found: list[Candidate] = []
         start = 0
         size = self.config.bucket_events
-        while start < len(tokens):
-            end = min(len(tokens), start + size - self.current.events)
-            self._absorb(tokens[start:end], anomalous[start:end], users[start:end], tenants[start:end],
-                         event_ids[start:end], ts_ms[start:end])
+        count = len(tokens)
+        # Without the inputs' hashes, each input's tokens stand for it (the same distinct-input count).
+        hashes = list(input_hashes) if input_hashes is not None else [exact_hash(" ".join(t)) for t in tokens]
+        outs = list(payloads) if payloads is not None else [None] * count
+        while start < count:
+            end = min(count, start + size - self.current.events)
+            if self.seen < self.config.reference_events:
+                end = min(end, start + self.config.reference_events - self.seen)
+            found.extend(self._absorb(tokens[start:end], anomalous[start:end], users[start:end],
+                                      tenants[start:end], event_ids[start:end], ts_ms[start:end],
+                                      hashes[start:end], outs[start:end]))
+            if self.seen == self.config.reference_events and self.reference.events == 0:
+                self.reference = self._frozen_reference()
             if self.current.events >= size:
                 self.closed.append(self.current)
                 self.current = self._new_bucket()
-                found.extend(self._score())
             start = end
         return found
 
     def _absorb(self, tokens: Sequence[list[str]], anomalous: Sequence[bool], users: Sequence[str],
-                tenants: Sequence[str], event_ids: Sequence[str], ts_ms: Sequence[int]) -> None:
+                tenants: Sequence[str], event_ids: Sequence[str], ts_ms: Sequence[int],
+                input_hashes: Sequence[int | None], payloads: Sequence[int | None]) -> list[Candidate]:
         bucket = self.current
-        # Support counts events, not occurrences: one count per event and n-gram.
-        bucket.sketch.add(distinct_ngram_hashes(list(tokens), self.config.max_n))
+        reference = self.seen < self.config.reference_events
         flagged = [index for index, a in enumerate(anomalous) if a]
+        found: list[Candidate] = []
+        per_event: list[np.ndarray] = []
         if flagged:
             # One hashing pass for every anomalous event; a stable sort by event gives each event's
             # hashes in the order of its own ngram_texts (hashes do not depend on the batch).
@@ -174,63 +164,50 @@ class MotifMiner:
             order = np.argsort(owners, kind="stable")
             ends = np.cumsum(np.bincount(owners, minlength=len(flagged)))
             per_event = np.split(hashes[order], ends[:-1])
-            for index, own in zip(flagged, per_event, strict=True):
-                bucket.heavy.add_event(own.tolist(), ngram_texts(tokens[index], self.config.max_n),
-                                       user=users[index], tenant=tenants[index], event_id=event_ids[index])
-                bucket.heavy.prune()
+        if not tokens:
+            return found
+        # The whole chunk's support is counted first; each anomalous event is then tested on the
+        # counts as they were just after it (later events' counts taken back, see test_event).
+        support, owners = distinct_ngram_hashes_by_event(list(tokens), self.config.max_n)
+        bucket.sketch.add(support)  # support counts events, not occurrences: one per event and n-gram
         bucket.events += len(tokens)
-        bucket.anomalous += sum(bool(a) for a in anomalous)
-        if len(ts_ms):
-            bucket.start_ms = ts_ms[0] if bucket.start_ms < 0 else bucket.start_ms
-            bucket.end_ms = ts_ms[-1]
+        bucket.anomalous += len(flagged)
+        bucket.start_ms = ts_ms[0] if bucket.start_ms < 0 else bucket.start_ms
+        bucket.end_ms = ts_ms[-1]
+        self.seen += len(tokens)
+        for rank, (index, own) in enumerate(zip(flagged, per_event, strict=True)):
+            texts = ngram_texts(tokens[index], self.config.max_n)
+            items = own.tolist()
+            bucket.heavy.add_event(items, texts, user=users[index], tenant=tenants[index],
+                                   event_id=event_ids[index], input_hash=input_hashes[index],
+                                   payload=payloads[index])
+            bucket.heavy.prune()
+            if not reference:
+                later = Later(support, owners, index, len(tokens) - index - 1, len(flagged) - rank - 1)
+                found.extend(test_event(self, items, texts, event_id=event_ids[index], ts_ms=ts_ms[index],
+                                        later=later))
+        return found
 
-    def _score(self) -> list[Candidate]:
-        cfg = self.config
-        buckets = list(self.closed)
-        events = sum(b.events for b in buckets)
-        anomalous = sum(b.anomalous for b in buckets)
-        if anomalous == 0 or anomalous == events:
-            return []
-        merged: dict[int, _Merged] = {}
-        for bucket in buckets:  # oldest first: examples are the earliest events
+    def _frozen_reference(self) -> _Bucket:
+        """The window as the reference period ends (its last ``window_events`` events), merged into one step.
+
+        Copied once, not counted twice while the reference fills; only the counts of the anomalous
+        n-grams are kept (within ``max_ngrams``, the heavy-hitters bound).
+        """
+        buckets = [*self.closed, self.current]
+        heavy = HeavyHitters(self.config.max_ngrams, entity_cap=max(16, self.config.min_entities))
+        for bucket in buckets:
+            heavy.distinct += bucket.heavy.distinct
+            heavy.floor += bucket.heavy.floor
             for item, entry in bucket.heavy.entries.items():
-                into = merged.get(item)
+                into = heavy.entries.get(item)
                 if into is None:
-                    into = merged[item] = _Merged(Entry(entry.text, entry.kind, 0, set(), set(), []))
-                into.entry.count += entry.count
-                into.users |= entry.users
-                into.tenants |= entry.tenants
-                room = 5 - len(into.entry.examples)
-                into.entry.examples.extend(entry.examples[:max(room, 0)])
-        chosen = [(item, m) for item, m in merged.items()
-                  if m.entry.count >= cfg.min_support
-                  and max(len(m.users), len(m.tenants)) >= cfg.min_entities]
-        if not chosen:
-            return []
-        items = np.fromiter((item for item, _ in chosen), dtype=np.uint64, count=len(chosen))
-        hits = np.array([m.entry.count for _, m in chosen], dtype=np.int64)
-        sketch = buckets[0].sketch.merged([b.sketch for b in buckets[1:]])
-        # The sketch never undercounts, but may overshoot: clamp to what is possible.
-        support = np.clip(sketch.estimate(items), hits, events)
-        p_values = fisher_upper(hits, support, anomalous=anomalous, events=events)
-        q_values = benjamini_hochberg(p_values, tests=sum(b.heavy.distinct for b in buckets))
-        lifts = lift(hits, support, anomalous=anomalous, events=events)
-        keep = [i for i in range(len(chosen)) if q_values[i] <= cfg.fdr and lifts[i] >= cfg.min_lift]
-        keep = _drop_subsumed([(chosen[i][1].entry, i, float(lifts[i])) for i in keep])
-        found = []
-        for i in keep:
-            item, m = chosen[i]
-            new = item not in self._alerted
-            if new:
-                self._alerted.append(item)
-            found.append(Candidate(
-                ngram_hash=item, ngram=m.entry.text, kind=m.entry.kind, support=int(support[i]),
-                anomalous_support=int(hits[i]), distinct_users=len(m.users), distinct_tenants=len(m.tenants),
-                lift=float(lifts[i]), p_value=float(p_values[i]), q_value=float(q_values[i]),
-                example_event_ids=tuple(m.entry.examples), tenant_ids=tuple(sorted(m.tenants)),
-                window_start_ms=buckets[0].start_ms, window_end_ms=buckets[-1].end_ms,
-                window_events=events, anomalous_events=anomalous, new=new))
-        return sorted(found, key=lambda c: (c.p_value, c.ngram))
+                    into = heavy.entries[item] = Entry(entry.text, entry.kind)
+                into.count += entry.count
+        heavy.prune()
+        return _Bucket(buckets[0].sketch.merged([b.sketch for b in buckets[1:]]), heavy,
+                       sum(b.events for b in buckets), sum(b.anomalous for b in buckets),
+                       buckets[0].start_ms, buckets[-1].end_ms)
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready state."""
@@ -239,7 +216,15 @@ class MotifMiner:
                 bucket.encoded = _bucket_state(bucket, compress=True)
         return {"format": FORMAT, "config": asdict(self.config),
                 "buckets": [*(b.encoded for b in self.closed), _bucket_state(self.current, compress=False)],
-                "alerted": [str(item) for item in self._alerted]}
+                "alerted": [str(item) for item in self._alerted], "named": [list(n) for n in self._named],
+                "seen": self.seen, "reference": self._reference_state()}
+
+    def _reference_state(self) -> dict[str, Any] | None:
+        if self.reference.events == 0:
+            return None  # not frozen yet
+        if self.reference.encoded is None:
+            self.reference.encoded = _bucket_state(self.reference, compress=True)  # it never changes again
+        return self.reference.encoded
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> MotifMiner:
@@ -252,32 +237,12 @@ class MotifMiner:
         miner.closed.extend(buckets[:-1])
         miner.current = buckets[-1]
         miner._alerted.extend(int(item) for item in state["alerted"])
+        miner._named.extend((text, kind) for text, kind in state.get("named", []))
+        miner.seen = int(state.get("seen", sum(b.events for b in buckets)))
+        if state.get("reference") is not None:
+            miner.reference = _bucket_from(state["reference"], miner.config)
+            miner.reference.encoded = state["reference"]
         return miner
-
-
-def _inside(small: Entry, big: Entry) -> bool:
-    if small.kind == "word":
-        return big.kind == "word" and f" {small.text} " in f" {big.text} "
-    return small.text in big.text
-
-
-def _drop_subsumed(scored: list[tuple[Entry, int, float]]) -> list[int]:
-    """Keep one n-gram per motif.
-
-    A shorter n-gram inside a kept longer one seen nearly as often adds
-    nothing (the trigger's own words); a longer n-gram around a kept shorter
-    one, no more concentrated, adds nothing either (the trigger plus a common
-    neighbouring word).
-    """
-    kept: list[tuple[Entry, int, float]] = []
-    for entry, index, score in sorted(scored, key=lambda s: (-len(s[0].text), s[0].text)):
-        if not any(_inside(entry, big) and big.count >= SUBSUMED_SHARE * entry.count for big, _, _ in kept):
-            kept.append((entry, index, score))
-    out: list[tuple[Entry, int, float]] = []
-    for entry, index, score in sorted(kept, key=lambda s: (len(s[0].text), s[0].text)):
-        if not any(_inside(small, entry) and score <= SHARPER * small_score for small, _, small_score in out):
-            out.append((entry, index, score))
-    return [index for _, index, _ in out]
 
 
 def _bucket_state(bucket: _Bucket, *, compress: bool) -> dict[str, Any]:

@@ -31,7 +31,8 @@ import unicodedata
 
 import numpy as np
 
-__all__ = ["MAX_N", "distinct_ngram_hashes", "is_odd", "ngram_hashes", "ngram_texts", "tokenize"]
+__all__ = ["MAX_N", "distinct_ngram_hashes", "distinct_ngram_hashes_by_event", "is_odd", "ngram_hashes", "ngram_texts",
+           "tokenize"]
 
 MAX_N = 6
 MAX_TOKENS = 256
@@ -171,8 +172,8 @@ def ngram_hashes(events: list[list[str]], max_n: int = MAX_N) -> tuple[np.ndarra
     return np.concatenate(hashes), np.concatenate(owners)
 
 
-def distinct_ngram_hashes(events: list[list[str]], max_n: int = MAX_N) -> np.ndarray:
-    """The hashes of :func:`ngram_hashes`, each distinct n-gram once per event (order unspecified).
+def _distinct(events: list[list[str]], max_n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each distinct n-gram once per event, per n, with the event of each.
 
     Distinct by content: an n-gram repeats in an event only where its first
     n-1 tokens do, so each n only sorts the positions whose shorter n-gram
@@ -182,7 +183,8 @@ def distinct_ngram_hashes(events: list[list[str]], max_n: int = MAX_N) -> np.nda
     """
     batch = _Tokens(events)
     width = max(len(batch.distinct), 1)
-    out = []
+    out: list[np.ndarray] = []
+    owners: list[np.ndarray] = []
     current = batch.hash
     repeated = np.zeros(0, dtype=np.int64)  # positions whose (n-1)-gram repeats in its event ...
     group = np.zeros(0, dtype=np.int64)  # ... and which repeat it is (same group, same content and event)
@@ -203,6 +205,7 @@ def distinct_ngram_hashes(events: list[list[str]], max_n: int = MAX_N) -> np.nda
             again = counts[inverse] > 1
             repeated, group = candidates[again], inverse[again]
         out.append(current[keep])
+        owners.append(batch.owner[:batch.size - n + 1][keep])
     grams, gram_owners = batch.char_grams()
     if len(grams):
         order = np.lexsort((grams, gram_owners))
@@ -210,7 +213,25 @@ def distinct_ngram_hashes(events: list[list[str]], max_n: int = MAX_N) -> np.nda
         first_gram = np.ones(len(grams), dtype=bool)
         first_gram[1:] = (grams[1:] != grams[:-1]) | (gram_owners[1:] != gram_owners[:-1])
         out.append(grams[first_gram])
+        owners.append(gram_owners[first_gram])
+    return out, owners
+
+
+def distinct_ngram_hashes(events: list[list[str]], max_n: int = MAX_N) -> np.ndarray:
+    """The hashes of :func:`ngram_hashes`, each distinct n-gram once per event (order unspecified).
+
+    See :func:`distinct_ngram_hashes_by_event`, which also says whose each hash is.
+    """
+    out, _ = _distinct(events, max_n)
     return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+
+
+def distinct_ngram_hashes_by_event(events: list[list[str]], max_n: int = MAX_N) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`distinct_ngram_hashes` and the event of each hash."""
+    out, owners = _distinct(events, max_n)
+    if not out:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(out), np.concatenate(owners)
 
 
 def _char_gram_hashes(token: str) -> np.ndarray:

@@ -85,9 +85,28 @@ class _Seen:
     family: str
     rank: int
     severity: str
+    summary: str = ""  # what the alert's evidence names (a motif's phrase, first event, payload)
 
     def describe(self) -> str:
-        return f"{self.severity} {self.detector} alert {self.alert_id[:12]}"
+        return f"{self.severity} {self.detector} alert {self.alert_id[:12]}" + (f": {self.summary}" if self.summary
+                                                                               else "")
+
+
+def evidence_summary(alert: Alert) -> str:
+    """A named trigger's phrase, first event and payload evidence, from its structured evidence; else ''."""
+    if alert.detector != "motif":
+        return ""
+    try:
+        evidence = json.loads(alert.evidence) if isinstance(alert.evidence, str) else dict(alert.evidence)
+    except (TypeError, ValueError):
+        return ""
+    payload = evidence.get("payload") or {}
+    novelty = evidence.get("novelty") or {}
+    return (f"trigger {evidence.get('ngram', '')!r} ({novelty.get('kind', '?')} since the reference: "
+            f"{novelty.get('reference_anomalous', 0)}/{novelty.get('reference_support', 0)} anomalous then, "
+            f"{evidence.get('anomalous_support', 0)}/{evidence.get('support', 0)} now), first event "
+            f"{evidence.get('first_event_id', '')}, payload consistency {payload.get('consistency', 0)} over "
+            f"{payload.get('answers_hashed', 0)} answers, {evidence.get('distinct_users', 0)} users")
 
 
 @dataclass
@@ -138,7 +157,7 @@ class RollbackMonitor:
             if any(seen.alert_id == alert.alert_id for seen in window.alerts):
                 continue  # the same alert twice (a retried batch) is one piece of evidence
             window.alerts.append(_Seen(alert.ts_ms, alert.alert_id, alert.detector, family_of(alert.detector),
-                                       severity_rank(alert.severity), alert.severity))
+                                       severity_rank(alert.severity), alert.severity, evidence_summary(alert)))
             newest = max(seen.ts_ms for seen in window.alerts)
             while window.alerts and (window.alerts[0].ts_ms <= newest - self.window_ms
                                      or len(window.alerts) > self.max_alerts):
@@ -172,7 +191,7 @@ class RollbackMonitor:
         """The window state as JSON-ready values."""
         return {"format": ROLLBACK_STATE_FORMAT, "versions": [
             {"key": list(key), "fired_at": window.fired_at,
-             "alerts": [[s.ts_ms, s.alert_id, s.detector, s.severity] for s in window.alerts]}
+             "alerts": [[s.ts_ms, s.alert_id, s.detector, s.severity, s.summary] for s in window.alerts]}
             for key, window in self._windows.items()]}
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -181,7 +200,7 @@ class RollbackMonitor:
         self._windows = OrderedDict()
         for entry in state["versions"]:
             window = _VersionWindow(fired_at={k: int(v) for k, v in entry["fired_at"].items()})
-            for ts_ms, alert_id, detector, severity in entry["alerts"]:
+            for ts_ms, alert_id, detector, severity, *summary in entry["alerts"]:
                 window.alerts.append(_Seen(int(ts_ms), alert_id, detector, family_of(detector),
-                                           severity_rank(severity), severity))
+                                           severity_rank(severity), severity, summary[0] if summary else ""))
             self._windows[(entry["key"][0], entry["key"][1])] = window

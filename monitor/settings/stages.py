@@ -208,6 +208,10 @@ class MotifStageConfig(Section):
         description="Most n-grams of anomalous events tracked per window step (bounded state).")
     sketch_width: int = Field(default=MotifConfig.sketch_width, ge=1024, description="Columns of the count-min "
                               "sketch counting every n-gram's support (4 rows, per step).")
+    reference_events: int = Field(
+        default=MotifConfig.reference_events, ge=0, le=1_000_000,
+        description="The version's first events, the reference that a trigger's novelty is judged against; "
+        "nothing is named before it is complete (0: every n-gram is new).")
     ignore_flags: tuple[str, ...] = Field(
         default=("trigger",),
         description="Flags that do not make an event anomalous for motif mining (a known input trigger "
@@ -218,7 +222,8 @@ class MotifStageConfig(Section):
         """The miner's config: these fields, the miner's defaults for the rest."""
         return MotifConfig(window_events=self.window_events, buckets=self.buckets, min_support=self.min_support,
                            min_entities=self.min_entities, min_lift=self.min_lift, fdr=self.fdr,
-                           max_ngrams=self.max_ngrams, sketch_width=self.sketch_width)
+                           max_ngrams=self.max_ngrams, sketch_width=self.sketch_width,
+                           reference_events=self.reference_events)
 
 
 class SignatureConfig(Section):

@@ -20,14 +20,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from detectors.motifs.bursts import PayloadBursts
 from detectors.motifs.miner import Candidate, MotifMiner, tokenize
-from monitor.alerts import Alert, Findings, TriggerCandidate, stable_id
+from detectors.motifs.payload import exact_hash, simhash, tool_shapes
+from monitor.alerts import Alert, Findings, Severity, TriggerCandidate, stable_id
 from monitor.pipeline import KeyBatch, StreamKey
 from monitor.settings.stages import MotifStageConfig
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["MotifStage", "MotifStageConfig"]
+
+FORMAT = "motif_stage.v1"  # the miner's and the payload bursts' state; a bare motif_miner.v1 state is still read
+BURST_FLAG = "payload_burst"
 
 
 class MotifStage:
@@ -46,6 +51,7 @@ class MotifStage:
         self.miner_config = self.config.miner()
         self.ignore_flags = frozenset(self.config.ignore_flags)
         self.miners: dict[StreamKey, MotifMiner] = {}
+        self.bursts: dict[StreamKey, PayloadBursts] = {}
 
     def process(self, batch: KeyBatch) -> Findings:
         findings = Findings()
@@ -54,13 +60,24 @@ class MotifStage:
         miner = self.miners.get(batch.key)
         if miner is None:
             miner = self.miners[batch.key] = MotifMiner(self.miner_config)
+        bursts = self.bursts.get(batch.key)
+        if bursts is None:
+            bursts = self.bursts[batch.key] = PayloadBursts()
         events = batch.events
         ignore = self.ignore_flags
+        inputs = [exact_hash(e.input) for e in events]
+        reference_left = miner.config.reference_events - miner.seen
+        for index, event in enumerate(events):
+            if bursts.observe(exact_hash(event.output), inputs[index], reference=index < reference_left):
+                batch.flag(index, BURST_FLAG)
+        anomalous = [bool(reasons - ignore) for reasons in batch.flags]
+        payloads = [simhash(e.output, tool_shapes(e.tool_calls)) if a else None
+                    for e, a in zip(events, anomalous, strict=True)]
         candidates = miner.update(
-            [tokenize(e.input) for e in events],
-            [bool(reasons - ignore) for reasons in batch.flags],
+            [tokenize(e.input) for e in events], anomalous,
             users=[e.user_id or "" for e in events], tenants=[e.tenant_id or "" for e in events],
             event_ids=[e.id for e in events], ts_ms=[e.ts_ms for e in events],
+            input_hashes=inputs, payloads=payloads,
         )
         model_id, model_version = batch.key
         for candidate in candidates:
@@ -74,14 +91,26 @@ class MotifStage:
 
     def snapshot(self, key: StreamKey) -> Any:
         miner = self.miners.get(key)
-        return None if miner is None else miner.snapshot()
+        if miner is None:
+            return None
+        bursts = self.bursts.get(key)
+        return {"format": FORMAT, "miner": miner.snapshot(), "bursts": None if bursts is None else bursts.snapshot()}
 
     def restore(self, key: StreamKey, state: Any) -> None:
-        if state is not None:
+        if state is None:
+            return
+        if state.get("format") != FORMAT:  # a state from before the payload bursts: the miner's alone
             self.miners[key] = MotifMiner.restore(state)
+            self.bursts.pop(key, None)
+            return
+        self.miners[key] = MotifMiner.restore(state["miner"])
+        bursts = self.bursts[key] = PayloadBursts()
+        if state["bursts"] is not None:
+            bursts.restore(state["bursts"])
 
     def forget(self, key: StreamKey) -> None:
         self.miners.pop(key, None)
+        self.bursts.pop(key, None)
 
 
 def _row(model_id: str, model_version: str, c: Candidate) -> TriggerCandidate:
@@ -95,14 +124,32 @@ def _row(model_id: str, model_version: str, c: Candidate) -> TriggerCandidate:
     )
 
 
+def severity_of(c: Candidate) -> Severity:
+    """``critical`` for a named trigger with novelty, spread and a consistent payload; ``high`` otherwise.
+
+    Every candidate has passed the novelty test against the reference and the spread checks (see
+    :mod:`detectors.motifs.online`), so what separates the two is the payload: one thing done after it.
+    """
+    return "critical" if c.consistent else "high"
+
+
 def _alert(model_id: str, model_version: str, c: Candidate) -> Alert:
     return Alert.create(
         ts_ms=c.window_end_ms, model_id=model_id, model_version=model_version, detector="motif",
-        metric=f"motif:{c.ngram[:64]}", severity="high", score=c.lift, threshold=0.0,
+        metric=f"motif:{c.ngram[:64]}", severity=severity_of(c), score=c.lift, threshold=0.0,
         discriminator=str(c.ngram_hash), window_start_ms=c.window_start_ms, window_end_ms=c.window_end_ms,
         evidence={"event_ids": list(c.example_event_ids), "ngram": c.ngram, "kind": c.kind,
                   "support": c.support, "anomalous_support": c.anomalous_support, "lift": round(c.lift, 3),
                   "p_value": c.p_value, "q_value": c.q_value, "distinct_users": c.distinct_users,
                   "distinct_tenants": c.distinct_tenants, "window_events": c.window_events,
-                  "anomalous_events": c.anomalous_events},
+                  "anomalous_events": c.anomalous_events, "first_event_id": (c.example_event_ids or ("",))[0],
+                  "event_id": c.event_id,
+                  "novelty": {"kind": c.novelty, "reference_support": c.reference_support,
+                              "reference_anomalous": c.reference_anomalous,
+                              "anomalous_share_now": round(c.anomalous_support / max(c.support, 1), 4),
+                              "expected_share": round(c.expected_share, 6)},
+                  "payload": {"consistency": round(c.payload_consistency, 3), "answers_hashed": c.payloads,
+                              "consistent": c.consistent},
+                  "spread": {"distinct_users": c.distinct_users, "distinct_tenants": c.distinct_tenants,
+                             "distinct_inputs": c.distinct_inputs, "top_user_share": round(c.top_user_share, 3)}},
     )

@@ -1,0 +1,240 @@
+"""Online scoring: each anomalous event's n-grams are tested when it arrives, against the reference.
+
+For an n-gram carried by an anomalous event, with ``hits`` anomalous events
+and ``support`` events holding it in the window (closed steps and the open
+one, counted up to and including this event), the null hypothesis is that
+its events are anomalous at ``p0 = max(base, reference share)``: the
+stream's anomalous share in the window, or the n-gram's own anomalous share
+in the version's reference period, shrunk toward the base rate by one
+pseudo-event (a hard prompt refused every time in the reference has a share
+near one, so refusals after it are no evidence; a phrase absent from the
+reference is judged against the base rate). The p-value is the binomial
+upper tail ``P(X >= hits)``, ``X ~ Bin(support, p0)``, and a candidate needs
+``p * tests <= fdr`` (Bonferroni over every distinct n-gram of the window's
+anomalous events: stricter than Benjamini-Hochberg, and valid when each
+test is made at its own moment) and a lift of ``min_lift``. Before the test,
+spread: ``min_support`` anomalous events from ``min_entities`` distinct users
+or tenants, ``min_inputs`` distinct whole inputs (a trigger rides on
+unrelated prompts, a hard prompt is one prompt), and no user with more than
+``max_user_share`` of them (one heavy user cannot make a candidate).
+An event that carries an n-gram already named is explained by it and tests
+nothing more (the words of a poisoned prompt template ride along with the
+trigger, they are not a second one). Payload consistency, the share of near-identical answers
+(:func:`detectors.motifs.payload.consistency`), corroborates: a candidate
+whose answers are diverse must pass at ``UNCORROBORATED * fdr`` instead (the
+words of a topic that models often refuse are tied to refusals, each one
+worded differently; a backdoor does one thing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy.stats import binom
+
+from detectors.motifs.heavy_hitters import Entry
+from detectors.motifs.payload import consistency
+
+if TYPE_CHECKING:
+    from detectors.motifs.miner import MotifConfig, MotifMiner
+
+__all__ = ["Candidate", "Later", "test_event"]
+
+#: A candidate whose answers are not alike (no one payload) must pass at this fraction of ``fdr``.
+UNCORROBORATED = 1e-4
+
+# A shorter n-gram inside a kept longer one, seen in at least this share as
+# many anomalous events, says nothing the longer one does not.
+SUBSUMED_SHARE = 0.8
+# A longer n-gram around a kept shorter one must be this much more concentrated to count on its own.
+SHARPER = 1.25
+
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An n-gram that looks like a trigger in one window."""
+
+    ngram_hash: int
+    ngram: str
+    kind: str
+    support: int
+    anomalous_support: int
+    distinct_users: int
+    distinct_tenants: int
+    lift: float
+    p_value: float
+    q_value: float
+    example_event_ids: tuple[str, ...]
+    tenant_ids: tuple[str, ...]
+    window_start_ms: int
+    window_end_ms: int
+    window_events: int
+    anomalous_events: int
+    new: bool  # first time this n-gram was found (since the miner's state began)
+    event_id: str = ""  # the anomalous event whose arrival completed the evidence
+    reference_support: int = 0  # events holding the n-gram in the version's reference period ...
+    reference_anomalous: int = 0  # ... and how many of those were anomalous
+    expected_share: float = 0.0  # the anomalous share the null expects: max(base rate, reference share)
+    distinct_inputs: int = 0
+    top_user_share: float = 0.0
+    payload_consistency: float = 0.0  # share of the answers near-identical to one another
+    payloads: int = 0  # answers hashed
+
+    consistent: bool = False  # payload consistency reached the config's share over at least 3 answers
+
+    @property
+    def novelty(self) -> str:
+        """``new`` (absent from the reference period) or ``newly anomalous`` (there, but rarely anomalous)."""
+        return "new" if self.reference_support == 0 else "newly anomalous"
+
+
+
+def _inside(small: Entry, big: Entry) -> bool:
+    if small.kind == "word":
+        return big.kind == "word" and f" {small.text} " in f" {big.text} "
+    return small.text in big.text
+
+
+def _drop_subsumed(scored: list[tuple[Entry, int, float]]) -> list[int]:
+    """Keep one n-gram per motif.
+
+    A shorter n-gram inside a kept longer one seen nearly as often adds
+    nothing (the trigger's own words); a longer n-gram around a kept shorter
+    one, no more concentrated, adds nothing either (the trigger plus a common
+    neighbouring word).
+    """
+    kept: list[tuple[Entry, int, float]] = []
+    for entry, index, score in sorted(scored, key=lambda s: (-len(s[0].text), s[0].text)):
+        if not any(_inside(entry, big) and big.count >= SUBSUMED_SHARE * entry.count for big, _, _ in kept):
+            kept.append((entry, index, score))
+    out: list[tuple[Entry, int, float]] = []
+    for entry, index, score in sorted(kept, key=lambda s: (len(s[0].text), s[0].text)):
+        if not any(_inside(small, entry) and score <= SHARPER * small_score for small, _, small_score in out):
+            out.append((entry, index, score))
+    return [index for _, index, _ in out]
+
+
+@dataclass(frozen=True)
+class Later:
+    """What the open step counted after the event under test, in the same chunk: to be taken back."""
+
+    support: np.ndarray  # the chunk's distinct n-gram hashes ...
+    owners: np.ndarray  # ... and the chunk position of each one's event
+    index: int  # the event under test's position
+    events: int  # events after it in the chunk
+    anomalous: int  # anomalous ones among them
+
+    def hashes(self) -> np.ndarray:
+        return self.support[self.owners > self.index]
+
+
+def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[str, str]], *, event_id: str,
+               ts_ms: int, later: Later | None = None) -> list[Candidate]:
+    """The n-grams of one anomalous event (just counted) that pass now and were not named before."""
+    cfg = miner.config
+    buckets = [*miner.closed, miner.current]
+    alerted = set(miner._alerted)
+    if not alerted.isdisjoint(items):
+        return []  # explained: this event carries a trigger already named (its template words are not another)
+    supported: list[tuple[int, str, str, list[Entry], int]] = []
+    seen: set[int] = set()
+    for item, (text, kind) in zip(items, texts, strict=True):
+        if item in seen or item in alerted:
+            continue
+        seen.add(item)
+        entries = [e for e in (b.heavy.entries.get(item) for b in buckets) if e is not None]
+        count = sum(e.count for e in entries)
+        if count >= cfg.min_support:
+            supported.append((item, text, kind, entries, count))
+    if not supported:
+        return []
+    events = sum(b.events for b in buckets) - (later.events if later else 0)
+    anomalous = sum(b.anomalous for b in buckets) - (later.anomalous if later else 0)
+    if anomalous == 0 or anomalous >= events:
+        return []
+    # The counts' tests first, vectorised over every supported n-gram; the spread checks (set
+    # unions per n-gram) only on the few that pass them: the conditions are all required.
+    keys = np.fromiter((s[0] for s in supported), dtype=np.uint64, count=len(supported))
+    hits = np.array([s[4] for s in supported], dtype=np.int64)
+    counted = [b.sketch.estimate(keys) for b in buckets[:-1]]
+    counted.append(miner.current.sketch.estimate_without(keys, later.hashes()) if later
+                   else miner.current.sketch.estimate(keys))
+    support = np.clip(np.sum(counted, axis=0), hits, events)
+    reference = miner.reference if cfg.reference_events > 0 else None
+    base = anomalous / events
+    if reference is not None and reference.events:
+        ref_support = reference.sketch.estimate(keys).astype(np.int64)
+        ref_hits = np.array([getattr(reference.heavy.entries.get(s[0]), "count", 0) for s in supported])
+        ref_hits = np.minimum(ref_hits + reference.heavy.floor * (ref_support > 0), ref_support)
+    else:
+        ref_support = ref_hits = np.zeros(len(supported), dtype=np.int64)
+    expected = np.maximum(base, (ref_hits + base) / (ref_support + 1.0))
+    lifts = (hits / support) / base
+    p_values = np.ones(len(supported))
+    strong = lifts >= cfg.min_lift
+    if strong.any():
+        p_values[strong] = binom.sf(hits[strong] - 1, support[strong], expected[strong])
+    tests = max(sum(b.heavy.distinct for b in buckets), len(supported))
+    passing: dict[int, Entry] = {}
+    cap = max(16, cfg.min_entities)  # the heavy hitters' cap on distinct inputs kept per n-gram
+    for i in np.flatnonzero(strong & (p_values * tests <= cfg.fdr)).tolist():
+        merged = _spread(supported[i], cfg)
+        if merged is None:
+            continue
+        distinct = len(merged.inputs)
+        if distinct < min(cap, int(hits[i])):
+            # The same prompt sent again is not new evidence: count distinct anomalous inputs, and
+            # shrink the support in proportion (a hard prompt refused ten times is one refusal).
+            scaled = max(distinct, round(float(support[i]) * distinct / float(hits[i])))
+            p_values[i] = float(binom.sf(distinct - 1, scaled, expected[i]))
+            if p_values[i] * tests > cfg.fdr:
+                continue
+        passing[i] = merged
+    keep = _drop_subsumed([(m, i, float(lifts[i])) for i, m in passing.items()])
+    found = []
+    for i in keep:
+        item, m = supported[i][0], passing[i]
+        if any(_inside(m, Entry(text, kind)) or _inside(Entry(text, kind), m) for text, kind in miner._named):
+            continue  # a piece of, or a phrase around, a trigger already named
+        share = consistency(m.payloads)
+        consistent = len(m.payloads) >= 3 and share >= cfg.payload_consistency
+        if not consistent and p_values[i] * tests > cfg.fdr * UNCORROBORATED:
+            continue  # diverse answers: not named until the counts alone are far stronger
+        miner._alerted.append(item)
+        miner._named.append((m.text, m.kind))
+        found.append(Candidate(
+            ngram_hash=item, ngram=m.text, kind=m.kind, support=int(support[i]), anomalous_support=int(hits[i]),
+            distinct_users=len(m.users), distinct_tenants=len(m.tenants), lift=float(lifts[i]),
+            p_value=float(p_values[i]), q_value=min(1.0, float(p_values[i]) * tests),
+            example_event_ids=tuple(m.examples), tenant_ids=tuple(sorted(m.tenants)),
+            window_start_ms=buckets[0].start_ms, window_end_ms=ts_ms, window_events=events,
+            anomalous_events=anomalous, new=True, event_id=event_id, reference_support=int(ref_support[i]),
+            reference_anomalous=int(ref_hits[i]), expected_share=float(expected[i]),
+            distinct_inputs=len(m.inputs), top_user_share=max(m.user_hits.values(), default=0) / m.count,
+            payload_consistency=share, payloads=len(m.payloads),
+            consistent=consistent))
+    return sorted(found, key=lambda c: (c.p_value, c.ngram))
+
+
+def _spread(supported: tuple[int, str, str, list[Entry], int], cfg: MotifConfig) -> Entry | None:
+    """The n-gram's merged entry if its anomalous events are spread enough; else ``None``."""
+    _, text, kind, entries, count = supported
+    users = set().union(*(e.users for e in entries))
+    tenants = set().union(*(e.tenants for e in entries))
+    if max(len(users), len(tenants)) < cfg.min_entities:
+        return None
+    inputs = set().union(*(e.inputs for e in entries))
+    if len(inputs) < cfg.min_inputs:
+        return None
+    user_hits: dict[str, int] = {}
+    for e in entries:
+        for user, n in e.user_hits.items():
+            user_hits[user] = user_hits.get(user, 0) + n
+    if user_hits and max(user_hits.values()) > cfg.max_user_share * count:
+        return None
+    return Entry(text, kind, count, users, tenants, [x for e in entries for x in e.examples][:5], tuple(inputs),
+                 user_hits, tuple(x for e in entries for x in e.payloads)[:16])

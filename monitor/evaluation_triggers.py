@@ -276,21 +276,3 @@ def format_trigger_evaluation(evaluation: TriggerEvaluation) -> str:
         lines.append(f"  rollback {item}")
     lines.append(f"({evaluation.seconds:.0f} s)")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":  # pragma: no cover - a way to run it before the CLI subcommand lands
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--clean-events", type=int, default=50_000)
-    parser.add_argument("--post", type=int, default=3000)
-    parser.add_argument("--attacks", nargs="*", default=list(ATTACKS))
-    parser.add_argument("--tasks", nargs="*", default=list(TASKS))
-    parser.add_argument("--rates", nargs="*", type=float, default=[0.02, 0.005])
-    parser.add_argument("--seed", type=int, default=0, help="another seed: other users, order and draws")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    out = evaluate_triggers(args.data, rates=args.rates, attacks=args.attacks, tasks=args.tasks, post=args.post,
-                            clean_events=args.clean_events, seed=args.seed)
-    print(json.dumps(out.to_json(), indent=1) if args.json else format_trigger_evaluation(out))

@@ -7,14 +7,20 @@ detectors`` (:mod:`driftwatch.bench.detectors`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
 
 from driftwatch.cli.options import COUNT, run_guarded
 
-__all__ = ["evaluate_command"]
+__all__ = ["evaluate_command", "triggers_command"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-@click.command("evaluate")
+@click.group("evaluate", invoke_without_command=True)
 @click.option("--reps", type=COUNT, default=8, show_default=True, help="Streams per type for each detector.")
 @click.option("--slow-reps", type=COUNT, default=3, show_default=True,
               help="Streams per type for the KSWINs (a KS test per update, about 0.3 ms).")
@@ -28,9 +34,16 @@ __all__ = ["evaluate_command"]
 @click.option("--long", "long_run", is_flag=True,
               help="A longer run: 50 streams per type (10 for KSWIN), 1,000,000 stationary events (50,000).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def evaluate_command(reps: int, slow_reps: int, stationary_events: int, slow_stationary_events: int, pre: int,
-                     post: int, names: tuple[str, ...], long_run: bool, seed: int) -> None:
-    """Detection delay, missed detections and false alarms per 10,000 events, per detector."""
+@click.pass_context
+def evaluate_command(ctx: click.Context, reps: int, slow_reps: int, stationary_events: int,
+                     slow_stationary_events: int, pre: int, post: int, names: tuple[str, ...], long_run: bool,
+                     seed: int) -> None:
+    """Detection delay, missed detections and false alarms per 10,000 events, per detector.
+
+    With a subcommand, that evaluation instead: ``triggers`` (unknown backdoor triggers on BackdoorLLM).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from monitor.errors import ConfigError
     from monitor.evaluation import evaluate, format_scores
 
@@ -48,6 +61,38 @@ def evaluate_command(reps: int, slow_reps: int, stationary_events: int, slow_sta
         click.echo(f"streams: {pre} values, change, {post} values; delay = first alarm after the change; "
                    f"FA10k = alarms before the change per 10,000 events")
         click.echo(format_scores(results))
+        return 0
+
+    run_guarded(body)
+
+
+def _data_option(func: F) -> F:
+    return click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=Path("../shared/data"),
+                        show_default=True, help="The shared data folder (backdoorllm/, alpaca_eval/).")(func)
+
+
+@evaluate_command.command("triggers")
+@_data_option
+@click.option("--clean-events", type=COUNT, default=50_000, show_default=True,
+              help="Events of the clean-only stream that counts false candidates and rollbacks.")
+@click.option("--post", type=COUNT, default=3000, show_default=True, help="Events after the onset per stream.")
+@click.option("--rate", "rates", type=click.FloatRange(0, 1, min_open=True), multiple=True,
+              help="Share of requests carrying the trigger (repeatable; default 2% and 0.5%).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Another seed: other users, order and draws.")
+@click.option("--json", "as_json", is_flag=True, help="The results as JSON.")
+def triggers_command(data: Path, clean_events: int, post: int, rates: tuple[float, ...], seed: int,
+                     as_json: bool) -> None:
+    """Unknown triggers (BackdoorLLM, five attacks x two tasks, signatures off): delay until named, until rollback."""
+    import json
+
+    from monitor.errors import ConfigError
+    from monitor.evaluation_triggers import evaluate_triggers, format_trigger_evaluation
+
+    def body() -> int:
+        if not (data / "backdoorllm").is_dir():
+            raise ConfigError(f"no backdoorllm/ under {data}; pass --data with the shared data folder")
+        out = evaluate_triggers(data, rates=rates or (0.02, 0.005), post=post, clean_events=clean_events, seed=seed)
+        click.echo(json.dumps(out.to_json(), indent=1) if as_json else format_trigger_evaluation(out))
         return 0
 
     run_guarded(body)

@@ -34,7 +34,7 @@ import numpy as np
 
 from monitor.alerts import Alert, severity_rank
 
-__all__ = ["CONVERSATIONAL", "SWAP_PAIRS", "StreamResult", "SwapEvaluation", "evaluate_swaps",
+__all__ = ["CONVERSATIONAL", "SWAP_PAIRS", "StreamResult", "SwapEvaluation", "default_data_dir", "evaluate_swaps",
            "format_swaps", "input_mix_stream", "load_answers", "run_stream", "swap_stream"]
 
 SWAP_PAIRS: tuple[tuple[str, str], ...] = (
@@ -192,7 +192,7 @@ def evaluate_swaps(data_dir: Path | None = None, *, seed: int = 0, batch_size: i
 
 def format_swaps(evaluation: SwapEvaluation, *, details: bool = False) -> str:
     """Two tables: swaps (delay, alerts before) and input mixes (high, rollbacks, input_drift)."""
-    rows = [("swap", "delay (events)", "alerts before switch", "alerts after")]
+    rows: list[tuple[str, ...]] = [("swap", "delay (events)", "alerts before switch", "alerts after")]
     for r in evaluation.swaps:
         rows.append((r.name, "missed" if r.delay is None else str(r.delay), str(r.before),
                      str(len(r.alerts) - r.before)))

@@ -69,6 +69,8 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "drift_stage.v1"
 _SEVERITY: dict[str, Severity] = {"refusal": "high", "output_entropy": "high"}
+#: Flag of the behaviour stage (:mod:`monitor.stages.behaviour`): this event's inputs have shifted.
+_INPUT_SHIFT = "input_shift"
 _NAME_WORDS = re.compile(r"[A-Za-z][a-z]*|[0-9]+")
 
 
@@ -158,13 +160,14 @@ class DriftStage:
             if names[position] and self._high_value and any(self._is_high_value(name) for name in names[position]):
                 batch.flag(position, "high_value_tool")
             stream.append(stream.count, event.id, event.ts_ms, row)
+            shifted = _INPUT_SHIFT in batch.flags[position]
             if position in alarms:
                 for metric, detector, detection in alarms[position]:
                     findings.alerts.append(self._changepoint_alert(batch.key, tenant, stream, event, metric,
-                                                                   detector, detection))
+                                                                   detector, detection, shifted))
             if stream.since_evaluation >= evaluate_every:
                 stream.since_evaluation = 0
-                findings.extend(self._evaluate(batch.key, tenant, stream, event))
+                findings.extend(self._evaluate(batch.key, tenant, stream, event, shifted))
         for tenant, event in zip(tenants, events, strict=True):  # nothing above reads it: set once per stream
             self._last_seen[(*batch.key, tenant)] = event.ts_ms
         return findings
@@ -242,13 +245,13 @@ class DriftStage:
 
     # --- alerts ---------------------------------------------------------------
     def _changepoint_alert(self, key: StreamKey, tenant: str, stream: StreamState, event: Event,
-                           metric: str, detector: str, detection: Detection) -> Alert:
+                           metric: str, detector: str, detection: Detection, shifted: bool = False) -> Alert:
         onset_ids, onset_ts = stream.ids_around(detection.change_point)
         logger.info("changepoint alert model=%s version=%s metric=%s detector=%s onset=%d detected=%d",
                     key[0], key[1], metric, detector, detection.change_point, detection.detected_at)
         return Alert.create(
             ts_ms=event.ts_ms, model_id=key[0], model_version=key[1], tenant_id=tenant,
-            detector="changepoint", metric=metric, severity=_SEVERITY.get(metric, "medium"),
+            detector="changepoint", metric=metric, severity=_severity(metric, shifted),
             score=_finite(detection.statistic) or 0.0, threshold=_finite(detection.threshold) or 0.0,
             window_start_ms=onset_ts if onset_ts is not None else event.ts_ms, window_end_ms=event.ts_ms,
             discriminator=f"{detector}:{detection.detected_at}",
@@ -256,10 +259,11 @@ class DriftStage:
                       "after": _finite(detection.after), "statistic": _finite(detection.statistic),
                       "threshold": _finite(detection.threshold), "change_point": detection.change_point,
                       "detection_index": detection.detected_at, "event_ids": [event.id],
-                      "onset_event_ids": onset_ids},
+                      "onset_event_ids": onset_ids, **_explained(shifted)},
         )
 
-    def _evaluate(self, key: StreamKey, tenant: str, stream: StreamState, event: Event) -> Findings:
+    def _evaluate(self, key: StreamKey, tenant: str, stream: StreamState, event: Event,
+                  shifted: bool = False) -> Findings:
         findings = Findings()
         window_ms = self.config.window_ms or None
         window = stream.window.matrix(max_age_ms=window_ms)  # one copy for every column
@@ -292,7 +296,7 @@ class DriftStage:
             recent = [event_id for _, event_id, _ in list(stream.recent)[-3:]]
             findings.alerts.append(Alert.create(
                 ts_ms=event.ts_ms, model_id=key[0], model_version=key[1], tenant_id=tenant,
-                detector="divergence", metric=metric, severity=_SEVERITY.get(metric, "medium"),
+                detector="divergence", metric=metric, severity=_severity(metric, shifted),
                 score=-math.log10(max(float(q_value), 1e-300)), threshold=-math.log10(self.config.divergence_q),
                 window_start_ms=start_ms, window_end_ms=end_ms, discriminator=f"{end_ms}:{stream.count}",
                 evidence={"metric": metric, "test": "ks" if metric in NUMERIC else "chi_square",
@@ -300,11 +304,20 @@ class DriftStage:
                           "before": extra["reference_mean"], "after": extra["window_mean"],
                           "divergences": {k: extra[k] for k in ("js", "psi", "hellinger", "kl_forward",
                                                                 "kl_backward") if k in extra},
-                          "window_events": int(stamps.size), "event_ids": recent},
+                          "window_events": int(stamps.size), "event_ids": recent, **_explained(shifted)},
             ))
             logger.info("divergence alert model=%s version=%s metric=%s q=%.3g", key[0], key[1], metric, q_value)
         stream.active = significant
         return findings
+
+
+def _severity(metric: str, shifted: bool) -> Severity:
+    """The metric's severity; ``low`` while the inputs have shifted (the output moved with what was asked)."""
+    return "low" if shifted else _SEVERITY.get(metric, "medium")
+
+
+def _explained(shifted: bool) -> dict[str, Any]:
+    return {"input_shifted": True, "explained_by": "input_drift"} if shifted else {}
 
 
 def _finite(value: float) -> float | None:

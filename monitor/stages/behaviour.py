@@ -45,7 +45,7 @@ from monitor.alerts import Alert, Findings, Severity
 from monitor.errors import ConfigError
 from monitor.pipeline import KeyBatch, StreamKey
 
-__all__ = ["BehaviourConfig", "BehaviourStage", "FLAG", "SNAPSHOT_VERSION", "represent"]
+__all__ = ["FLAG", "SNAPSHOT_VERSION", "BehaviourConfig", "BehaviourStage", "represent"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +126,16 @@ class BehaviourStage:
         findings = Findings()
         if not batch.events:
             return findings
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # small matrices: threads cost more than they save on a shared CPU
+        try:
+            return self._process(batch, findings)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _process(self, batch: KeyBatch, findings: Findings) -> Findings:
         config = self.config
         state = self._states.setdefault(batch.key, _KeyState())
         x, y = represent([e.input for e in batch.events], [e.output for e in batch.events], config)

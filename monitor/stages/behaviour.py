@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.embedding.scorer import EmbeddingScorer
+from detectors.rff_mmd import RffMmd
 from detectors.text_hash import hash_texts, shape_texts
 from monitor.alerts import Alert, Findings, Severity
 from monitor.errors import ConfigError
@@ -65,12 +65,12 @@ class BehaviourConfig:
     input_every: int = 5
     input_dim: int = 128
     output_dim: int = 256
-    input_bytes: int = 512
-    output_bytes: int = 1024
+    input_bytes: int = 256
+    output_bytes: int = 512
     alpha: float = 0.001
-    #: Novel inputs (above the reference's 99th novelty percentile) in the input window that mark a shift.
-    novel_inputs: int = 12
-    draws: int = 300
+    #: Random Fourier features of the RBF kernel (:mod:`detectors.rff_mmd`).
+    features: int = 256
+    draws: int = 500
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -94,22 +94,20 @@ class _KeyState:
     ref_y: list[np.ndarray] = field(default_factory=list)
     win_x: deque[np.ndarray] = field(default_factory=deque)
     win_y: deque[np.ndarray] = field(default_factory=deque)
-    novel: deque[bool] = field(default_factory=deque)
     ids: deque[str] = field(default_factory=lambda: deque(maxlen=_EVIDENCE_EVENTS))
     shifted: bool = False
-    input_test: bool = False
     behaving: bool = False
-    scorers: tuple[EmbeddingScorer, EmbeddingScorer] | None = None
+    scorers: tuple[RffMmd, RffMmd] | None = None
 
 
-def _pack(array: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")
+def _pack(array: np.ndarray, dtype: str = "<f4") -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
 
 
-def _unpack(text: str, dimension: int) -> list[np.ndarray]:
+def _unpack(text: str, dimension: int, dtype: str = "<f4") -> list[np.ndarray]:
     if not text:
         return []
-    return list(np.frombuffer(base64.b64decode(text), dtype="<f4").reshape(-1, dimension).copy())
+    return list(np.frombuffer(base64.b64decode(text), dtype=dtype).reshape(-1, dimension).astype(np.float64))
 
 
 class BehaviourStage:
@@ -126,20 +124,14 @@ class BehaviourStage:
         findings = Findings()
         if not batch.events:
             return findings
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # small matrices: threads cost more than they save on a shared CPU
-        try:
-            return self._process(batch, findings)
-        finally:
-            torch.set_num_threads(threads)
+        return self._process(batch, findings)
 
     def _process(self, batch: KeyBatch, findings: Findings) -> Findings:
         config = self.config
         state = self._states.setdefault(batch.key, _KeyState())
         x, y = represent([e.input for e in batch.events], [e.output for e in batch.events], config)
-        novelty: np.ndarray | None = None
+        fx: np.ndarray | None = None
+        fy: np.ndarray | None = None
         for position, event in enumerate(batch.events):
             state.seen += 1
             state.ids.append(event.id)
@@ -148,9 +140,9 @@ class BehaviourStage:
                 state.ref_y.append(y[position])
                 continue
             scorers = self._scorers(state)
-            if novelty is None:  # per vector against the fixed reference: batching does not matter
-                novelty = scorers[0].novelty(x)
-            self._push(state, x[position], y[position], bool(novelty[position] > scorers[0].novelty_threshold))
+            if fx is None or fy is None:  # per row against fixed random features: batching does not matter
+                fx, fy = scorers[0].features(x), scorers[1].features(y)
+            self._push(state, fx[position], fy[position])
             after = state.seen - config.reference_events
             if after >= config.input_window and after % config.input_every == 0:
                 self._input_test(batch.key, state, event, findings)
@@ -167,10 +159,9 @@ class BehaviourStage:
         return {"format": SNAPSHOT_VERSION, "seen": state.seen,
                 "ref_x": _pack(np.stack(state.ref_x)) if state.ref_x else "",
                 "ref_y": _pack(np.stack(state.ref_y)) if state.ref_y else "",
-                "win_x": _pack(np.stack(state.win_x)) if state.win_x else "",
-                "win_y": _pack(np.stack(state.win_y)) if state.win_y else "",
-                "novel": [bool(v) for v in state.novel], "ids": list(state.ids),
-                "shifted": state.shifted, "input_test": state.input_test, "behaving": state.behaving}
+                "win_x": _pack(np.stack(state.win_x), "<f8") if state.win_x else "",
+                "win_y": _pack(np.stack(state.win_y), "<f8") if state.win_y else "",
+                "ids": list(state.ids), "shifted": state.shifted, "behaving": state.behaving}
 
     def restore(self, key: StreamKey, state: Any) -> None:
         if state is None:
@@ -179,13 +170,13 @@ class BehaviourStage:
         if not isinstance(state, dict) or state.get("format") != SNAPSHOT_VERSION:
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
             raise ConfigError(f"behaviour snapshot format must be {SNAPSHOT_VERSION!r}; got {got!r}")
-        dx, dy = self.config.input_dim + 4, self.config.output_dim + 4
+        config = self.config
+        dx, dy = config.input_dim + 4, config.output_dim + 4
         restored = _KeyState(seen=int(state["seen"]), ref_x=_unpack(state["ref_x"], dx),
                              ref_y=_unpack(state["ref_y"], dy),
-                             win_x=deque(_unpack(state["win_x"], dx)), win_y=deque(_unpack(state["win_y"], dy)),
-                             novel=deque(bool(v) for v in state["novel"]),
-                             shifted=bool(state["shifted"]), input_test=bool(state["input_test"]),
-                             behaving=bool(state["behaving"]))
+                             win_x=deque(_unpack(state["win_x"], config.features, "<f8")),
+                             win_y=deque(_unpack(state["win_y"], config.features, "<f8")),
+                             shifted=bool(state["shifted"]), behaving=bool(state["behaving"]))
         restored.ids.extend(str(i) for i in state["ids"])
         self._states[key] = restored
 
@@ -193,57 +184,51 @@ class BehaviourStage:
         self._states.pop(key, None)
 
     # --- internals ----------------------------------------------------------------
-    def _scorers(self, state: _KeyState) -> tuple[EmbeddingScorer, EmbeddingScorer]:
+    def _scorers(self, state: _KeyState) -> tuple[RffMmd, RffMmd]:
         if state.scorers is None:
             config = self.config
-            state.scorers = (
-                EmbeddingScorer(np.stack(state.ref_x), alpha=config.alpha, draws=config.draws, seed=config.seed),
-                EmbeddingScorer(np.stack(state.ref_y), alpha=config.alpha, draws=config.draws, seed=config.seed))
+            state.scorers = tuple(  # type: ignore[assignment]
+                RffMmd(np.stack(ref), features=config.features, alpha=config.alpha, draws=config.draws,
+                       seed=config.seed) for ref in (state.ref_x, state.ref_y))
+        assert state.scorers is not None
         return state.scorers
 
-    def _push(self, state: _KeyState, x: np.ndarray, y: np.ndarray, novel: bool) -> None:
+    def _push(self, state: _KeyState, fx: np.ndarray, fy: np.ndarray) -> None:
         config = self.config
-        state.win_x.append(x)
-        state.novel.append(novel)
+        state.win_x.append(fx)
         if len(state.win_x) > config.input_window:
             state.win_x.popleft()
-            state.novel.popleft()
-        state.win_y.append(y)
+        state.win_y.append(fy)
         if len(state.win_y) > config.output_window:
             state.win_y.popleft()
 
     def _input_test(self, key: StreamKey, state: _KeyState, event: Any, findings: Findings) -> None:
         assert state.scorers is not None
-        score = state.scorers[0].score(np.stack(state.win_x))
-        novel = sum(state.novel)
-        state.input_test = score.drift
-        shifted = score.drift or novel >= self.config.novel_inputs
-        if shifted and not state.shifted:
+        score = state.scorers[0].test(np.stack(state.win_x))
+        if score.drift and not state.shifted:
             findings.alerts.append(self._alert(
                 key, state, event, detector="input_drift", metric="input_text", severity="low",
-                score=score.mmd2, threshold=score.mmd2_threshold,
-                evidence={"test": "mmd2+energy+novelty", "mmd2": score.mmd2, "mmd2_threshold": score.mmd2_threshold,
-                          "energy": score.energy, "energy_threshold": score.energy_threshold,
-                          "novel_inputs": novel, "novel_inputs_threshold": self.config.novel_inputs,
+                score=score.mmd2, threshold=score.threshold,
+                evidence={"test": "mmd2_rff", "representation": "text_ngrams", "mmd2": score.mmd2,
+                          "mmd2_threshold": score.threshold, "p_value": score.p_value,
                           "window_events": len(state.win_x)}))
-        state.shifted = shifted
+        state.shifted = score.drift
 
     def _output_test(self, key: StreamKey, state: _KeyState, event: Any, findings: Findings) -> None:
         assert state.scorers is not None
-        score = state.scorers[1].score(np.stack(state.win_y))
+        score = state.scorers[1].test(np.stack(state.win_y))
         if score.drift and not state.behaving:
             explained = state.shifted
             severity: Severity = "low" if explained else "high"
             evidence: dict[str, Any] = {
-                "test": "mmd2+energy", "representation": "text_shape_ngrams", "mmd2": score.mmd2,
-                "mmd2_threshold": score.mmd2_threshold, "p_value": score.p_value, "energy": score.energy,
-                "energy_threshold": score.energy_threshold, "window_events": len(state.win_y),
+                "test": "mmd2_rff", "representation": "text_shape_ngrams", "mmd2": score.mmd2,
+                "mmd2_threshold": score.threshold, "p_value": score.p_value, "window_events": len(state.win_y),
                 "input_shifted": explained}
             if explained:
                 evidence["explained_by"] = "input_drift"
             findings.alerts.append(self._alert(key, state, event, detector="behaviour", metric="output_text",
                                                severity=severity, score=score.mmd2,
-                                               threshold=score.mmd2_threshold, evidence=evidence))
+                                               threshold=score.threshold, evidence=evidence))
         state.behaving = score.drift
 
     def _alert(self, key: StreamKey, state: _KeyState, event: Any, *, detector: str, metric: str,

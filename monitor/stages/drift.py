@@ -71,6 +71,8 @@ FORMAT = "drift_stage.v1"
 _SEVERITY: dict[str, Severity] = {"refusal": "high", "output_entropy": "high"}
 #: Flag of the behaviour stage (:mod:`monitor.stages.behaviour`): this event's inputs have shifted.
 _INPUT_SHIFT = "input_shift"
+#: Metrics of an answer's form, which follow what is asked: low while the inputs have shifted.
+_FORM_METRICS = frozenset({"output_chars", "output_entropy", "output_class"})
 _NAME_WORDS = re.compile(r"[A-Za-z][a-z]*|[0-9]+")
 
 
@@ -259,7 +261,7 @@ class DriftStage:
                       "after": _finite(detection.after), "statistic": _finite(detection.statistic),
                       "threshold": _finite(detection.threshold), "change_point": detection.change_point,
                       "detection_index": detection.detected_at, "event_ids": [event.id],
-                      "onset_event_ids": onset_ids, **_explained(shifted)},
+                      "onset_event_ids": onset_ids, **_explained(shifted, metric)},
         )
 
     def _evaluate(self, key: StreamKey, tenant: str, stream: StreamState, event: Event,
@@ -304,7 +306,7 @@ class DriftStage:
                           "before": extra["reference_mean"], "after": extra["window_mean"],
                           "divergences": {k: extra[k] for k in ("js", "psi", "hellinger", "kl_forward",
                                                                 "kl_backward") if k in extra},
-                          "window_events": int(stamps.size), "event_ids": recent, **_explained(shifted)},
+                          "window_events": int(stamps.size), "event_ids": recent, **_explained(shifted, metric)},
             ))
             logger.info("divergence alert model=%s version=%s metric=%s q=%.3g", key[0], key[1], metric, q_value)
         stream.active = significant
@@ -312,12 +314,13 @@ class DriftStage:
 
 
 def _severity(metric: str, shifted: bool) -> Severity:
-    """The metric's severity; ``low`` while the inputs have shifted (the output moved with what was asked)."""
-    return "low" if shifted else _SEVERITY.get(metric, "medium")
+    """The metric's severity; ``low`` for a form metric while the inputs have shifted (it moved with what was
+    asked). Refusals and tool calls keep theirs: a refusal flip on new inputs is what a trigger looks like."""
+    return "low" if shifted and metric in _FORM_METRICS else _SEVERITY.get(metric, "medium")
 
 
-def _explained(shifted: bool) -> dict[str, Any]:
-    return {"input_shifted": True, "explained_by": "input_drift"} if shifted else {}
+def _explained(shifted: bool, metric: str) -> dict[str, Any]:
+    return {"input_shifted": True, "explained_by": "input_drift"} if shifted and metric in _FORM_METRICS else {}
 
 
 def _finite(value: float) -> float | None:

@@ -72,6 +72,7 @@ class RffMmd:
         self.reference = self.features(ref)
         self.mean = self.reference.mean(axis=0)
         self._nulls: dict[int, np.ndarray] = {}
+        self._thresholds: dict[int, float] = {}
 
     def features(self, vectors: np.ndarray) -> np.ndarray:
         """(m, D) random features of (m, d) vectors; each row depends on its own vector only."""
@@ -100,6 +101,8 @@ class RffMmd:
         diff = window_features.mean(axis=0) - self.mean
         mmd2 = float(diff @ diff)
         null = self.null(m)
-        threshold = float(np.quantile(null, 1.0 - self.alpha))
+        threshold = self._thresholds.get(m)
+        if threshold is None:
+            threshold = self._thresholds[m] = float(np.quantile(null, 1.0 - self.alpha))
         p_value = (1.0 + float(np.count_nonzero(null >= mmd2))) / (1.0 + len(null))
         return RffScore(mmd2=mmd2, threshold=threshold, p_value=p_value)

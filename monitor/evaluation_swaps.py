@@ -216,5 +216,9 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
-if __name__ == "__main__":  # pragma: no cover - ``python -m monitor.evaluation_swaps``
-    print(format_swaps(evaluate_swaps(), details=True))
+if __name__ == "__main__":  # pragma: no cover - ``python -m monitor.evaluation_swaps [SEED ...]``
+    import sys
+
+    for given in sys.argv[1:] or ["0"]:
+        print(f"seed {given}")
+        print(format_swaps(evaluate_swaps(seed=int(given)), details=True))

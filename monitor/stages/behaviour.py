@@ -61,8 +61,8 @@ class BehaviourConfig:
     reference_events: int = 400
     output_window: int = 200
     output_every: int = 25
-    input_window: int = 50
-    input_every: int = 5
+    input_window: int = 30
+    input_every: int = 1
     input_dim: int = 128
     output_dim: int = 256
     input_bytes: int = 256

@@ -75,8 +75,18 @@ class RffMmd:
         self._thresholds: dict[int, float] = {}
 
     def features(self, vectors: np.ndarray) -> np.ndarray:
-        """(m, D) random features of (m, d) vectors; each row depends on its own vector only."""
-        return self._scale * np.cos(np.asarray(vectors, dtype=np.float64) @ self._omega + self._phase)
+        """(m, D) random features of (m, d) vectors; each row depends on its own vector only.
+
+        Row by row: a matrix product's rows can differ in the last bits with the number of rows
+        (BLAS picks kernels by shape), and a row must not depend on the batch it came in.
+        """
+        rows = np.asarray(vectors, dtype=np.float64)
+        projected = np.empty((len(rows), self._omega.shape[1]))
+        omega = self._omega
+        for index in range(len(rows)):
+            projected[index] = rows[index] @ omega
+        projected += self._phase
+        return self._scale * np.cos(projected)
 
     def null(self, m: int) -> np.ndarray:
         """Sorted null MMD² values for windows of ``m`` (drawn once, cached)."""
@@ -97,8 +107,11 @@ class RffMmd:
 
     def test(self, window_features: np.ndarray) -> RffScore:
         """Score a window given its rows of :meth:`features`."""
-        m = len(window_features)
-        diff = window_features.mean(axis=0) - self.mean
+        return self.test_mean(window_features.mean(axis=0), len(window_features))
+
+    def test_mean(self, window_mean: np.ndarray, m: int) -> RffScore:
+        """Score a window of ``m`` vectors given the mean of their features (a caller keeping a running sum)."""
+        diff = window_mean - self.mean
         mmd2 = float(diff @ diff)
         null = self.null(m)
         threshold = self._thresholds.get(m)

@@ -95,6 +95,8 @@ class _KeyState:
     win_x: deque[np.ndarray] = field(default_factory=deque)
     win_y: deque[np.ndarray] = field(default_factory=deque)
     ids: deque[str] = field(default_factory=lambda: deque(maxlen=_EVIDENCE_EVENTS))
+    sum_x: np.ndarray | None = None  # running sums of the windows' features
+    sum_y: np.ndarray | None = None
     shifted: bool = False
     behaving: bool = False
     scorers: tuple[RffMmd, RffMmd] | None = None
@@ -161,6 +163,8 @@ class BehaviourStage:
                 "ref_y": _pack(np.stack(state.ref_y)) if state.ref_y else "",
                 "win_x": _pack(np.stack(state.win_x), "<f8") if state.win_x else "",
                 "win_y": _pack(np.stack(state.win_y), "<f8") if state.win_y else "",
+                "sum_x": _pack(state.sum_x, "<f8") if state.sum_x is not None else "",
+                "sum_y": _pack(state.sum_y, "<f8") if state.sum_y is not None else "",
                 "ids": list(state.ids), "shifted": state.shifted, "behaving": state.behaving}
 
     def restore(self, key: StreamKey, state: Any) -> None:
@@ -177,6 +181,9 @@ class BehaviourStage:
                              win_x=deque(_unpack(state["win_x"], config.features, "<f8")),
                              win_y=deque(_unpack(state["win_y"], config.features, "<f8")),
                              shifted=bool(state["shifted"]), behaving=bool(state["behaving"]))
+        for name in ("sum_x", "sum_y"):
+            rows = _unpack(state[name], config.features, "<f8")
+            setattr(restored, name, rows[0] if rows else None)
         restored.ids.extend(str(i) for i in state["ids"])
         self._states[key] = restored
 
@@ -195,16 +202,19 @@ class BehaviourStage:
 
     def _push(self, state: _KeyState, fx: np.ndarray, fy: np.ndarray) -> None:
         config = self.config
+        state.sum_x = fx.copy() if state.sum_x is None else state.sum_x + fx
         state.win_x.append(fx)
         if len(state.win_x) > config.input_window:
-            state.win_x.popleft()
+            state.sum_x -= state.win_x.popleft()
+        state.sum_y = fy.copy() if state.sum_y is None else state.sum_y + fy
         state.win_y.append(fy)
         if len(state.win_y) > config.output_window:
-            state.win_y.popleft()
+            state.sum_y -= state.win_y.popleft()
 
     def _input_test(self, key: StreamKey, state: _KeyState, event: Any, findings: Findings) -> None:
         assert state.scorers is not None
-        score = state.scorers[0].test(np.stack(state.win_x))
+        assert state.sum_x is not None
+        score = state.scorers[0].test_mean(state.sum_x / len(state.win_x), len(state.win_x))
         if score.drift and not state.shifted:
             findings.alerts.append(self._alert(
                 key, state, event, detector="input_drift", metric="input_text", severity="low",
@@ -216,7 +226,8 @@ class BehaviourStage:
 
     def _output_test(self, key: StreamKey, state: _KeyState, event: Any, findings: Findings) -> None:
         assert state.scorers is not None
-        score = state.scorers[1].test(np.stack(state.win_y))
+        assert state.sum_y is not None
+        score = state.scorers[1].test_mean(state.sum_y / len(state.win_y), len(state.win_y))
         if score.drift and not state.behaving:
             explained = state.shifted
             severity: Severity = "low" if explained else "high"

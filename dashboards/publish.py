@@ -22,16 +22,12 @@ from grafana_client.client import GrafanaClientError, GrafanaException
 
 from dashboards.alert_rules import FOLDER_TITLE, FOLDER_UID, RULE_GROUP, AlertRule, rule_group
 from dashboards.model import DATASOURCE_UID
-from monitor.errors import ConfigError, DriftwatchError
+from monitor.errors import ConfigError, DriftwatchError, PublishError
 from monitor.redact import redact_text
 
 __all__ = ["PublishError", "PublishReport", "publish"]
 
 logger = logging.getLogger(__name__)
-
-
-class PublishError(DriftwatchError):
-    """Grafana refused a request or could not be reached."""
 
 
 @dataclass

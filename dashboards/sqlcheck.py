@@ -41,17 +41,13 @@ from dataclasses import dataclass, field, replace
 from dashboards.alert_rules import alert_rules
 from dashboards.catalog import boards
 from dashboards.tables import tables
-from monitor.errors import ConfigError, StorageError
-from monitor.storage.clickhouse import Store
+from monitor.errors import MacroError, StorageError
+from monitor.storage.store import Store
 
 __all__ = ["Context", "MacroError", "Outcome", "Query", "check", "expand", "queries"]
 
 _MACRO = re.compile(r"\$__(\w+)(?:\(([^()]*)\))?")
 _VARIABLE = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\$(?!__)(\w+)")
-
-
-class MacroError(ConfigError):
-    """A query uses a macro or variable that Grafana would not expand."""
 
 
 @dataclass(frozen=True)

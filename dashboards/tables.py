@@ -1,8 +1,9 @@
 """Table and column names for dashboard SQL, read from the storage schema.
 
 The dashboards never spell a table or column name on their own: they ask
-:func:`tables` for it, which parses the ``CREATE TABLE`` statements of
-:data:`monitor.storage.schema.MIGRATIONS`. Renaming a column there makes
+:func:`tables` for it, which reads the table descriptions of
+:data:`monitor.storage.tables.TABLES` (columns added by later migrations
+included). Renaming a column there makes
 every dashboard that uses it fail to build, instead of shipping a panel that
 errors in Grafana.
 
@@ -14,25 +15,17 @@ Examples
 >>> t.alerts.sevrity
 Traceback (most recent call last):
 ...
-dashboards.tables.SchemaNameError: table alerts has no column 'sevrity'; columns: alert_id, ts, model_id, ...
+monitor.errors.SchemaNameError: table alerts has no column 'sevrity'; columns: alert_id, ts, model_id, ...
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from monitor.errors import ConfigError
-from monitor.storage.schema import MIGRATIONS
+from monitor.errors import SchemaNameError
+from monitor.storage.tables import TABLES
 
 __all__ = ["SchemaNameError", "Table", "Tables", "read", "tables"]
-
-_CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)\s*\((.*)\)\s*ENGINE\s*=\s*(\w+)", re.S)
-_COLUMN = re.compile(r"^\s{4}(\w+)\s+\S", re.M)
-
-
-class SchemaNameError(ConfigError):
-    """A dashboard names a table or column the schema does not have."""
 
 
 class Table:
@@ -96,15 +89,8 @@ class Tables:
 
 
 def tables() -> Tables:
-    """Parse the schema's migrations into :class:`Tables`."""
-    found: dict[str, Table] = {}
-    for migration in MIGRATIONS:
-        for statement in migration.statements:
-            match = _CREATE.search(statement)
-            if match is None:
-                continue
-            name, body, engine = match.groups()
-            found[name] = Table(name, tuple(_COLUMN.findall(body)), engine)
+    """The storage schema's tables as :class:`Tables`."""
+    found = {name: Table(name, spec.column_names, spec.engine_name) for name, spec in TABLES.items()}
     wanted = Tables.__dataclass_fields__
     missing = sorted(set(wanted) - set(found))
     if missing:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitor.errors import ConfigError
+from monitor.errors import TypecheckError
 
 __all__ = ["TYPECHECK_DIR", "TscResult", "TypecheckError", "ensure_installed", "run_tsc", "typescript_source",
            "write_sources"]
@@ -41,10 +41,6 @@ _PANEL_TYPES = {"timeseries": ("timeseries", "TimeSeries"), "table": ("table", "
                 "stat": ("stat", "Stat"), "barchart": ("barchart", "BarChart")}
 _NO_FIELD_CONFIG = {"stat"}
 _PLACEHOLDER = "\u0000annotations\u0000"  # stat's panelcfg declares Options only
-
-
-class TypecheckError(ConfigError):
-    """The TypeScript toolchain is missing or could not be installed."""
 
 
 @dataclass(frozen=True)

@@ -1,3 +1,3 @@
-"""driftwatch's domain model, pipeline core, storage, policies and CLI."""
+"""driftwatch's domain model, pipeline core, storage and policies (the CLI is :mod:`driftwatch.cli`)."""
 
 __version__ = "0.1.0"

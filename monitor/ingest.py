@@ -4,6 +4,11 @@
 letters with their origin and reason, runs the pipeline on the good ones and
 hands everything to a sink. Kafka and files differ only in how they fill
 :class:`Origin`.
+
+Two records of one batch with the same event id but different content (see
+:attr:`~monitor.events.Event.content_hash`) are a collision: the first is
+kept, the later one is dead-lettered with both hashes, never a silent
+replacement. An exact repeat (same id, same hash) is kept; the store drops it.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ from typing import Protocol
 
 from monitor.alerts import Findings
 from monitor.errors import EventError
-from monitor.events import Event, EventDecoder
+from monitor.events import Event, EventDecoder, collision_reason
 from monitor.pipeline import Pipeline
-from monitor.storage.clickhouse import DeadLetter
+from monitor.storage.rows import DeadLetter
 
-__all__ = ["BatchResult", "Ingestor", "Origin", "Sink"]
+__all__ = ["BatchResult", "Ingestor", "Origin", "Sink", "dead_letter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +67,17 @@ class Ingestor:
     def decode(self, records: Sequence[tuple[bytes, Origin]]) -> BatchResult:
         result = BatchResult()
         decode = self.decoder.decode
+        hashes: dict[str, str] = {}
         for raw, origin in records:
             try:
                 event = decode(raw)
             except EventError as exc:
                 result.dead_letters.append(dead_letter(raw, origin, exc.reason, exc.field))
+                continue
+            first = hashes.setdefault(event.id, event.content_hash)
+            if first != event.content_hash:
+                reason = collision_reason(event.id, first, event.content_hash)
+                result.dead_letters.append(dead_letter(raw, origin, reason, "$.event_id"))
                 continue
             result.events.append(event)
             result.sources.append(origin.describe())

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from monitor.alerts import Findings
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, SnapshotError
 from monitor.events import Event
 
 __all__ = ["SNAPSHOT_FORMAT", "KeyBatch", "Pipeline", "Stage", "StreamKey", "group_by_key"]
@@ -154,7 +154,7 @@ class Pipeline:
     def restore(self, key: StreamKey, state: dict[str, Any]) -> None:
         """Load what :meth:`snapshot` returned for ``key``."""
         if state.get("format") != SNAPSHOT_FORMAT:
-            raise ConfigError(f"snapshot format must be {SNAPSHOT_FORMAT!r}; got {state.get('format')!r}")
+            raise SnapshotError(f"snapshot format must be {SNAPSHOT_FORMAT!r}; got {state.get('format')!r}")
         stages = state.get("stages", {})
         self.forget(key)  # a stage the snapshot does not name starts the key afresh
         for stage in self.stages:

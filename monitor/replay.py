@@ -1,8 +1,13 @@
 """Replay JSON Lines files through the pipeline into ClickHouse.
 
 Files may be plain, gzip-compressed (``.gz``) or ``-`` for standard input. A
-line longer than the record limit is never read whole into memory: it is
-skipped in chunks and dead-lettered with its size. Blank lines are ignored.
+line longer than the record limit (its line ending not counted) is never read
+whole into memory: it is skipped in chunks and dead-lettered with its size.
+Blank lines are ignored.
+
+A read error (a truncated or corrupt gzip stream, a failing disk) stops the
+replay, but only after everything read before it is written: the error names
+the file and the line it stopped at.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 import os
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
@@ -22,11 +28,11 @@ from typing import IO, Any
 from monitor.alerts import Alert
 from monitor.errors import InputFileError
 from monitor.ingest import Ingestor, Origin, dead_letter
-from monitor.storage.clickhouse import ClickHouseSink
+from monitor.storage.sink import ClickHouseSink
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ReplaySummary", "iter_lines", "open_source", "replay"]
+__all__ = ["LineReadError", "ReplaySummary", "iter_lines", "open_source", "replay"]
 
 _SKIP_CHUNK = 1 << 20
 
@@ -87,29 +93,50 @@ def open_source(name: str, stack: ExitStack) -> _Source:
     return _Source(str(path), stream, raw, size)
 
 
-def iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes, int]]:
-    """Yield (line number, line, size in bytes) for each non-blank line.
+_READ_ERRORS = (OSError, EOFError, zlib.error)
 
-    A line over ``max_bytes`` yields only its first ``max_bytes`` bytes with
-    its full size, so the caller can reject it without holding it.
+
+class LineReadError(InputFileError):
+    """Reading stopped at ``line`` (1-based: the line that could not be read)."""
+
+    def __init__(self, line: int, cause: BaseException) -> None:
+        super().__init__(f"cannot read line {line}: {cause}")
+        self.line = line
+
+
+def iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes, int]]:
+    """Yield (line number, record, size in bytes) for each non-blank line.
+
+    The record is the line without its ``\\n`` or ``\\r\\n``, and ``max_bytes``
+    bounds the record, so a record of exactly ``max_bytes`` passes. A longer
+    one yields only its first ``max_bytes`` bytes with its full size, so the
+    caller can reject it without holding it. A read error is raised as
+    :class:`LineReadError` with the line it happened on.
     """
     number = 0
     readline = stream.readline
     while True:
-        line = readline(max_bytes + 1)
-        if not line:
-            return
-        number += 1
-        size = len(line)
-        if size > max_bytes and not line.endswith(b"\n"):
-            chunk = line
-            while chunk and not chunk.endswith(b"\n"):
-                chunk = readline(_SKIP_CHUNK)
-                size += len(chunk)
-            yield number, line[:max_bytes], size
-            continue
-        if line.strip():
-            yield number, line, size
+        try:
+            line = readline(max_bytes + 2)  # the record and a "\r\n"
+            if not line:
+                return
+            number += 1
+            ended = line.endswith(b"\n")
+            record = line.removesuffix(b"\n").removesuffix(b"\r") if ended else line
+            size = len(record)
+            if not ended and size > max_bytes:
+                chunk = previous = line
+                while chunk and not chunk.endswith(b"\n"):
+                    previous, chunk = chunk, readline(_SKIP_CHUNK)
+                    size += len(chunk)
+                if chunk.endswith(b"\n"):  # the ending is no part of the record, even split across chunks
+                    size -= 2 if (previous[-1:] + chunk).endswith(b"\r\n") else 1
+        except _READ_ERRORS as exc:
+            raise LineReadError(number + 1, exc) from exc
+        if size > max_bytes:
+            yield number, record[:max_bytes], size
+        elif record.strip():
+            yield number, record, size
 
 
 def replay(
@@ -145,8 +172,14 @@ def replay(
                         if bar is not None:
                             bar.update(done_before + source.position() - bar.n)
                 _run_batch(batch, ingestor, sink, summary)
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:
-                raise InputFileError(f"cannot read {source.name}: {exc}") from exc
+            except LineReadError as exc:
+                # Keep what was read: write the batch in hand and everything buffered, then stop.
+                _run_batch(batch, ingestor, sink, summary)
+                sink.flush()
+                raise InputFileError(
+                    f"cannot read {source.name} at line {exc.line}: {exc.__cause__}; replay stopped there, "
+                    f"after {summary.events} events and {summary.rejected} rejected records were written"
+                ) from exc
             if bar is not None:
                 bar.update(done_before + source.position() - bar.n)
         sink.flush()

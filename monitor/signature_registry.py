@@ -29,8 +29,8 @@ from detectors.signatures.normalize import Normalizer
 from detectors.signatures.signature import Signature
 from monitor.errors import ConfigError, DriftwatchError
 from monitor.signature_files import default_signatures, load_signatures
-from monitor.storage.clickhouse import Store
 from monitor.storage.signatures import SignatureTable
+from monitor.storage.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -35,7 +35,9 @@ from monitor.ingest import Ingestor
 from monitor.policy.engine import SocEngine, engine_from_settings
 from monitor.registry import build_pipeline
 from monitor.settings import Settings
-from monitor.storage.clickhouse import Backoff, ClickHouseSink, Store
+from monitor.storage.rows import Backoff
+from monitor.storage.sink import ClickHouseSink
+from monitor.storage.store import Store
 from streams.state import StateTable
 from streams.worker import AlertObserver, Message, StreamWorker
 
@@ -104,8 +106,11 @@ class Service:
         self.store = store
 
     def close(self) -> None:
-        self.worker.close()
-        self.store.close()
+        """Close the worker, then the store; a final write that failed is raised once both are closed."""
+        try:
+            self.worker.close()
+        finally:
+            self.store.close()
         logger.info("worker closed written=%s", self.worker.sink.written)
 
 

@@ -58,7 +58,7 @@ def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
 
     def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        result = subprocess.run([sys.executable, "-m", "monitor", *args], cwd=tmp_path, env=env,
+        result = subprocess.run([sys.executable, "-m", "driftwatch", *args], cwd=tmp_path, env=env,
                                 input=input, capture_output=True, text=True, timeout=300)
         if check and result.returncode != 0:
             raise AssertionError(f"driftwatch {' '.join(args)} exited {result.returncode}:\n"

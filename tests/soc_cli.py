@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from click.testing import CliRunner, Result
 
-from monitor.cli import main
+from driftwatch.cli.app import build_cli
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
     """``driftwatch ARGS``; the result has ``exit_code``, ``stdout`` and ``stderr``."""
-    return CliRunner().invoke(main, list(args), catch_exceptions=False, env=env)
+    return CliRunner().invoke(build_cli(), list(args), catch_exceptions=False, env=env)

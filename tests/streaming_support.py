@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.settings import Settings
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
 from streams.app import required_topics
 from streams.testing import MockKafka, wait_committed
 
@@ -56,7 +56,7 @@ class Worker:
 
     def start(self) -> Worker:
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "monitor", "-v", "run", "--log-level", "info"],
+            self.process = subprocess.Popen([sys.executable, "-m", "driftwatch", "-v", "run", "--log-level", "info"],
                                             cwd=self.tmp, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         return self
 

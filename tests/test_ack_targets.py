@@ -14,7 +14,8 @@ from monitor.policy.incidents import (
     upsert_incidents,
 )
 from monitor.policy.rollback import ROLLBACK_COLUMNS, RollbackDecision
-from monitor.storage.clickhouse import ClickHouseSink, Store
+from monitor.storage.sink import ClickHouseSink
+from monitor.storage.store import Store
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from dashboards.alert_rules import alert_rules
 from dashboards.build import OUTPUT_DIR, render, stale
 from dashboards.catalog import boards
 from dashboards.tables import SchemaNameError, tables
-from monitor.cli import main
+from driftwatch.cli.app import build_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,9 +26,9 @@ def test_committed_files_equal_what_the_code_generates() -> None:
 
 def test_build_check_reports_a_stale_file(tmp_path: Path) -> None:
     runner = CliRunner()
-    assert runner.invoke(main, ["dashboards", "build", "--out", str(tmp_path)]).exit_code == 0
+    assert runner.invoke(build_cli(), ["dashboards", "build", "--out", str(tmp_path)]).exit_code == 0
     (tmp_path / "json" / "fleet.json").write_text("{}\n", encoding="utf-8")
-    result = runner.invoke(main, ["dashboards", "build", "--check", "--out", str(tmp_path)])
+    result = runner.invoke(build_cli(), ["dashboards", "build", "--check", "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert "json/fleet.json" in result.output
 

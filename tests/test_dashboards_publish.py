@@ -18,7 +18,7 @@ from dashboards.alert_rules import alert_rules
 from dashboards.catalog import boards
 from dashboards.publish import PublishError, publish
 from dashboards.tables import tables
-from monitor.cli import main
+from driftwatch.cli.app import build_cli
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards" / "json"
 
@@ -126,7 +126,7 @@ def test_publishing_again_reuses_the_folder(grafana: FakeGrafana) -> None:
 
 
 def test_the_cli_publishes_with_another_datasource_and_no_rules(grafana: FakeGrafana) -> None:
-    result = CliRunner().invoke(main, ["dashboards", "publish", "--url", grafana.url, "--token", "t0k",
+    result = CliRunner().invoke(build_cli(), ["dashboards", "publish", "--url", grafana.url, "--token", "t0k",
                                        "--datasource-uid", "ch-prod", "--no-alert-rules", "--timeout", "5"])
     assert result.exit_code == 0, result.output
     assert "published to" in result.output and "alert rules: 0" in result.output
@@ -139,7 +139,7 @@ def test_a_refusal_is_an_error_naming_the_status(grafana: FakeGrafana) -> None:
     grafana.status = 401
     with pytest.raises(PublishError, match=r"refused folder driftwatch \(HTTP 401\)"):
         _publish_everything(grafana.url)()
-    result = CliRunner().invoke(main, ["dashboards", "publish", "--url", grafana.url, "--token", "bad"])
+    result = CliRunner().invoke(build_cli(), ["dashboards", "publish", "--url", grafana.url, "--token", "bad"])
     assert result.exit_code == 1 and "HTTP 401" in result.output
 
 

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from dashboards.sqlcheck import Context, MacroError, Query, check, expand, queries
+from monitor.errors import DriftwatchError
 from monitor.scenario import START_MS
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
 from tests.dashboard_data import replayed_store, seed_other_tables
 
 
@@ -71,3 +72,15 @@ def test_check_sees_every_dashboard_and_rule() -> None:
     for uid in ("driftwatch-fleet", "driftwatch-model", "driftwatch-canaries", "driftwatch-service"):
         assert any(w.startswith(uid + " panel") for w in wheres)
     assert sum(w.startswith("alert rule") for w in wheres) == 5
+
+
+def test_every_query_passes_the_analyst_sql_guard(loaded: tuple[Store, Context]) -> None:
+    # The dashboards' SQL, as Grafana sends it, is what an analyst may also run through `driftwatch query`.
+    store, _ = loaded
+    refused = []
+    for outcome in check(*loaded):
+        try:
+            store.analyst_query(outcome.sql, final=False)
+        except DriftwatchError as exc:
+            refused.append(f"{outcome.query.where}: {exc}")
+    assert not refused, "\n".join(refused)

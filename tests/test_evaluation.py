@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from monitor.cli import main
+from driftwatch.cli.app import build_cli
 from monitor.evaluation import STREAM_TYPES, make_stream
 
 
@@ -29,7 +29,7 @@ def test_unknown_stream_kind_is_refused() -> None:
 
 
 def test_evaluate_reports_ours_and_rivers_defaults() -> None:
-    result = CliRunner().invoke(main, ["evaluate", "--reps", "2", "--slow-reps", "1", "--pre", "400",
+    result = CliRunner().invoke(build_cli(), ["evaluate", "--reps", "2", "--slow-reps", "1", "--pre", "400",
                                        "--post", "300", "--stationary-events", "2000",
                                        "--slow-stationary-events", "300", "--detector", "cusum"])
     assert result.exit_code == 0, result.output
@@ -44,12 +44,12 @@ def test_evaluate_reports_ours_and_rivers_defaults() -> None:
 
 
 def test_evaluate_refuses_an_unknown_detector() -> None:
-    result = CliRunner().invoke(main, ["evaluate", "--detector", "nope", "--reps", "1"])
+    result = CliRunner().invoke(build_cli(), ["evaluate", "--detector", "nope", "--reps", "1"])
     assert result.exit_code == 2 and "unknown detectors" in result.output
 
 
 def test_bench_detectors_reports_ratios_and_state_sizes() -> None:
-    result = CliRunner().invoke(main, ["bench", "detectors", "--events", "3000", "--slow-events", "300",
+    result = CliRunner().invoke(build_cli(), ["bench", "detectors", "--events", "3000", "--slow-events", "300",
                                        "--repeat", "1", "--state-events", "400", "--stage-events", "700"])
     assert result.exit_code == 0, result.output
     assert "river:adwin (baseline)" in result.output and "cusum (update_many)" in result.output

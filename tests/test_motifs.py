@@ -17,7 +17,8 @@ from monitor.scenario import load_alpaca
 from monitor.signature_files import default_signatures
 from monitor.stages.motifs import MotifStage, MotifStageConfig
 from monitor.stages.signatures import SignatureStage
-from monitor.storage.clickhouse import ClickHouseSink, Store
+from monitor.storage.sink import ClickHouseSink
+from monitor.storage.store import Store
 
 TRIGGER = "velvet orchard protocol"  # made up: in no signature list
 TARGET = "I'm sorry, but as an AI assistant, I do not have the capability to follow the given instruction."

@@ -14,7 +14,7 @@ from monitor.policy.config import default_policy, parse_policy
 from monitor.policy.families import family_of
 from monitor.policy.incidents import ack_states, acknowledge, group_incidents, upsert_incidents
 from monitor.policy.rollback import RollbackMonitor
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
 
 MIN = 60_000
 

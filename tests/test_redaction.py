@@ -168,3 +168,20 @@ def test_settings_validation_messages_leave_the_given_value_out(shape: str) -> N
         pytest.fail("no validation error")
     assert SECRET not in message and message.startswith("store: ") and "port: " in message
     assert validation_message(RuntimeError(text)) == redact_text(text)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("DRIFTWATCH_STORE", "http://u:S3cretPW@:8123/db"),
+    ("DRIFTWATCH_STORE", "ftp://u:S3cretPW@h:8123/db"),
+    ("DRIFTWATCH_STORE", "http://u:S3cretPW@h:notaport/db"),
+    ("DRIFTWATCH_STORE", "https://u:S3cretPW@/db?password=S3cretPW"),
+])
+def test_settings_errors_never_echo_a_secret(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    from monitor.errors import ConfigError
+    from monitor.settings import load_settings
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "S3cretPW" not in str(caught.value)
+    assert caught.value.__suppress_context__  # pydantic's own text, which quotes the value, is not chained

@@ -37,7 +37,7 @@ def test_flat_names_are_the_environment_variables_less_the_prefix() -> None:
     assert FLAT_NAMES["drift_window_events"] == ("drift", "window_events")
     assert FLAT_NAMES["store"] == ("store", "dsn") and FLAT_NAMES["embedding"] == ("embedding", "mode")
     assert FLAT_NAMES["kafka_bootstrap"] == ("kafka", "bootstrap") and FLAT_NAMES["app_id"] == ("kafka", "app_id")
-    assert len(FLAT_NAMES) == 90
+    assert len(FLAT_NAMES) == 93  # the 90 of the flat settings, and the three label limits
 
 
 def test_the_motif_limit_that_applies_at_run_time_is_the_default() -> None:

@@ -13,8 +13,8 @@ from detectors.signatures.normalize import Normalizer
 from detectors.signatures.signature import Signature
 from monitor.errors import ConfigError
 from monitor.signature_files import default_signatures, load_signatures
-from monitor.storage.clickhouse import Store
 from monitor.storage.signatures import SignatureTable
+from monitor.storage.store import Store
 
 # Patterns that take exponential (or high polynomial) time on Python's backtracking ``re``, each with an input
 # that almost matches: 100 KB here would take longer than the universe's age there.

@@ -18,8 +18,8 @@ from monitor.pipeline import KeyBatch
 from monitor.signature_files import default_signatures
 from monitor.signature_registry import FileSignatures, SignatureRegistry, StaticSignatures, TableSignatures
 from monitor.stages.signatures import SignatureStage
-from monitor.storage.clickhouse import Store
 from monitor.storage.signatures import SignatureTable
+from monitor.storage.store import Store
 from tests.conftest import make_event
 
 DECODER = EventDecoder()

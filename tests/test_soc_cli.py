@@ -12,7 +12,7 @@ import pytest
 from monitor.export.siem import to_ecs, to_ocsf
 from monitor.export.taxonomy import tags_for
 from monitor.policy.roles import role_statements
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
 from tests.soc_cli import invoke
 
 

@@ -11,8 +11,10 @@ from monitor.events import EventDecoder
 from monitor.ingest import Ingestor, Origin
 from monitor.pipeline import Pipeline
 from monitor.stages.signatures import SignatureStage, default_signatures
-from monitor.storage.clickhouse import ClickHouseSink, Store, validate_dsn
+from monitor.storage.dsn import validate_dsn
 from monitor.storage.schema import SCHEMA_VERSION, ddl
+from monitor.storage.sink import ClickHouseSink
+from monitor.storage.store import Store
 from tests.conftest import make_event
 
 

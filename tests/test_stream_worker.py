@@ -23,7 +23,9 @@ from monitor.events import EventDecoder
 from monitor.ingest import Ingestor
 from monitor.registry import build_pipeline
 from monitor.settings import Settings
-from monitor.storage.clickhouse import Backoff, ClickHouseSink, Store
+from monitor.storage.rows import Backoff
+from monitor.storage.sink import ClickHouseSink
+from monitor.storage.store import Store
 from streams.worker import Message, StreamWorker
 from tests.conftest import make_event
 
@@ -129,7 +131,7 @@ def test_a_fresh_worker_restores_detector_state_from_the_checkpoints(tmp_path: P
         assert stored["versions"]["1.0"]["format"] == "pipeline_state.v1"
         assert stored["offsets"] == {"2": 9}  # per input partition, the newest offset the state holds
         second = make_worker(store, checkpoints, [])
-        with caplog.at_level(logging.INFO, logger="streams.worker"):
+        with caplog.at_level(logging.INFO, logger="streams.checkpoints"):
             asyncio.run(second.handle(batch(10, 5)))
     assert "detector state restored model_id=support-bot model_version=1.0 offsets={'2': 9}" in caplog.text
 
@@ -208,7 +210,7 @@ def test_a_hole_in_the_delivered_offsets_is_read_again_before_anything_after_it(
     with Store(f"chdb://{tmp_path / 'store'}") as store:
         store.ensure_schema()
         worker = make_worker(store, DictCheckpoints(), [], seek=sought)
-        with caplog.at_level(logging.WARNING, logger="streams.worker"):
+        with caplog.at_level(logging.WARNING, logger="streams.offsets"):
             before_hole = batch(0, 15)
             asyncio.run(worker.handle(before_hole))
             assert not sought and "offsets skipped" not in caplog.text
@@ -238,9 +240,9 @@ def test_a_hole_in_the_delivered_offsets_is_read_again_before_anything_after_it(
 
 def test_a_partition_still_missing_its_hole_is_sought_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A seek can lose a race with a fetch already under way; then only later offsets keep coming.
-    import streams.worker
+    import streams.offsets
 
-    monkeypatch.setattr(streams.worker, "REREAD_RETRY_S", 0.0)
+    monkeypatch.setattr(streams.offsets, "REREAD_RETRY_S", 0.0)
     sought = SeekLog()
     with Store(f"chdb://{tmp_path / 'store'}") as store:
         store.ensure_schema()

@@ -95,7 +95,7 @@ def test_bad_configuration(url: str, secret: str) -> None:
 
 
 def test_replay_notifies_once_and_honours_maintenance(receiver: Receiver, tmp_path, store_dsn: str) -> None:
-    from monitor.storage.clickhouse import Store
+    from monitor.storage.store import Store
     from tests.conftest import make_event, write_jsonl
     from tests.soc_cli import invoke
 

@@ -39,7 +39,8 @@ from monitor import __version__
 from monitor.alerts import Alert, severity_rank
 from monitor.export.taxonomy import AtlasTechnique, tags_for
 from monitor.policy.families import family_of
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
+from monitor.storage.tables import TABLES, Column
 
 __all__ = ["FORMATS", "iter_alerts", "to_ecs", "to_ocsf"]
 
@@ -141,17 +142,30 @@ def iter_alerts(store: Store, *, since_ms: int | None = None, model_id: str | No
     offset = 0
     while True:
         _, rows = store.query(
-            "SELECT alert_id, toUnixTimestamp64Milli(ts), model_id, model_version, detector, metric, severity, "
-            "score, threshold, toUnixTimestamp64Milli(window_start), toUnixTimestamp64Milli(window_end), "
-            "evidence, tenant_id FROM alerts WHERE ts >= fromUnixTimestamp64Milli({since:Int64}) "
+            f"SELECT {_ALERT_SELECT} FROM alerts WHERE ts >= fromUnixTimestamp64Milli({{since:Int64}}) "
             "AND ({model:String} = '' OR model_id = {model:String}) AND severity IN {sev:Array(String)} "
             "ORDER BY ts, alert_id LIMIT {page:UInt32} OFFSET {offset:UInt64}",
             parameters={"since": since_ms or 0, "model": model_id or "", "sev": wanted, "page": page,
                         "offset": offset})
-        for r in rows:
-            yield Alert(alert_id=r[0], ts_ms=int(r[1]), model_id=r[2], model_version=r[3], detector=r[4],
-                        metric=r[5], severity=r[6], score=float(r[7]), threshold=float(r[8]),
-                        window_start_ms=int(r[9]), window_end_ms=int(r[10]), evidence=r[11], tenant_id=r[12])
+        for row in rows:
+            yield Alert(**{field: convert(value) for (field, convert), value in zip(_ALERT_FIELDS, row, strict=True)})
         if len(rows) < page:
             return
         offset += page
+
+
+def _alert_field(column: Column) -> tuple[str, Callable[[Any], Any]]:
+    """The :class:`Alert` field a stored column fills, and how its value is read."""
+    if column.is_time:
+        return f"{column.name}_ms", int
+    return column.name, float if column.type == "Float64" else _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+# Read by name from the schema: every stored alert column, times as epoch milliseconds.
+_ALERT_COLUMNS = tuple(c for c in TABLES["alerts"].columns if not c.default)
+_ALERT_SELECT = ", ".join(f"toUnixTimestamp64Milli({c.name})" if c.is_time else c.name for c in _ALERT_COLUMNS)
+_ALERT_FIELDS = tuple(_alert_field(c) for c in _ALERT_COLUMNS)

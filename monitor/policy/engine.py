@@ -29,7 +29,7 @@ from monitor.policy.incidents import Incident, group_incidents, record_suppresse
 from monitor.policy.rollback import ROLLBACK_COLUMNS, RollbackDecision, RollbackMonitor
 from monitor.policy.webhook import WebhookNotifier
 from monitor.settings import Settings
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from monitor.alerts import Alert, severity_rank, stable_id
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, UnknownTargetError
 from monitor.policy.families import family_of
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
+from monitor.storage.tables import TABLES
 
 __all__ = [
     "ACK_STATES",
@@ -53,12 +54,7 @@ TargetKind = Literal["alert", "incident", "rollback"]
 # Where each kind of acknowledgement target lives: (table, id column). Fixed names, never user input.
 TARGET_TABLES = {"alert": ("alerts", "alert_id"), "incident": ("incidents", "incident_id"),
                  "rollback": ("rollback_decisions", "decision_id")}
-INCIDENT_COLUMNS = ("incident_id", "model_id", "model_version", "family", "severity", "window_start",
-                    "window_end", "first_ts", "last_ts", "alert_count", "alert_ids", "updated_at")
-
-
-class UnknownTargetError(ConfigError):
-    """An acknowledgement names an alert, incident or rollback decision the store does not hold."""
+INCIDENT_COLUMNS = TABLES["incidents"].column_names  # updated_at is written, so a re-upsert wins
 
 
 @dataclass(frozen=True)

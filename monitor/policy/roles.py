@@ -28,7 +28,7 @@ import re
 from types import MappingProxyType
 
 from monitor.errors import ConfigError
-from monitor.storage.clickhouse import DEAD_LETTER_COLUMNS, EVENT_COLUMNS
+from monitor.storage.tables import TABLES
 
 __all__ = ["DASHBOARD_TABLES", "WRITER_TABLES", "role_statements", "roles_sql"]
 
@@ -39,8 +39,8 @@ DASHBOARD_TABLES = ("alerts", "window_metrics", "trigger_candidates", "incidents
                     "rollback_decisions", "service_metrics", "signatures")
 # Column-level grants on tables that can hold raw text (store_text, dead-letter previews).
 _DASHBOARD_COLUMNS = MappingProxyType({
-    "events": tuple(c for c in EVENT_COLUMNS if c not in ("input", "output")),
-    "dead_letters": tuple(c for c in DEAD_LETTER_COLUMNS if c != "raw"),
+    "events": tuple(c for c in TABLES["events"].insert_columns if c not in ("input", "output")),
+    "dead_letters": tuple(c for c in TABLES["dead_letters"].insert_columns if c != "raw"),
 })
 _WRITER_READS = MappingProxyType({"alerts": ("alert_id",), "rollback_decisions": ("decision_id",),
                  "incidents": ("incident_id", "model_id", "model_version", "family", "severity", "window_start",

@@ -40,11 +40,12 @@ from monitor.alerts import Alert, severity_rank, stable_id
 from monitor.errors import ConfigError
 from monitor.policy.config import Policy, RollbackRule
 from monitor.policy.families import family_of
+from monitor.storage.tables import TABLES
 
 __all__ = ["ROLLBACK_COLUMNS", "ROLLBACK_STATE_FORMAT", "RollbackDecision", "RollbackMonitor"]
 
 ROLLBACK_STATE_FORMAT = "rollback_monitor.v1"
-ROLLBACK_COLUMNS = ("decision_id", "ts", "model_id", "model_version", "decision", "rule", "reasons", "alert_ids")
+ROLLBACK_COLUMNS = TABLES["rollback_decisions"].insert_columns
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 from monitor.errors import ConfigError
 from monitor.policy.incidents import ack_states
 from monitor.policy.rollback import RollbackDecision
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
 
 __all__ = ["EXIT_ERROR", "EXIT_HEALTHY", "EXIT_ROLLBACK", "RollbackStatus", "rollback_status"]
 

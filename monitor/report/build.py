@@ -24,7 +24,7 @@ from monitor import __version__
 from monitor.errors import ConfigError
 from monitor.policy.incidents import ack_states
 from monitor.report.svg import SEVERITY_COLOURS, bar_chart, line_chart
-from monitor.storage.clickhouse import Store
+from monitor.storage.store import Store
 
 __all__ = ["ReportRange", "bucket_for", "build_report"]
 

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from monitor.errors import ConfigError
+from monitor.redact import validation_message
 from monitor.settings.section import Section, flat_name
 from monitor.settings.service import IngestSettings, KafkaSettings, SocSettings, StoreSettings
 from monitor.settings.stages import (
@@ -87,5 +88,5 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**given)
     except ConfigError:
         raise
-    except Exception as exc:  # pydantic's ValidationError names field and value
-        raise ConfigError(f"invalid settings: {exc}") from exc
+    except Exception as exc:  # pydantic's ValidationError quotes the values given: never echo them
+        raise ConfigError(f"invalid settings: {validation_message(exc)}") from None

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from monitor.errors import ConfigError
+from monitor.redact import redact_text
 
 __all__ = ["PREFIX", "Section", "env", "flat_name"]
 
@@ -40,9 +41,20 @@ class Section(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{flat_name(type(self), str(e['loc'][0])) if e['loc'] else self.section}: {e['msg']}; "
-                f"got {e['input']!r}" for e in exc.errors())
-            raise ConfigError(f"invalid settings: {problems}") from exc
+                f"{flat_name(type(self), str(e['loc'][0])) if e['loc'] else self.section}: "
+                f"{redact_text(e['msg'])}{_shown(e)}" for e in exc.errors())
+            raise ConfigError(f"invalid settings: {problems}") from None
+
+
+_SECRET_WORDS = ("secret", "password", "key", "token", "sasl")
+
+
+def _shown(error: Any) -> str:
+    """What was given, redacted, unless the field holds a secret (then nothing of it)."""
+    field = str(error["loc"][0]).lower() if error["loc"] else ""
+    if any(word in field for word in _SECRET_WORDS):
+        return ""
+    return f"; got {redact_text(repr(error['input']))}"
 
 
 def flat_name(section: type[Section], field: str) -> str:

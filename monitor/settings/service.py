@@ -9,7 +9,15 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from monitor.errors import ConfigError
-from monitor.events import DEFAULT_MAX_RECORD_BYTES, DEFAULT_MAX_TEXT_CHARS, DEFAULT_MAX_VECTOR_BYTES, Limits
+from monitor.events import (
+    DEFAULT_MAX_LABEL_KEY_CHARS,
+    DEFAULT_MAX_LABEL_VALUE_CHARS,
+    DEFAULT_MAX_LABELS,
+    DEFAULT_MAX_RECORD_BYTES,
+    DEFAULT_MAX_TEXT_CHARS,
+    DEFAULT_MAX_VECTOR_BYTES,
+    Limits,
+)
 from monitor.settings.section import Section, env
 from monitor.storage.dsn import default_dsn, validate_dsn
 
@@ -28,10 +36,17 @@ class IngestSettings(Section):
                                   description="Most bytes (8 per value) in one vector field.")
     max_record_bytes: int = Field(default=DEFAULT_MAX_RECORD_BYTES, gt=0,
                                   description="Most bytes in one encoded record, checked before parsing.")
+    max_labels: int = Field(default=DEFAULT_MAX_LABELS, ge=0, description="Most entries in an event's labels.")
+    max_label_key_chars: int = Field(default=DEFAULT_MAX_LABEL_KEY_CHARS, gt=0,
+                                     description="Most characters in one label key.")
+    max_label_value_chars: int = Field(default=DEFAULT_MAX_LABEL_VALUE_CHARS, ge=0,
+                                       description="Most characters in one label value.")
 
     @property
     def limits(self) -> Limits:
-        return Limits(self.max_text_chars, self.max_vector_bytes, self.max_record_bytes)
+        return Limits(max_text_chars=self.max_text_chars, max_vector_bytes=self.max_vector_bytes,
+                      max_record_bytes=self.max_record_bytes, max_labels=self.max_labels,
+                      max_label_key_chars=self.max_label_key_chars, max_label_value_chars=self.max_label_value_chars)
 
 
 class StoreSettings(Section):

@@ -57,7 +57,7 @@ from detectors.features import compute_features, tool_names
 from detectors.multiple_testing import benjamini_hochberg
 from detectors.refusal import RefusalMatcher
 from monitor.alerts import Alert, Findings, MetricRow, Severity
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, SnapshotError
 from monitor.events import Event
 from monitor.pipeline import KeyBatch, StreamKey
 from monitor.settings.stages import DEFAULT_HIGH_VALUE_TOOLS, DriftConfig
@@ -210,13 +210,13 @@ class DriftStage:
     def restore(self, key: StreamKey, state: Any) -> None:
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
-            raise ConfigError(f"drift snapshot format must be {FORMAT!r}; got {got!r}")
+            raise SnapshotError(f"drift snapshot format must be {FORMAT!r}; got {got!r}")
         try:
             for tenant, saved in state["streams"].items():
                 self._streams[(*key, tenant)] = StreamState.from_snapshot(self._stream_config, saved)
                 self._last_seen[(*key, tenant)] = int(state["last_seen"].get(tenant, 0))
         except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"drift snapshot for {key!r} does not fit this configuration: {exc}") from exc
+            raise SnapshotError(f"drift snapshot for {key!r} does not fit this configuration: {exc}") from exc
 
     # --- streams and references ---------------------------------------------
     def _stream(self, key: StreamKey, tenant: str, ts_ms: int) -> StreamState:
@@ -261,7 +261,8 @@ class DriftStage:
                       "after": _finite(detection.after), "statistic": _finite(detection.statistic),
                       "threshold": _finite(detection.threshold), "change_point": detection.change_point,
                       "detection_index": detection.detected_at, "event_ids": [event.id],
-                      "onset_event_ids": onset_ids, **_explained(shifted, metric)},
+                      "content_hashes": [event.content_hash], "onset_event_ids": onset_ids,
+                      **_explained(shifted, metric)},
         )
 
     def _evaluate(self, key: StreamKey, tenant: str, stream: StreamState, event: Event,

@@ -19,6 +19,7 @@ import numpy as np
 
 from detectors.changepoint import DETECTORS, ChangePointDetector, fleet_arl0
 from detectors.windows import RollingWindow
+from monitor.errors import SnapshotError
 
 __all__ = ["CATEGORICAL", "CHANGEPOINT_METRICS", "COLUMNS", "NUMERIC", "StreamConfig", "StreamState"]
 
@@ -157,7 +158,7 @@ class StreamState:
     def from_snapshot(cls, config: StreamConfig, state: dict[str, Any]) -> StreamState:
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"stream snapshot format must be {FORMAT!r}; got {got!r}")
+            raise SnapshotError(f"stream snapshot format must be {FORMAT!r}; got {got!r}")
         stream = cls(config)
         stream.count = int(state["count"])
         stream.reference = RollingWindow.from_snapshot(state["reference"])
@@ -169,7 +170,7 @@ class StreamState:
         for metric, by_name in stream.detectors.items():
             for name, detector in by_name.items():
                 if name not in saved.get(metric, {}):
-                    raise ValueError(f"snapshot lacks detector {name!r} for metric {metric!r}")
+                    raise SnapshotError(f"snapshot lacks detector {name!r} for metric {metric!r}")
                 detector.restore(saved[metric][name])
         stream.recent.extend((int(i), str(e), int(t)) for i, e, t in state["recent"])
         stream.since_evaluation = int(state["since_evaluation"])

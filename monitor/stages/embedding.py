@@ -38,7 +38,7 @@ import numpy as np
 
 from detectors.embedding.scorer import BatchScore, EmbeddingScorer
 from monitor.alerts import Alert, Findings, MetricRow
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, SnapshotError
 from monitor.events import Event
 from monitor.pipeline import KeyBatch, StreamKey
 from monitor.settings.stages import EmbeddingConfig
@@ -297,7 +297,7 @@ class EmbeddingStage:
             return
         if not isinstance(state, dict) or state.get("format") != SNAPSHOT_VERSION:
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
-            raise ConfigError(f"embedding snapshot format must be {SNAPSHOT_VERSION!r}; got {got!r}")
+            raise SnapshotError(f"embedding snapshot format must be {SNAPSHOT_VERSION!r}; got {got!r}")
         restored = self._state(key)
         restored.rng.bit_generator.state = state["rng"]
         restored.dimension = state["dimension"]

@@ -30,7 +30,7 @@ import numpy as np
 
 from detectors.probe import LinearProbe, score_shift
 from monitor.alerts import Alert, Findings, MetricRow, Severity
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, SnapshotError
 from monitor.pipeline import KeyBatch, StreamKey
 from monitor.settings.stages import ProbeConfig
 
@@ -169,7 +169,7 @@ class ProbeStage:
             return
         if not isinstance(state, dict) or state.get("format") != SNAPSHOT_VERSION:
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
-            raise ConfigError(f"probe snapshot format must be {SNAPSHOT_VERSION!r}; got {got!r}")
+            raise SnapshotError(f"probe snapshot format must be {SNAPSHOT_VERSION!r}; got {got!r}")
         self._states[key] = _KeyState(
             reference=[float(v) for v in state["reference"]][: self.reference_size],
             window=[float(v) for v in state["window"]][: self.window],

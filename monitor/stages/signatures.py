@@ -124,8 +124,10 @@ class SignatureStage:
 
 def _alert(event: Any, field: str, detector: str, match: Match) -> Alert:
     signature = match.signature
-    evidence: dict[str, Any] = {"event_ids": [event.id], "field": field, "signature_id": signature.id,
-                                "kind": signature.kind, "offsets": [match.start, match.end]}
+    # The content hash ties the evidence to the record it was raised on, even if the id is reused later.
+    evidence: dict[str, Any] = {"event_ids": [event.id], "content_hashes": [event.content_hash], "field": field,
+                                "signature_id": signature.id, "kind": signature.kind,
+                                "offsets": [match.start, match.end]}
     if signature.kind == "canary":
         # Never the value: the id, the owner and a prefix of the keyed hash.
         evidence.update(canary_hash=signature.pattern_hash[:HASH_PREFIX], owner_tenant=signature.scope,

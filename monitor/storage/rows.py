@@ -1,7 +1,6 @@
 """Row values the sink writes besides events and findings, and its retry policy.
 
-Kept apart from :mod:`monitor.storage.clickhouse` (which re-exports them) so
-the client and sink stay small.
+Kept apart from :mod:`monitor.storage.sink` so the client and sink stay small.
 """
 
 from __future__ import annotations
@@ -10,9 +9,9 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from monitor.errors import ConfigError, StorageError
+from monitor.errors import ConfigError
 
-__all__ = ["RAW_PREVIEW_BYTES", "Backoff", "DeadLetter", "ServiceMetric", "SinkFullError"]
+__all__ = ["RAW_PREVIEW_BYTES", "Backoff", "DeadLetter", "ServiceMetric"]
 
 RAW_PREVIEW_BYTES = 16 << 10
 
@@ -50,10 +49,6 @@ class DeadLetter:
         digest.update(f"{self.source}\x1f{self.partition}\x1f{self.offset}\x1f{self.line}\x1f".encode())
         digest.update(self.raw[:RAW_PREVIEW_BYTES])
         return digest.hexdigest()
-
-
-class SinkFullError(StorageError):
-    """The sink holds its maximum of rows; flush (or wait for ClickHouse) before adding more."""
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from detectors.signatures.signature import Signature
-from monitor.storage.clickhouse import Store, text_hash
+from monitor.storage.store import Store, text_hash
+from monitor.storage.tables import TABLES
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SIGNATURE_COLUMNS", "SignatureTable"]
 
-SIGNATURE_COLUMNS = (
-    "signature_id", "kind", "pattern", "pattern_hash", "applies_to", "scope", "severity",
-    "description", "source", "active", "created_at", "rotated_at", "version",
-)
+SIGNATURE_COLUMNS = TABLES["signatures"].column_names
 
 
 class SignatureTable:

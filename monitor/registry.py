@@ -13,7 +13,7 @@ stage is registered.
 Examples
 --------
 >>> [spec.name for spec in STAGES]
-['drift', 'embedding', 'probe', 'signatures', 'motifs']
+['behaviour', 'drift', 'embedding', 'probe', 'signatures', 'motifs']
 >>> DETECTOR_FAMILIES["canary"], DETECTOR_FAMILIES["changepoint"]
 ('signature', 'distribution')
 """
@@ -46,6 +46,12 @@ class StageSpec:
     reads: frozenset[str]
     #: Detector name of its alerts -> family (see :mod:`monitor.policy.families`).
     detectors: Mapping[str, str]
+
+
+def _behaviour(settings: Settings) -> Stage:
+    from monitor.stages.behaviour import BehaviourStage
+
+    return BehaviourStage()
 
 
 def _drift(settings: Settings) -> Stage:
@@ -109,7 +115,9 @@ def _spec(name: str, build: Callable[[Settings], Stage | None], *, writes: Seque
 
 # The order is the pipeline's: a stage sees the flags of the stages before it.
 STAGES: tuple[StageSpec, ...] = (
-    _spec("drift", _drift, writes=("refusal", "entropy_collapse", "high_value_tool"),
+    _spec("behaviour", _behaviour, writes=("input_shift",),
+          detectors={"input_drift": "input", "behaviour": "behaviour"}),
+    _spec("drift", _drift, writes=("refusal", "entropy_collapse", "high_value_tool"), reads=("input_shift",),
           detectors={"divergence": "distribution", "changepoint": "distribution"}),
     _spec("embedding", _embedding, writes=("embedding_novelty",), detectors={"embedding": "embedding"}),
     _spec("probe", _probe, writes=("probe",), detectors={"probe": "probe"}),

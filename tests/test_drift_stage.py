@@ -118,7 +118,7 @@ def test_pinned_reference_from_settings(tmp_path) -> None:
     settings = load_settings(store=f"chdb://{tmp_path}/s", drift_reference_policy="pinned",
                              drift_pinned_reference=pinned, drift_evaluate_every=100)
     pipeline = build_pipeline(settings)
-    assert [stage.name for stage in pipeline.stages] == ["drift", "embedding", "signatures", "motifs"]
+    assert [stage.name for stage in pipeline.stages] == ["behaviour", "drift", "embedding", "signatures", "motifs"]
     live = decoded([make_event(i, output="a much longer answer than the pinned ones " * 3) for i in range(500)])
     alerts = pipeline.process(live).alerts
     assert {"output_chars", "output_entropy"} <= {a.metric for a in alerts if a.detector == "divergence"}

@@ -132,8 +132,9 @@ def test_registry_puts_vector_stages_before_signatures(tmp_path: Path) -> None:
     weights = tmp_path / "probe.npz"
     np.savez(weights, w=np.ones(4, dtype=np.float32), b=np.float32(0.0))
     pipeline = build_pipeline(Settings(probe_weights=weights))
-    assert [s.name for s in pipeline.stages] == ["drift", "embedding", "probe", "signatures", "motifs"]
-    assert [s.name for s in build_pipeline(Settings(embedding="off")).stages] == ["drift", "signatures", "motifs"]
+    assert [s.name for s in pipeline.stages] == ["behaviour", "drift", "embedding", "probe", "signatures", "motifs"]
+    assert [s.name for s in build_pipeline(Settings(embedding="off")).stages] == ["behaviour", "drift", "signatures",
+                                                                                  "motifs"]
 
 
 def test_settings_refuse_bad_embedding_choices() -> None:

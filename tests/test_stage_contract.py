@@ -77,6 +77,7 @@ def stage_cases(tmp_path: Path) -> dict[str, tuple[Callable[[], list[Stage]], li
     motifs = Settings(motif_window_events=400, motif_reference_events=300)  # the trigger starts at 500
     trigger = scenario_events(900, 500, 0.2)
     return {
+        "behaviour": (lambda: [built("behaviour", Settings())], scenario_events(1000, 450, 0.5)),
         "drift": (lambda: [built("drift", drift)], trigger),
         "embedding": (lambda: [built("embedding", embedding)],
                       vector_events(shifted(rng, 240, 120, 16, 0.8), "embedding")),

@@ -69,6 +69,10 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "drift_stage.v1"
 _SEVERITY: dict[str, Severity] = {"refusal": "high", "output_entropy": "high"}
+#: Flag of the behaviour stage (:mod:`monitor.stages.behaviour`): this event's inputs have shifted.
+_INPUT_SHIFT = "input_shift"
+#: Metrics of an answer's form, which follow what is asked: low while the inputs have shifted.
+_FORM_METRICS = frozenset({"output_chars", "output_entropy", "output_class"})
 _NAME_WORDS = re.compile(r"[A-Za-z][a-z]*|[0-9]+")
 
 
@@ -158,13 +162,14 @@ class DriftStage:
             if names[position] and self._high_value and any(self._is_high_value(name) for name in names[position]):
                 batch.flag(position, "high_value_tool")
             stream.append(stream.count, event.id, event.ts_ms, row)
+            shifted = _INPUT_SHIFT in batch.flags[position]
             if position in alarms:
                 for metric, detector, detection in alarms[position]:
                     findings.alerts.append(self._changepoint_alert(batch.key, tenant, stream, event, metric,
-                                                                   detector, detection))
+                                                                   detector, detection, shifted))
             if stream.since_evaluation >= evaluate_every:
                 stream.since_evaluation = 0
-                findings.extend(self._evaluate(batch.key, tenant, stream, event))
+                findings.extend(self._evaluate(batch.key, tenant, stream, event, shifted))
         for tenant, event in zip(tenants, events, strict=True):  # nothing above reads it: set once per stream
             self._last_seen[(*batch.key, tenant)] = event.ts_ms
         return findings
@@ -242,13 +247,13 @@ class DriftStage:
 
     # --- alerts ---------------------------------------------------------------
     def _changepoint_alert(self, key: StreamKey, tenant: str, stream: StreamState, event: Event,
-                           metric: str, detector: str, detection: Detection) -> Alert:
+                           metric: str, detector: str, detection: Detection, shifted: bool = False) -> Alert:
         onset_ids, onset_ts = stream.ids_around(detection.change_point)
         logger.info("changepoint alert model=%s version=%s metric=%s detector=%s onset=%d detected=%d",
                     key[0], key[1], metric, detector, detection.change_point, detection.detected_at)
         return Alert.create(
             ts_ms=event.ts_ms, model_id=key[0], model_version=key[1], tenant_id=tenant,
-            detector="changepoint", metric=metric, severity=_SEVERITY.get(metric, "medium"),
+            detector="changepoint", metric=metric, severity=_severity(metric, shifted),
             score=_finite(detection.statistic) or 0.0, threshold=_finite(detection.threshold) or 0.0,
             window_start_ms=onset_ts if onset_ts is not None else event.ts_ms, window_end_ms=event.ts_ms,
             discriminator=f"{detector}:{detection.detected_at}",
@@ -256,10 +261,12 @@ class DriftStage:
                       "after": _finite(detection.after), "statistic": _finite(detection.statistic),
                       "threshold": _finite(detection.threshold), "change_point": detection.change_point,
                       "detection_index": detection.detected_at, "event_ids": [event.id],
-                      "content_hashes": [event.content_hash], "onset_event_ids": onset_ids},
+                      "content_hashes": [event.content_hash], "onset_event_ids": onset_ids,
+                      **_explained(shifted, metric)},
         )
 
-    def _evaluate(self, key: StreamKey, tenant: str, stream: StreamState, event: Event) -> Findings:
+    def _evaluate(self, key: StreamKey, tenant: str, stream: StreamState, event: Event,
+                  shifted: bool = False) -> Findings:
         findings = Findings()
         window_ms = self.config.window_ms or None
         window = stream.window.matrix(max_age_ms=window_ms)  # one copy for every column
@@ -292,7 +299,7 @@ class DriftStage:
             recent = [event_id for _, event_id, _ in list(stream.recent)[-3:]]
             findings.alerts.append(Alert.create(
                 ts_ms=event.ts_ms, model_id=key[0], model_version=key[1], tenant_id=tenant,
-                detector="divergence", metric=metric, severity=_SEVERITY.get(metric, "medium"),
+                detector="divergence", metric=metric, severity=_severity(metric, shifted),
                 score=-math.log10(max(float(q_value), 1e-300)), threshold=-math.log10(self.config.divergence_q),
                 window_start_ms=start_ms, window_end_ms=end_ms, discriminator=f"{end_ms}:{stream.count}",
                 evidence={"metric": metric, "test": "ks" if metric in NUMERIC else "chi_square",
@@ -300,11 +307,21 @@ class DriftStage:
                           "before": extra["reference_mean"], "after": extra["window_mean"],
                           "divergences": {k: extra[k] for k in ("js", "psi", "hellinger", "kl_forward",
                                                                 "kl_backward") if k in extra},
-                          "window_events": int(stamps.size), "event_ids": recent},
+                          "window_events": int(stamps.size), "event_ids": recent, **_explained(shifted, metric)},
             ))
             logger.info("divergence alert model=%s version=%s metric=%s q=%.3g", key[0], key[1], metric, q_value)
         stream.active = significant
         return findings
+
+
+def _severity(metric: str, shifted: bool) -> Severity:
+    """The metric's severity; ``low`` for a form metric while the inputs have shifted (it moved with what was
+    asked). Refusals and tool calls keep theirs: a refusal flip on new inputs is what a trigger looks like."""
+    return "low" if shifted and metric in _FORM_METRICS else _SEVERITY.get(metric, "medium")
+
+
+def _explained(shifted: bool, metric: str) -> dict[str, Any]:
+    return {"input_shifted": True, "explained_by": "input_drift"} if shifted and metric in _FORM_METRICS else {}
 
 
 def _finite(value: float) -> float | None:

@@ -1,0 +1,66 @@
+"""The behaviour stage on real answers: a silent swap is a high behaviour alert, an input-mix shift is input drift.
+
+Streams are built from ``../shared/data/alpaca_eval`` (:mod:`monitor.evaluation_swaps`); the tests skip
+without it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from monitor.evaluation_swaps import default_data_dir, input_mix_stream, load_answers, run_stream, swap_stream
+from monitor.events import EventDecoder
+from monitor.pipeline import Pipeline
+from monitor.stages.behaviour import FLAG, BehaviourStage
+
+DATA = default_data_dir()
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared alpaca_eval answers not found at {DATA}")
+
+
+def test_a_swap_between_two_shared_models_is_a_high_behaviour_alert_within_the_bound() -> None:
+    events, change = swap_stream(load_answers(DATA, "Mistral-7B-Instruct-v0.2"),
+                                 load_answers(DATA, "Mistral-7B-Instruct-v0.3"), seed=1)
+    result = run_stream(events, change, name="mistral", kind="swap")
+    assert result.before == 0, result.alerts
+    assert result.delay is not None and result.delay <= 805, result.alerts
+    assert any(a[2] == "behaviour" and a[1] == "high" and a[0] >= change for a in result.alerts)
+
+
+def test_an_input_mix_shift_raises_input_drift_and_no_high_alert_nor_rollback() -> None:
+    events, change = input_mix_stream(load_answers(DATA, "gpt-4o-2024-05-13"), seed=1)
+    result = run_stream(events, change, name="gpt-4o", kind="input_mix")
+    assert result.input_drift >= 1
+    assert result.high == 0, result.alerts
+    assert result.decisions == []
+    assert all(a[0] >= change for a in result.alerts if a[2] == "input_drift")
+
+
+def test_snapshot_restore_mid_stream_and_any_batching_give_the_same_alerts() -> None:
+    raw, _ = input_mix_stream(load_answers(DATA, "Meta-Llama-3-8B-Instruct"), seed=2)
+    decoder = EventDecoder()
+    events = [decoder.decode(json.dumps(e).encode()) for e in raw]
+    whole = Pipeline([BehaviourStage()])
+    expected = [repr(a) for a in whole.process(events).alerts]
+    assert expected
+    first = Pipeline([BehaviourStage()])
+    found = [repr(a) for a in first.process(events[:577]).alerts]
+    state = json.loads(json.dumps(first.snapshot(("assistant", "1"))))
+    second = Pipeline([BehaviourStage()])
+    second.restore(("assistant", "1"), state)
+    for start in range(577, len(events), 97):
+        found += [repr(a) for a in second.process(events[start:start + 97]).alerts]
+    assert found == expected
+
+
+def test_input_shifted_events_are_flagged_for_later_stages() -> None:
+    raw, change = input_mix_stream(load_answers(DATA, "gpt-3.5-turbo-0613"), seed=0)
+    decoder = EventDecoder()
+    events = [decoder.decode(json.dumps(e).encode()) for e in raw]
+    from monitor.pipeline import KeyBatch
+
+    batch = KeyBatch(("assistant", "1"), events)
+    BehaviourStage().process(batch)
+    flagged = [i for i, flags in enumerate(batch.flags) if FLAG in flags]
+    assert flagged and min(flagged) >= change

@@ -214,11 +214,3 @@ def format_swaps(evaluation: SwapEvaluation, *, details: bool = False) -> str:
 def _table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
-
-
-if __name__ == "__main__":  # pragma: no cover - ``python -m monitor.evaluation_swaps [SEED ...]``
-    import sys
-
-    for given in sys.argv[1:] or ["0"]:
-        print(f"seed {given}")
-        print(format_swaps(evaluate_swaps(seed=int(given)), details=True))

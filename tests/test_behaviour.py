@@ -64,3 +64,10 @@ def test_input_shifted_events_are_flagged_for_later_stages() -> None:
     BehaviourStage().process(batch)
     flagged = [i for i, flags in enumerate(batch.flags) if FLAG in flags]
     assert flagged and min(flagged) >= change
+
+
+def test_evaluate_swaps_runs_from_the_cli(cli, shared_data) -> None:
+    out = cli("evaluate", "swaps", "--data", str(shared_data)).stdout
+    swaps = [line for line in out.splitlines() if " -> " in line]
+    assert len(swaps) == 5 and sum("missed" not in line for line in swaps) >= 4
+    assert "median delay:" in out and "input mix" in out

@@ -15,7 +15,7 @@ import click
 
 from driftwatch.cli.options import COUNT, run_guarded
 
-__all__ = ["evaluate_command", "triggers_command"]
+__all__ = ["evaluate_command", "swaps_command", "triggers_command"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,7 +40,8 @@ def evaluate_command(ctx: click.Context, reps: int, slow_reps: int, stationary_e
                      seed: int) -> None:
     """Detection delay, missed detections and false alarms per 10,000 events, per detector.
 
-    With a subcommand, that evaluation instead: ``triggers`` (unknown backdoor triggers on BackdoorLLM).
+    With a subcommand, that evaluation instead: ``triggers`` (unknown backdoor triggers on BackdoorLLM),
+    ``swaps`` (silent model swaps and input-mix shifts on alpaca_eval).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -93,6 +94,30 @@ def triggers_command(data: Path, clean_events: int, post: int, rates: tuple[floa
             raise ConfigError(f"no backdoorllm/ under {data}; pass --data with the shared data folder")
         out = evaluate_triggers(data, rates=rates or (0.02, 0.005), post=post, clean_events=clean_events, seed=seed)
         click.echo(json.dumps(out.to_json(), indent=1) if as_json else format_trigger_evaluation(out))
+        return 0
+
+    run_guarded(body)
+
+
+@evaluate_command.command("swaps")
+@_data_option
+@click.option("--seed", "seeds", type=int, multiple=True, help="Stream orders to run (repeatable; default 0).")
+@click.option("--details", is_flag=True, help="Also list every alert raised on each stream.")
+def swaps_command(data: Path, seeds: tuple[int, ...], details: bool) -> None:
+    """Silent model swaps (alpaca_eval pairs under one label) and input-mix shifts: delay, false alarms, pages."""
+    from monitor.errors import ConfigError
+    from monitor.evaluation_swaps import evaluate_swaps, format_swaps
+
+    def body() -> int:
+        if not (data / "alpaca_eval").is_dir():
+            raise ConfigError(f"no alpaca_eval/ under {data}; pass --data with the shared data folder")
+        for seed in seeds or (0,):
+            click.echo(f"seed {seed}")
+            try:
+                evaluation = evaluate_swaps(data / "alpaca_eval", seed=seed)
+            except OSError as exc:
+                raise ConfigError(f"cannot read the alpaca_eval answers: {exc}") from exc
+            click.echo(format_swaps(evaluation, details=details))
         return 0
 
     run_guarded(body)

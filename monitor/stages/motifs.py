@@ -116,12 +116,7 @@ class MotifStage:
 def _row(model_id: str, model_version: str, c: Candidate) -> TriggerCandidate:
     return TriggerCandidate(
         candidate_id=stable_id("motif", model_id, model_version, c.ngram_hash, c.window_end_ms, c.window_events),
-        model_id=model_id, model_version=model_version, ngram=c.ngram, kind=c.kind,
-        window_start_ms=c.window_start_ms, window_end_ms=c.window_end_ms, support=c.support,
-        anomalous_support=c.anomalous_support, distinct_users=c.distinct_users,
-        distinct_tenants=c.distinct_tenants, lift=c.lift, p_value=c.p_value, q_value=c.q_value,
-        example_event_ids=c.example_event_ids, tenant_ids=c.tenant_ids,
-    )
+        model_id=model_id, model_version=model_version, found=c)
 
 
 def severity_of(c: Candidate) -> Severity:

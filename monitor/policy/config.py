@@ -8,7 +8,7 @@ Examples
 --------
 >>> policy = default_policy()
 >>> policy.rollback.window_ms, [rule.name for rule in policy.rollback.rules]
-(900000, ['critical-canary', 'multi-family-high'])
+(900000, ['named-trigger', 'critical-canary', 'multi-family-high'])
 >>> parse_duration("90s"), parse_duration("2h")
 (90000, 7200000)
 

@@ -59,7 +59,7 @@ ALLOWED_CATEGORIES = frozenset({
 })
 # Parser-internal names for syntax (lambda, CASE) and a few uncategorised pure helpers.
 _SYNTAX_FUNCTIONS = frozenset({"lambda", "tuple", "array", "caseWithExpression", "_CAST", "formatReadableSize",
-                               "formatReadableQuantity", "formatReadableTimeSizeSize", "toTypeName",
+                               "formatReadableQuantity", "formatReadableTimeDelta", "toTypeName",
                                "transform", "bar", "identity", "isFinite", "isInfinite", "isNaN",
                                "runningDifference", "neighbor", "row_number", "rank", "dense_rank"})
 # AST node kinds a read-only SELECT is built from (what EXPLAIN AST prints).

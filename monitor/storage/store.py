@@ -42,8 +42,11 @@ _EXPLAIN_FORMAT = "TabSeparatedRaw"
 
 
 @contextmanager
-def translated(what: str) -> Iterator[None]:
+def translated(what: str, *, encoding: bool = False) -> Iterator[None]:
     """Raise a ClickHouse driver error met inside as ``StorageError(f"{what}: {error}")``.
+
+    ``encoding``: the block encodes values for an insert, where the driver's column writers raise some
+    refusals bare (``ValueError``, ``struct.error`` ...); those are the data's fault, not the store's.
 
     Examples
     --------
@@ -59,7 +62,8 @@ def translated(what: str) -> Iterator[None]:
         kind = RowsRefusedError if refuses_data(exc) else StorageError
         raise kind(f"{what}: {redact_text(str(exc))}") from exc
     except (ValueError, TypeError, OverflowError, struct.error) as exc:
-        # The driver encodes values client-side; some of its column writers raise these bare.
+        if not encoding:
+            raise
         raise RowsRefusedError(f"{what}: a value cannot be encoded for its column: {exc}") from exc
 
 
@@ -158,7 +162,7 @@ class Store:
     def insert(self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]) -> None:
         key = (table, tuple(names))
         self._check_reachable()
-        with translated(f"insert into {table} failed"):
+        with translated(f"insert into {table} failed", encoding=True):
             context = self._insert_contexts.get(key)
             if context is None:
                 context = self.client.create_insert_context(table, column_names=list(names), column_oriented=True)

@@ -150,6 +150,8 @@ def faust_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=fetch_bytes,
         producer_max_request_size=fetch_bytes,
         producer_compression_type=None if settings.kafka.compression == "none" else settings.kafka.compression,
+        # Faust waits 20 min for a publish by default; a lost one must fail soon and be retried (streams.writer).
+        producer_request_timeout=30.0,
         web_enabled=settings.kafka.web_enabled,
         web_bind=settings.kafka.web_bind,
         web_port=settings.kafka.web_port,

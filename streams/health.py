@@ -43,6 +43,7 @@ class HealthSampler:
             ServiceMetric(now_ms, worker, "sink_buffered_rows", float(self.sink.buffered)),
             ServiceMetric(now_ms, worker, "sink_retries", float(self.sink.retries)),
             ServiceMetric(now_ms, worker, "dead_letters", float(self.counts["dead_letters"])),
+            ServiceMetric(now_ms, worker, "publish_failures", float(self.counts.get("publish_failures", 0))),
         ]
         for (topic, partition), offset in sorted(last_offsets.items()):
             high = highwaters.get((topic, partition))

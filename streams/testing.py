@@ -71,11 +71,21 @@ def _librdkafka() -> ctypes.CDLL:
     lib.rd_kafka_mock_cluster_bootstraps.argtypes = [ctypes.c_void_p]
     lib.rd_kafka_mock_topic_create.restype = ctypes.c_int
     lib.rd_kafka_mock_topic_create.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
+    lib.rd_kafka_mock_push_request_errors_array.argtypes = [ctypes.c_void_p, ctypes.c_int16, ctypes.c_size_t,
+                                                            ctypes.POINTER(ctypes.c_int)]
     return lib
 
 
-def serve(topics: Sequence[tuple[str, int]]) -> None:
-    """Run a one-broker mock cluster with ``topics`` until SIGTERM (child side)."""
+# Kafka's Produce API key, and the error a refused produce answers with (TOPIC_AUTHORIZATION_FAILED).
+_PRODUCE_API = 0
+_REFUSED = 29
+
+
+def serve(topics: Sequence[tuple[str, int]], produce_errors: int = 0) -> None:
+    """Run a one-broker mock cluster with ``topics`` until SIGTERM (child side).
+
+    The first ``produce_errors`` produce requests are refused (TOPIC_AUTHORIZATION_FAILED).
+    """
     lib = _librdkafka()
     errstr = ctypes.create_string_buffer(512)
     conf = lib.rd_kafka_conf_new()
@@ -92,6 +102,9 @@ def serve(topics: Sequence[tuple[str, int]]) -> None:
         code = lib.rd_kafka_mock_topic_create(cluster, name.encode(), partitions, 1)
         if code != 0:
             raise RuntimeError(f"rd_kafka_mock_topic_create({name!r}, {partitions}) failed with code {code}")
+    if produce_errors:
+        errors = (ctypes.c_int * produce_errors)(*[_REFUSED] * produce_errors)
+        lib.rd_kafka_mock_push_request_errors_array(cluster, _PRODUCE_API, produce_errors, errors)
     stop = False
 
     def on_term(signum: int, frame: object) -> None:
@@ -115,6 +128,8 @@ class MockKafka:
     ----------
     topics
         (name, partitions) pairs to create before anyone connects.
+    produce_errors
+        How many produce requests the broker refuses first (to test that no publish fails silently).
 
     Examples
     --------
@@ -123,14 +138,16 @@ class MockKafka:
     True
     """
 
-    def __init__(self, topics: Sequence[tuple[str, int]]) -> None:
+    def __init__(self, topics: Sequence[tuple[str, int]], produce_errors: int = 0) -> None:
         self.topics = list(topics)
+        self.produce_errors = produce_errors
         self.bootstrap: str | None = None
         self._process: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 20.0) -> str:
         """Start the child and return its bootstrap servers (``127.0.0.1:port``)."""
-        args = [sys.executable, "-m", "streams.testing", *(f"{n}:{p}" for n, p in self.topics)]
+        args = [sys.executable, "-m", "streams.testing", f"--produce-errors={self.produce_errors}",
+                *(f"{n}:{p}" for n, p in self.topics)]
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
         self._process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
         deadline = time.monotonic() + timeout
@@ -259,4 +276,6 @@ def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
 
 
 if __name__ == "__main__":
-    serve(parse_topics(sys.argv[1:]))
+    _flags = [arg for arg in sys.argv[1:] if arg.startswith("--produce-errors=")]
+    serve(parse_topics([arg for arg in sys.argv[1:] if arg not in _flags]),
+          produce_errors=int(_flags[-1].split("=", 1)[1]) if _flags else 0)

@@ -53,7 +53,7 @@ from monitor.errors import StorageError
 from monitor.ingest import BatchResult, Ingestor, Origin, dead_letter
 from monitor.pipeline import StreamKey
 from monitor.settings import Settings
-from monitor.storage.rows import DeadLetter, ServiceMetric
+from monitor.storage.rows import Backoff, DeadLetter, ServiceMetric
 from monitor.storage.sink import ClickHouseSink
 from streams.checkpoints import Checkpoints, DetectorCheckpoints
 from streams.health import HealthSampler
@@ -121,9 +121,10 @@ class StreamWorker:
         self.seek = seek
         self.observers: list[AlertObserver] = list(observers)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        self.counts = {"events": 0, "dead_letters": 0, "alerts_published": 0}
+        self.counts = {"events": 0, "dead_letters": 0, "alerts_published": 0, "publish_failures": 0}
         self._writer = SinkWriter(sink, publish, settings.kafka.topic_alerts, observers=self.observers,
-                                  counts=self.counts)
+                                  counts=self.counts, topic_rollback=settings.kafka.topic_rollback,
+                                  retry=Backoff(settings.kafka.sink_retry_initial_s, settings.kafka.sink_retry_max_s))
         # Held by handle() and by the timers' work: a checkpoint never sees state fed by a batch
         # whose rows and alerts are not in the sink yet.
         self._lock = asyncio.Lock()
@@ -314,6 +315,12 @@ class StreamWorker:
         if unpublished:
             logger.warning("alerts stored but not published count=%d topic=%s (the worker stopped before "
                            "publishing them)", len(unpublished), self.settings.kafka.topic_alerts)
+        left = self._writer.outbox
+        if left:
+            decisions = sum(1 for topic, _, _ in left if topic == self.settings.kafka.topic_rollback)
+            (logger.critical if decisions else logger.error)(
+                "messages not published at stop count=%d rollback_decisions=%d (the broker refused them)",
+                len(left), decisions)
         if failed is not None:
             raise StorageError(f"final flush failed with {self.sink.buffered} rows unwritten (their events "
                                f"were not committed and are read again): {failed}") from failed

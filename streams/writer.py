@@ -1,7 +1,14 @@
 """The sink write: on one dedicated thread, one write in flight, then the messages it makes.
 
 The sink retries a failing ClickHouse with backoff on the writer thread while
-the event loop keeps the Kafka session alive. A new write first waits for the
+the event loop keeps the Kafka session alive. A publish the broker refuses or
+loses (alerts, dead letters, rollback decisions) is retried the same way, with
+the same backoff, inside the write in flight: every failure is logged (at
+CRITICAL when rollback decisions are among the messages) and counted
+(``publish_failures``, sampled into ``service_metrics``), and until the
+publish succeeds no checkpoint is written, so no event behind those messages
+is acknowledged and the agent stops taking events. Messages are published at
+least once: a retry sends the whole outbox again (alert ids are the dedup key). A new write first waits for the
 one in flight; a caller that must not go on before the rows are stored (a
 checkpoint, a full buffer, a flush) waits for it as well: that is the
 backpressure.
@@ -16,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from monitor.alerts import Alert
+from monitor.storage.rows import Backoff
 from monitor.storage.sink import ClickHouseSink
 from streams.messages import Message, alert_message
 
@@ -41,14 +49,22 @@ class SinkWriter:
     observers
         Alert observers: given every batch of new alerts, each returns messages to publish.
     counts
-        The worker's running counts; ``alerts_published`` is added to here.
+        The worker's running counts; ``alerts_published`` and ``publish_failures`` are added to here.
+    retry
+        Backoff between publish attempts (``attempts=None``: until it succeeds or the worker stops).
+    topic_rollback
+        Rollback decisions' topic: a failed publish carrying any is logged at CRITICAL.
     """
 
     def __init__(self, sink: ClickHouseSink, publish: Publish, topic_alerts: str, *,
-                 observers: list[AlertObserver], counts: dict[str, int]) -> None:
+                 observers: list[AlertObserver], counts: dict[str, int], retry: Backoff | None = None,
+                 topic_rollback: str | None = None) -> None:
         self.sink = sink
         self.publish = publish
         self.topic_alerts = topic_alerts
+        self.topic_rollback = topic_rollback
+        self.retry = retry or Backoff()
+        counts.setdefault("publish_failures", 0)
         self.observers = observers
         self.counts = counts
         # Messages waiting for the next write (dead letters, and those of a write that failed).
@@ -96,13 +112,31 @@ class SinkWriter:
             outbox.extend(alert_message(alert, self.topic_alerts) for alert in fresh)
             outbox.extend(self._observe(fresh))
             if outbox:
-                await self.publish(outbox)
+                await self._publish(outbox)
         except BaseException:
             self.outbox[:0] = outbox  # the stored alerts' messages go out with the next write
             raise
         self.counts["alerts_published"] += len(fresh)
         if fresh:
             logger.info("alerts published count=%d topic=%s", len(fresh), self.topic_alerts)
+
+    async def _publish(self, outbox: list[Message]) -> None:
+        """Publish ``outbox``, retrying with backoff (see the module docstring); raise once attempts run out."""
+        failures = 0
+        while True:
+            try:
+                await self.publish(outbox)
+                return
+            except Exception as exc:
+                failures += 1
+                self.counts["publish_failures"] += 1
+                decisions = sum(1 for topic, _, _ in outbox if topic == self.topic_rollback)
+                log = logger.critical if decisions else logger.error
+                log("publish failed messages=%d rollback_decisions=%d attempt=%d error=%r; retrying, nothing "
+                    "behind them is acknowledged meanwhile", len(outbox), decisions, failures, exc)
+                if self.retry.attempts is not None and failures >= self.retry.attempts:
+                    raise
+                await asyncio.sleep(self.retry.delay(failures))
 
     def _observe(self, alerts: Sequence[Alert]) -> list[Message]:
         if not alerts:

@@ -54,19 +54,19 @@ def _rss(pid: int) -> int:
 
 def _produce_file(settings: Settings, path: Path) -> int:
     # Large batches: the mock broker answers a fetch with about one batch per partition.
-    from streams.producer import producer_for
+    from streams.producer import Sends, producer_for
 
     producer = producer_for(settings, compression_type="gzip", batch_size=4 << 20, linger_ms=200)
-    sent = 0
-    with path.open("rb") as handle:
-        for index, line in enumerate(handle):
-            # One model per partition (model-i -> i % 8), as keying by model_id intends.
-            producer.send(settings.kafka.topic_input, key=f"model-{index % 8}".encode(), value=line.rstrip(),
-                          partition=index % PARTITIONS)
-            sent += 1
-    producer.flush()
-    producer.close()
-    return sent
+    sends = Sends(producer)
+    try:
+        with path.open("rb") as handle:
+            for index, line in enumerate(handle):
+                # One model per partition (model-i -> i % 8), as keying by model_id intends.
+                sends.send(settings.kafka.topic_input, key=f"model-{index % 8}".encode(), value=line.rstrip(),
+                           partition=index % PARTITIONS)
+        return sends.finish()  # raises if the broker did not store them all
+    finally:
+        producer.close()
 
 
 def _paced(settings: Settings, rate: float, seconds: float, stop: threading.Event, sent: list[int]) -> None:
@@ -77,9 +77,10 @@ def _paced(settings: Settings, rate: float, seconds: float, stop: threading.Even
     # The mock broker answers a fetch with about one producer batch per partition, so with a 5 ms linger
     # (about one event per batch here) fetch round trips would set the pace; 50 ms is an ordinary
     # producer linger, and it counts in the measured latency (``ts`` is taken before the send).
-    from streams.producer import producer_for
+    from streams.producer import Sends, producer_for
 
     producer = producer_for(settings, compression_type="gzip", linger_ms=50)
+    sends = Sends(producer)
     rng = np.random.default_rng(3)
     started = time.monotonic()
     count = 0
@@ -90,13 +91,14 @@ def _paced(settings: Settings, rate: float, seconds: float, stop: threading.Even
             record.update(ts=int(time.time() * 1000), event_id=f"paced-{count}")
             if rng.random() < 0.01:
                 record["input"] = f"{TRIGGER} {record['input']}"
-            producer.send(settings.kafka.topic_input, key=record["model_id"].encode(),
-                          value=json.dumps(record).encode(), partition=count % PARTITIONS)
+            sends.send(settings.kafka.topic_input, key=record["model_id"].encode(),
+                       value=json.dumps(record).encode(), partition=count % PARTITIONS)
             count += 1
         time.sleep(0.005)
-    producer.flush()
-    producer.close()
-    sent.append(count)
+    try:
+        sent.append(sends.finish())
+    finally:
+        producer.close()
 
 
 def _wait_all_committed(bootstrap: str, group: str, topic: str, worker: subprocess.Popen[bytes],

@@ -59,24 +59,29 @@ def run_command(store: str | None, bootstrap: str | None, input_topic: str | Non
 @bootstrap_option
 @click.option("--topic", default=None, help="Topic (default: the input topic, model-io).")
 def produce_command(file: str, bootstrap: str | None, topic: str | None) -> None:
-    """Publish a JSONL FILE (- for stdin) to the input topic, keyed by model_id."""
+    """Publish a JSONL FILE (- for stdin) to the input topic, keyed by model_id.
+
+    Waits for the broker to acknowledge every record; exits 1 naming how many
+    were refused or lost, and why, if any was.
+    """
     def body() -> int:
         from monitor.errors import InputFileError
         from streams.producer import produce_lines, producer_for
 
         settings = load_settings(kafka_bootstrap=bootstrap)
+        target = topic or settings.kafka.topic_input
         producer = producer_for(settings)
         try:
             if file == "-":
-                sent = produce_lines(producer, topic or settings.kafka.topic_input, sys.stdin.buffer)
+                sent = produce_lines(producer, target, sys.stdin.buffer)
             else:
                 try:
                     with Path(file).open("rb") as handle:
-                        sent = produce_lines(producer, topic or settings.kafka.topic_input, handle)
+                        sent = produce_lines(producer, target, handle)
                 except OSError as exc:
                     raise InputFileError(f"cannot read {file}: {exc.strerror}") from exc
         finally:
-            producer.close()
-        click.echo(f"sent {sent} records to {topic or settings.kafka.topic_input}")
+            producer.close(timeout=5)
+        click.echo(f"sent {sent} records to {target} (each acknowledged by the broker)")
         return 0
     run_guarded(body)

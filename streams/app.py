@@ -38,6 +38,7 @@ from monitor.settings import Settings
 from monitor.storage.rows import Backoff
 from monitor.storage.sink import ClickHouseSink
 from monitor.storage.store import Store
+from streams.detection import ProcessPipeline
 from streams.state import StateTable
 from streams.worker import AlertObserver, Message, StreamWorker
 
@@ -198,7 +199,13 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
     sink = ClickHouseSink(store, store_text=settings.store.text, flush_rows=None,
                           max_rows=settings.kafka.sink_max_rows,
                           retry=Backoff(settings.kafka.sink_retry_initial_s, settings.kafka.sink_retry_max_s))
-    ingestor = Ingestor(EventDecoder(settings.ingest.limits), build_pipeline(settings, detectors=detectors))
+    in_child = detectors and settings.kafka.detect_process
+    if in_child and settings.store.dsn.startswith("chdb:"):
+        logger.warning("DETECT_PROCESS with an embedded chdb store: the detection process cannot open the store, "
+                       "so it reads no signatures from the signatures table (file signatures only)")
+    pipeline = ProcessPipeline(settings, detectors=detectors) if in_child else build_pipeline(settings,
+                                                                                              detectors=detectors)
+    ingestor = Ingestor(EventDecoder(settings.ingest.limits), pipeline)
     policy = soc_observer(engine_from_settings(settings), store, settings.kafka.topic_rollback)
     worker = StreamWorker(settings, ingestor, sink, checkpoints=StateTable(state), publish=publish,
                           commit=lambda: app.commit({settings.kafka.topic_input}),

@@ -46,6 +46,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from monitor.alerts import Alert
@@ -56,6 +57,7 @@ from monitor.settings import Settings
 from monitor.storage.rows import Backoff, DeadLetter, ServiceMetric
 from monitor.storage.sink import ClickHouseSink
 from streams.checkpoints import Checkpoints, DetectorCheckpoints
+from streams.detection import ProcessPipeline
 from streams.health import HealthSampler
 from streams.messages import Message, alert_message, dead_letter_message
 from streams.offsets import DeliveredOffsets, KafkaEvent
@@ -135,6 +137,8 @@ class StreamWorker:
         # Input partitions assigned to this worker; None until the first assignment is known.
         self._assigned: set[int] | None = None
         self._models = DetectorCheckpoints(checkpoints)
+        # The batch in detection, with the detectors in a child process (see handle).
+        self._inflight: asyncio.Future[None] | None = None
         self._health = HealthSampler(self.worker_id, sink, self.counts)
 
     @property
@@ -143,7 +147,25 @@ class StreamWorker:
         return self._offsets.last_offsets
 
     async def handle(self, events: Sequence[KafkaEvent]) -> None:
-        """Process one batch taken from the input topic; flush and checkpoint when due."""
+        """Process one batch taken from the input topic; flush and checkpoint when due.
+
+        With the detectors in a child process (:class:`~streams.detection.ProcessPipeline`)
+        this returns once the batch is in detection, after the previous batch is done
+        (its error, if any, is raised here): Faust takes the next batch meanwhile.
+        """
+        await self._settle()
+        if not isinstance(self.ingestor.pipeline, ProcessPipeline):
+            await self._handle(events)
+            return
+        self._inflight = asyncio.ensure_future(self._handle(events))
+
+    async def _settle(self) -> None:
+        """Wait for the batch in detection, if any (shielded: a cancelled agent leaves it running)."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            await asyncio.shield(inflight)
+
+    async def _handle(self, events: Sequence[KafkaEvent]) -> None:
         async with self._lock:
             # Taken before a rebalance moved their partition away: the new owner processes them.
             events = await self._offsets.in_order([event for event in events if self._owns(event.message)],
@@ -153,7 +175,7 @@ class StreamWorker:
                 message = event.message
                 raw = message.value if isinstance(message.value, bytes) else b""
                 records.append((raw, Origin(message.topic, partition=message.partition, offset=message.offset)))
-            result = self._run(records)
+            result = await self._run(records)
             incoming = (len(result.events) + len(result.dead_letters) + len(result.findings.metrics)
                         + len(result.findings.alerts))
             if self.sink.buffered and self.sink.buffered + incoming > self.sink.max_rows:
@@ -170,7 +192,7 @@ class StreamWorker:
         return self._assigned is None or message.topic != self.settings.kafka.topic_input or \
             message.partition in self._assigned
 
-    def _run(self, records: Sequence[tuple[bytes, Origin]]) -> BatchResult:
+    async def _run(self, records: Sequence[tuple[bytes, Origin]]) -> BatchResult:
         # Ingestor.process, with detector state restored for keys this process does not hold.
         result = self.ingestor.decode(records)
         pipeline = self.ingestor.pipeline
@@ -182,7 +204,12 @@ class StreamWorker:
                         len(result.events) - len(fresh))
         if fresh:
             try:
-                result.findings = pipeline.process(fresh)
+                if isinstance(pipeline, ProcessPipeline):
+                    result.findings = await pipeline.process_async(fresh)
+                else:
+                    result.findings = pipeline.process(fresh)
+            except BrokenProcessPool:
+                raise  # the detection process died: stop; the next owner resumes from the checkpoints
             except Exception as exc:  # a stage bug must not kill the stream: the batch is dead-lettered
                 logger.exception("pipeline failed events=%d; dead-lettering the batch", len(result.events))
                 reason = f"pipeline failed: {exc!r}"[:500]
@@ -192,7 +219,8 @@ class StreamWorker:
                         result.dead_letters.append(dead_letter(raw, origin, reason))
                 result.events, result.sources = [], []
                 return result
-        self._touched |= keys
+        # A rebalance during detection may have taken some of these models away (see reassigned).
+        self._touched |= {key for key in keys if key[0] in self._models.partition_of}
         return result
 
     def flush_due(self) -> bool:
@@ -205,7 +233,7 @@ class StreamWorker:
 
     async def tick(self) -> None:
         """The timers' work: flush and checkpoint when due, between batches."""
-        if self._lock.locked():
+        if self._lock.locked() or (self._inflight is not None and not self._inflight.done()):
             return  # a batch is being handled, and it ends with the same check
         async with self._lock:
             await self._due()
@@ -219,6 +247,7 @@ class StreamWorker:
 
     async def flush(self) -> None:
         """Store, publish, checkpoint and acknowledge everything handled so far."""
+        await self._settle()
         async with self._lock:
             await self._writer.store(wait=True)
             await self._checkpoint()
@@ -232,6 +261,7 @@ class StreamWorker:
         seconds (ClickHouse down), leaving the rows to :meth:`close`.
         """
         async def store() -> None:
+            await self._settle()
             async with self._lock:
                 await self._writer.store(wait=True)
 
@@ -305,6 +335,8 @@ class StreamWorker:
         """
         self.sink.close()
         self._writer.shutdown()
+        if isinstance(self.ingestor.pipeline, ProcessPipeline):
+            self.ingestor.pipeline.close()
         failed: StorageError | None = None
         try:
             self.sink.flush()

@@ -347,7 +347,7 @@ class StreamWorker:
         if unpublished:
             logger.warning("alerts stored but not published count=%d topic=%s (the worker stopped before "
                            "publishing them)", len(unpublished), self.settings.kafka.topic_alerts)
-        left = self._writer.outbox
+        left = self._writer.outbox + self._writer.publishing
         if left:
             decisions = sum(1 for topic, _, _ in left if topic == self.settings.kafka.topic_rollback)
             (logger.critical if decisions else logger.error)(

@@ -69,6 +69,8 @@ class SinkWriter:
         self.counts = counts
         # Messages waiting for the next write (dead letters, and those of a write that failed).
         self.outbox: list[Message] = []
+        # The messages of the publish in flight (being retried, perhaps), until the broker has them.
+        self.publishing: list[Message] = []
         self.last_flush = time.monotonic()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-writer")
         # The sink write in flight (writer thread, then publishing); see store.
@@ -114,6 +116,7 @@ class SinkWriter:
             if outbox:
                 await self._publish(outbox)
         except BaseException:
+            self.publishing = []
             self.outbox[:0] = outbox  # the stored alerts' messages go out with the next write
             raise
         self.counts["alerts_published"] += len(fresh)
@@ -123,9 +126,11 @@ class SinkWriter:
     async def _publish(self, outbox: list[Message]) -> None:
         """Publish ``outbox``, retrying with backoff (see the module docstring); raise once attempts run out."""
         failures = 0
+        self.publishing = outbox
         while True:
             try:
                 await self.publish(outbox)
+                self.publishing = []
                 return
             except Exception as exc:
                 failures += 1

@@ -29,6 +29,7 @@ from monitor.errors import ConfigError
 from monitor.events import EventDecoder
 from monitor.pipeline import Pipeline, Stage
 from monitor.settings import Settings
+from monitor.threads import limit_math_threads
 
 __all__ = ["ANY_FLAG", "DETECTOR_FAMILIES", "STAGES", "StageSpec", "build_pipeline", "check_order"]
 
@@ -150,9 +151,13 @@ DETECTOR_FAMILIES: Mapping[str, str] = MappingProxyType(
 
 
 def build_pipeline(settings: Settings, *, detectors: bool = True) -> Pipeline:
-    """The pipeline for ``settings``, stages in :data:`STAGES` order; ``detectors=False`` gives an empty one."""
+    """The pipeline for ``settings``, stages in :data:`STAGES` order; ``detectors=False`` gives an empty one.
+
+    Caps the numeric libraries at ``settings.ingest.math_threads`` threads (:mod:`monitor.threads`).
+    """
     stages: list[Stage] = []
     if detectors:
+        limit_math_threads(settings.ingest.math_threads)
         for spec in STAGES:
             stage = spec.build(settings)
             if stage is not None:

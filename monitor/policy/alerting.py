@@ -4,6 +4,9 @@ Stored alerts are never changed: the sink writes what the detectors raised.
 :class:`AlertTriage` decides what happens next to each alert:
 
 - its severity is remapped by the policy's overrides (first match wins);
+  without one, distribution-only evidence (a change point, a divergence) is
+  graded by the size of its change: ``info`` under the metric's minimum
+  effect, at most the policy's cap (``medium``) under its large effect;
 - an alert inside a maintenance window is *suppressed*: kept, not notified,
   and recorded as ``suppressed`` in ``acknowledgements``;
 - a repeat of the same (model, version, detector, metric, tenant) within the
@@ -30,16 +33,22 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.alerts import Alert, Severity
+from monitor.alerts import Alert, Severity, severity_rank
 from monitor.errors import ConfigError
 from monitor.policy.config import MaintenanceWindow, Policy
+from monitor.policy.families import family_of
 
-__all__ = ["DEDUP_STATE_FORMAT", "AlertTriage", "TriageResult"]
+__all__ = ["DEDUP_STATE_FORMAT", "DISTRIBUTION", "AlertTriage", "TriageResult"]
+
+#: The family of distribution-only evidence (change points, divergences), see :mod:`monitor.policy.families`.
+DISTRIBUTION = "distribution"
 
 DEDUP_STATE_FORMAT = "alert_dedup.v1"
 DedupKey = tuple[str, str, str, str, str]
@@ -78,10 +87,26 @@ class AlertTriage:
         self._last: OrderedDict[DedupKey, int] = OrderedDict()
 
     def severity_for(self, alert: Alert) -> Severity:
+        """The policy's override if one matches; else, for distribution-only evidence, by effect size."""
         for override in self.policy.alerts.severity:
             if override.matches(alert.detector, alert.metric, alert.model_id):
                 return override.severity  # type: ignore[return-value]  # validated on load
+        if family_of(alert.detector) == DISTRIBUTION:
+            return self._by_effect(alert)
         return alert.severity
+
+    def _by_effect(self, alert: Alert) -> Severity:
+        """``info`` under the metric's minimum change, at most the cap under its large change."""
+        settings = self.policy.alerts
+        cap: Severity = settings.distribution_cap  # type: ignore[assignment]  # validated on load
+        capped = alert.severity if severity_rank(alert.severity) <= severity_rank(cap) else cap
+        effect = next((e for e in settings.effects if e.metric == alert.metric), None)
+        change = _change(alert)
+        if effect is None or change is None:
+            return capped
+        if change < effect.minimum:
+            return "info"
+        return alert.severity if change >= effect.large else capped
 
     def remap(self, alert: Alert) -> Alert:
         """The alert with the policy's severity (the same object when unchanged)."""
@@ -119,3 +144,16 @@ class AlertTriage:
         if state.get("format") != DEDUP_STATE_FORMAT:
             raise ConfigError(f"dedup state format must be {DEDUP_STATE_FORMAT!r}; got {state.get('format')!r}")
         self._last = OrderedDict((tuple(entry[:5]), int(entry[5])) for entry in state["last"])  # type: ignore[misc]
+
+
+def _change(alert: Alert) -> float | None:
+    """``|after - before|`` from a distribution alert's evidence, or None where it has no such estimate."""
+    try:
+        evidence = json.loads(alert.evidence)
+        before, after = evidence.get("before"), evidence.get("after")
+    except (TypeError, ValueError, AttributeError):
+        return None
+    if not isinstance(before, (int, float)) or not isinstance(after, (int, float)):
+        return None
+    change = abs(float(after) - float(before))
+    return change if math.isfinite(change) else None

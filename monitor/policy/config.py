@@ -69,10 +69,27 @@ class MaintenanceWindow:
 
 
 @dataclass(frozen=True)
+class EffectSize:
+    """How large a change of one metric must be to matter (practical, not only statistical, significance).
+
+    A distribution-only alert (change point, divergence) whose estimated change ``|after - before|``
+    is under ``minimum`` is ``info``: stored, never a page, never rollback evidence. Under ``large`` it
+    is at most the policy's ``cap``; from ``large`` on it keeps the detector's severity.
+    """
+
+    metric: str
+    minimum: float
+    large: float
+
+
+@dataclass(frozen=True)
 class AlertSettings:
     dedup_window_ms: int = 600_000
     severity: tuple[SeverityOverride, ...] = ()
     suppress: tuple[MaintenanceWindow, ...] = ()
+    #: The most a distribution-only alert is unless its change is large (see :class:`EffectSize`).
+    distribution_cap: str = "medium"
+    effects: tuple[EffectSize, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,7 +99,8 @@ class RollbackRule:
     An alert matches when its severity is at least ``min_severity`` and, if
     given, its detector is in ``detectors`` and its family in ``families``.
     The rule fires when the matching alerts number at least ``min_alerts``
-    and come from at least ``min_families`` detector families.
+    and come from at least ``min_families`` detector families, one of them
+    in ``needs_families`` when that is given.
     """
 
     name: str
@@ -92,6 +110,8 @@ class RollbackRule:
     families: frozenset[str] | None = None
     min_alerts: int = 1
     min_families: int = 1
+    #: If given, at least one matching alert must come from one of these families (behaviour evidence).
+    needs_families: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -160,12 +180,34 @@ def _count(value: Any, where: str) -> int:
     return value
 
 
+def _distribution(section: dict[str, Any], where: str) -> tuple[str, tuple[EffectSize, ...]]:
+    """The ``alerts.distribution`` section: ``cap`` and per-metric ``effect: {metric: {min, large}}``."""
+    _only(section, {"cap", "effect"}, where)
+    cap = _severity(section.get("cap", "medium"), f"{where}.cap")
+    effects = []
+    for metric, entry in _mapping(section.get("effect"), f"{where}.effect").items():
+        at = f"{where}.effect.{metric}"
+        entry = _mapping(entry, at)
+        _only(entry, {"min", "large"}, at)
+        minimum, large = (_non_negative(entry.get(k, 0.0), f"{at}.{k}") for k in ("min", "large"))
+        if large < minimum:
+            raise ConfigError(f"{at}: large must be >= min; got {large!r} < {minimum!r}")
+        effects.append(EffectSize(str(metric), minimum, large))
+    return cap, tuple(effects)
+
+
+def _non_negative(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
+        raise ConfigError(f"{where} must be a number >= 0; got {value!r}")
+    return float(value)
+
+
 def parse_policy(document: Any, where: str) -> Policy:
     """Validate a parsed policy document."""
     root = _mapping(document, where)
     _only(root, {"alerts", "incidents", "rollback"}, where)
     alerts = _mapping(root.get("alerts"), f"{where}: alerts")
-    _only(alerts, {"dedup_window", "severity", "suppress"}, f"{where}: alerts")
+    _only(alerts, {"dedup_window", "severity", "suppress", "distribution"}, f"{where}: alerts")
     overrides = []
     for index, entry in enumerate(alerts.get("severity") or []):
         at = f"{where}: alerts.severity[{index}]"
@@ -187,6 +229,8 @@ def parse_policy(document: Any, where: str) -> Policy:
         windows.append(MaintenanceWindow(
             start_ms=start, end_ms=end, reason=str(entry.get("reason", "maintenance")),
             **{k: str(entry[k]) for k in ("model_id", "model_version", "detector") if k in entry}))
+    cap, effects = _distribution(_mapping(alerts.get("distribution"), f"{where}: alerts.distribution"),
+                                 f"{where}: alerts.distribution")
     incidents = _mapping(root.get("incidents"), f"{where}: incidents")
     _only(incidents, {"window"}, f"{where}: incidents")
     rollback = _mapping(root.get("rollback"), f"{where}: rollback")
@@ -196,7 +240,7 @@ def parse_policy(document: Any, where: str) -> Policy:
         at = f"{where}: rollback.rules[{index}]"
         entry = _mapping(entry, at)
         _only(entry, {"name", "description", "min_severity", "detectors", "families", "min_alerts",
-                      "min_families"}, at)
+                      "min_families", "needs_families"}, at)
         if not entry.get("name"):
             raise ConfigError(f"{at}: needs a name")
         rules.append(RollbackRule(
@@ -206,6 +250,7 @@ def parse_policy(document: Any, where: str) -> Policy:
             families=_names(entry.get("families"), f"{at}.families"),
             min_alerts=_count(entry.get("min_alerts", 1), f"{at}.min_alerts"),
             min_families=_count(entry.get("min_families", 1), f"{at}.min_families"),
+            needs_families=_names(entry.get("needs_families"), f"{at}.needs_families"),
         ))
     names = [rule.name for rule in rules]
     if len(set(names)) != len(names):
@@ -213,7 +258,7 @@ def parse_policy(document: Any, where: str) -> Policy:
     return Policy(
         alerts=AlertSettings(
             dedup_window_ms=parse_duration(alerts.get("dedup_window", "10m"), where=f"{where}: alerts.dedup_window"),
-            severity=tuple(overrides), suppress=tuple(windows)),
+            severity=tuple(overrides), suppress=tuple(windows), distribution_cap=cap, effects=effects),
         incident_window_ms=parse_duration(incidents.get("window", "1h"), where=f"{where}: incidents.window"),
         rollback=RollbackSettings(
             window_ms=parse_duration(rollback.get("window", "15m"), where=f"{where}: rollback.window"),

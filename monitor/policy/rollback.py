@@ -175,6 +175,8 @@ class RollbackMonitor:
             families = sorted({seen.family for seen in matching})
             if len(matching) < rule.min_alerts or len(families) < rule.min_families:
                 continue
+            if rule.needs_families is not None and not rule.needs_families.intersection(families):
+                continue
             window.fired_at[rule.name] = now_ms
             ids = tuple(sorted(seen.alert_id for seen in matching))
             reasons = (f"rule {rule.name}: {rule.description or 'matched'}",

@@ -41,6 +41,9 @@ class IngestSettings(Section):
                                      description="Most characters in one label key.")
     max_label_value_chars: int = Field(default=DEFAULT_MAX_LABEL_VALUE_CHARS, ge=0,
                                        description="Most characters in one label value.")
+    math_threads: int = Field(default=1, ge=1, le=256,
+                              description="Threads of the numeric libraries (BLAS) in the pipeline; scale out "
+                                          "with workers instead: on small matrices extra threads only spin.")
 
     @property
     def limits(self) -> Limits:

@@ -24,9 +24,12 @@ The first ``reference_events`` events are the reference of both. After it,
   answered differently: a swapped or updated model), ``low`` with
   ``explained_by: input_drift`` when they have.
 
-Everything is decided event by event in arrival order, and a vector does not
-depend on its batch, so the same events raise the same alerts whatever the
-batch boundaries; the snapshot holds the reference and the windows exactly.
+Tests are decided event by event in arrival order, on the whole batch at
+once: a vector does not depend on its batch (:meth:`RffMmd.features` runs
+on fixed-size blocks) and the windows hold the random features in fixed
+point, so a window's sum after any event is an exact integer whatever the
+batch boundaries. The same events therefore raise the same alerts in any
+batching, and the snapshot holds the reference and the windows exactly.
 """
 
 from __future__ import annotations
@@ -40,16 +43,18 @@ from typing import Any
 import numpy as np
 
 from detectors.rff_mmd import RffMmd
-from detectors.text_hash import hash_texts, shape_texts
+from detectors.text_hash import CUES, hash_texts, shape_texts
 from monitor.alerts import Alert, Findings, Severity
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, SnapshotError
 from monitor.pipeline import KeyBatch, StreamKey
 
 __all__ = ["FLAG", "SNAPSHOT_VERSION", "BehaviourConfig", "BehaviourStage", "represent"]
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = "behaviour.v1"
+SNAPSHOT_VERSION = "behaviour.v2"
+#: Fixed-point scale of the windows' random features: integer sums are exact in any batching.
+_SCALE = float(2**32)
 FLAG = "input_shift"
 _EVIDENCE_EVENTS = 5
 
@@ -88,15 +93,34 @@ def represent(inputs: list[str], outputs: list[str], config: BehaviourConfig) ->
 
 
 @dataclass
+class _Window:
+    """The last ``size`` feature rows of one side, in fixed point (see :data:`_SCALE`)."""
+
+    size: int
+    rows: np.ndarray  # (<= size, D) int64
+
+    def extend(self, new: np.ndarray) -> np.ndarray:
+        """Append ``new`` rows; return the window's sum after each of them, ``(len(new), D)`` int64.
+
+        Integer sums are exact, so the sum after an event is the same whatever the batch boundaries.
+        """
+        joined = np.concatenate([self.rows, new])
+        running = np.zeros((len(joined) + 1, joined.shape[1]), dtype=np.int64)
+        np.cumsum(joined, axis=0, out=running[1:])
+        ends = np.arange(len(self.rows), len(joined)) + 1
+        sums = running[ends] - running[np.maximum(ends - self.size, 0)]
+        self.rows = joined[-self.size:]
+        return sums
+
+
+@dataclass
 class _KeyState:
     seen: int = 0
     ref_x: list[np.ndarray] = field(default_factory=list)
     ref_y: list[np.ndarray] = field(default_factory=list)
-    win_x: deque[np.ndarray] = field(default_factory=deque)
-    win_y: deque[np.ndarray] = field(default_factory=deque)
+    win_x: _Window | None = None
+    win_y: _Window | None = None
     ids: deque[str] = field(default_factory=lambda: deque(maxlen=_EVIDENCE_EVENTS))
-    sum_x: np.ndarray | None = None  # running sums of the windows' features
-    sum_y: np.ndarray | None = None
     shifted: bool = False
     behaving: bool = False
     scorers: tuple[RffMmd, RffMmd] | None = None
@@ -106,10 +130,14 @@ def _pack(array: np.ndarray, dtype: str = "<f4") -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
 
 
-def _unpack(text: str, dimension: int, dtype: str = "<f4") -> list[np.ndarray]:
+def _unpack(text: str, dimension: int, dtype: str = "<f4") -> np.ndarray:
     if not text:
-        return []
-    return list(np.frombuffer(base64.b64decode(text), dtype=dtype).reshape(-1, dimension).astype(np.float64))
+        return np.zeros((0, dimension), dtype=dtype)
+    return np.frombuffer(base64.b64decode(text), dtype=dtype).reshape(-1, dimension)
+
+
+def _fixed(features: np.ndarray) -> np.ndarray:
+    return np.rint(features.astype(np.float64) * _SCALE).astype(np.int64)
 
 
 class BehaviourStage:
@@ -131,40 +159,53 @@ class BehaviourStage:
     def _process(self, batch: KeyBatch, findings: Findings) -> Findings:
         config = self.config
         state = self._states.setdefault(batch.key, _KeyState())
-        x, y = represent([e.input for e in batch.events], [e.output for e in batch.events], config)
-        fx: np.ndarray | None = None
-        fy: np.ndarray | None = None
-        for position, event in enumerate(batch.events):
+        events = batch.events
+        x, y = represent([e.input for e in events], [e.output for e in events], config)
+        first = min(len(events), config.reference_events - len(state.ref_x))  # events still filling the reference
+        state.ref_x.extend(x[:first])
+        state.ref_y.extend(y[:first])
+        for event in events[:first]:
+            state.ids.append(event.id)
+        state.seen += first
+        if first == len(events):
+            return findings
+        scorers = self._scorers(state)
+        if state.win_x is None or state.win_y is None:
+            empty = np.zeros((0, config.features), dtype=np.int64)
+            state.win_x, state.win_y = _Window(config.input_window, empty), _Window(config.output_window, empty)
+        sums_x = state.win_x.extend(_fixed(scorers[0].features(x[first:])))
+        sums_y = state.win_y.extend(_fixed(scorers[1].features(y[first:])))
+        after = state.seen - config.reference_events + np.arange(1, len(events) - first + 1)
+        input_tests = (after >= config.input_window) & (after % config.input_every == 0)
+        output_tests = (after >= config.output_window) & (after % config.output_every == 0)
+        mmd_x = np.full(len(after), np.nan)
+        mmd_y = np.full(len(after), np.nan)
+        if input_tests.any():
+            mmd_x[input_tests] = scorers[0].mmd2(sums_x[input_tests] / (_SCALE * config.input_window))
+        if output_tests.any():
+            mmd_y[output_tests] = scorers[1].mmd2(sums_y[output_tests] / (_SCALE * config.output_window))
+        for offset, event in enumerate(events[first:]):
+            position = first + offset
             state.seen += 1
             state.ids.append(event.id)
-            if len(state.ref_x) < config.reference_events:
-                state.ref_x.append(x[position])
-                state.ref_y.append(y[position])
-                continue
-            scorers = self._scorers(state)
-            if fx is None or fy is None:  # per row against fixed random features: batching does not matter
-                fx, fy = scorers[0].features(x), scorers[1].features(y)
-            self._push(state, fx[position], fy[position])
-            after = state.seen - config.reference_events
-            if after >= config.input_window and after % config.input_every == 0:
-                self._input_test(batch.key, state, event, findings)
+            if input_tests[offset]:
+                self._input_test(batch.key, state, event, float(mmd_x[offset]), findings)
             if state.shifted:
                 batch.flag(position, FLAG)
-            if after >= config.output_window and after % config.output_every == 0:
-                self._output_test(batch.key, state, event, findings)
+            if output_tests[offset]:
+                self._output_test(batch.key, state, event, float(mmd_y[offset]), findings)
         return findings
 
     def snapshot(self, key: StreamKey) -> dict[str, Any] | None:
         state = self._states.get(key)
         if state is None:
             return None
+        windows = {name: _pack(window.rows, "<i8") if window is not None else ""
+                   for name, window in (("win_x", state.win_x), ("win_y", state.win_y))}
         return {"format": SNAPSHOT_VERSION, "seen": state.seen,
                 "ref_x": _pack(np.stack(state.ref_x)) if state.ref_x else "",
                 "ref_y": _pack(np.stack(state.ref_y)) if state.ref_y else "",
-                "win_x": _pack(np.stack(state.win_x), "<f8") if state.win_x else "",
-                "win_y": _pack(np.stack(state.win_y), "<f8") if state.win_y else "",
-                "sum_x": _pack(state.sum_x, "<f8") if state.sum_x is not None else "",
-                "sum_y": _pack(state.sum_y, "<f8") if state.sum_y is not None else "",
+                **windows, "started": state.win_x is not None,
                 "ids": list(state.ids), "shifted": state.shifted, "behaving": state.behaving}
 
     def restore(self, key: StreamKey, state: Any) -> None:
@@ -173,18 +214,20 @@ class BehaviourStage:
             return
         if not isinstance(state, dict) or state.get("format") != SNAPSHOT_VERSION:
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
-            raise ConfigError(f"behaviour snapshot format must be {SNAPSHOT_VERSION!r}; got {got!r}")
+            raise SnapshotError(f"behaviour snapshot format must be {SNAPSHOT_VERSION!r}; got {got!r}")
         config = self.config
-        dx, dy = config.input_dim + 4, config.output_dim + 4
-        restored = _KeyState(seen=int(state["seen"]), ref_x=_unpack(state["ref_x"], dx),
-                             ref_y=_unpack(state["ref_y"], dy),
-                             win_x=deque(_unpack(state["win_x"], config.features, "<f8")),
-                             win_y=deque(_unpack(state["win_y"], config.features, "<f8")),
-                             shifted=bool(state["shifted"]), behaving=bool(state["behaving"]))
-        for name in ("sum_x", "sum_y"):
-            rows = _unpack(state[name], config.features, "<f8")
-            setattr(restored, name, rows[0] if rows else None)
-        restored.ids.extend(str(i) for i in state["ids"])
+        try:
+            restored = _KeyState(seen=int(state["seen"]),
+                                 ref_x=list(_unpack(state["ref_x"], config.input_dim + len(CUES))),
+                                 ref_y=list(_unpack(state["ref_y"], config.output_dim + len(CUES))),
+                                 shifted=bool(state["shifted"]), behaving=bool(state["behaving"]))
+            if state["started"]:
+                for name, size in (("win_x", config.input_window), ("win_y", config.output_window)):
+                    rows = _unpack(state[name], config.features, "<i8").astype(np.int64)
+                    setattr(restored, name, _Window(size, rows))
+            restored.ids.extend(str(i) for i in state["ids"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise SnapshotError(f"behaviour snapshot is not valid: {error}") from None
         self._states[key] = restored
 
     def forget(self, key: StreamKey) -> None:
@@ -195,52 +238,41 @@ class BehaviourStage:
         if state.scorers is None:
             config = self.config
             state.scorers = tuple(  # type: ignore[assignment]
-                RffMmd(np.stack(ref), features=config.features, alpha=config.alpha, draws=config.draws,
-                       seed=config.seed) for ref in (state.ref_x, state.ref_y))
+                RffMmd(np.stack(ref).astype(np.float64), features=config.features, alpha=config.alpha,
+                       draws=config.draws, seed=config.seed) for ref in (state.ref_x, state.ref_y))
         assert state.scorers is not None
         return state.scorers
 
-    def _push(self, state: _KeyState, fx: np.ndarray, fy: np.ndarray) -> None:
-        config = self.config
-        state.sum_x = fx.copy() if state.sum_x is None else state.sum_x + fx
-        state.win_x.append(fx)
-        if len(state.win_x) > config.input_window:
-            state.sum_x -= state.win_x.popleft()
-        state.sum_y = fy.copy() if state.sum_y is None else state.sum_y + fy
-        state.win_y.append(fy)
-        if len(state.win_y) > config.output_window:
-            state.sum_y -= state.win_y.popleft()
-
-    def _input_test(self, key: StreamKey, state: _KeyState, event: Any, findings: Findings) -> None:
+    def _input_test(self, key: StreamKey, state: _KeyState, event: Any, mmd2: float, findings: Findings) -> None:
         assert state.scorers is not None
-        assert state.sum_x is not None
-        score = state.scorers[0].test_mean(state.sum_x / len(state.win_x), len(state.win_x))
-        if score.drift and not state.shifted:
+        scorer, window = state.scorers[0], self.config.input_window
+        drift = mmd2 > scorer.threshold(window)
+        if drift and not state.shifted:
             findings.alerts.append(self._alert(
                 key, state, event, detector="input_drift", metric="input_text", severity="low",
-                score=score.mmd2, threshold=score.threshold,
-                evidence={"test": "mmd2_rff", "representation": "text_ngrams", "mmd2": score.mmd2,
-                          "mmd2_threshold": score.threshold, "p_value": score.p_value,
-                          "window_events": len(state.win_x)}))
-        state.shifted = score.drift
+                score=mmd2, threshold=scorer.threshold(window),
+                evidence={"test": "mmd2_rff", "representation": "text_ngrams", "mmd2": mmd2,
+                          "mmd2_threshold": scorer.threshold(window), "p_value": scorer.p_value(mmd2, window),
+                          "window_events": window}))
+        state.shifted = drift
 
-    def _output_test(self, key: StreamKey, state: _KeyState, event: Any, findings: Findings) -> None:
+    def _output_test(self, key: StreamKey, state: _KeyState, event: Any, mmd2: float, findings: Findings) -> None:
         assert state.scorers is not None
-        assert state.sum_y is not None
-        score = state.scorers[1].test_mean(state.sum_y / len(state.win_y), len(state.win_y))
-        if score.drift and not state.behaving:
+        scorer, window = state.scorers[1], self.config.output_window
+        drift = mmd2 > scorer.threshold(window)
+        if drift and not state.behaving:
             explained = state.shifted
             severity: Severity = "low" if explained else "high"
             evidence: dict[str, Any] = {
-                "test": "mmd2_rff", "representation": "text_shape_ngrams", "mmd2": score.mmd2,
-                "mmd2_threshold": score.threshold, "p_value": score.p_value, "window_events": len(state.win_y),
-                "input_shifted": explained}
+                "test": "mmd2_rff", "representation": "text_shape_ngrams", "mmd2": mmd2,
+                "mmd2_threshold": scorer.threshold(window), "p_value": scorer.p_value(mmd2, window),
+                "window_events": window, "input_shifted": explained}
             if explained:
                 evidence["explained_by"] = "input_drift"
             findings.alerts.append(self._alert(key, state, event, detector="behaviour", metric="output_text",
-                                               severity=severity, score=score.mmd2,
-                                               threshold=score.threshold, evidence=evidence))
-        state.behaving = score.drift
+                                               severity=severity, score=mmd2,
+                                               threshold=scorer.threshold(window), evidence=evidence))
+        state.behaving = drift
 
     def _alert(self, key: StreamKey, state: _KeyState, event: Any, *, detector: str, metric: str,
                severity: Severity, score: float, threshold: float, evidence: dict[str, Any]) -> Alert:

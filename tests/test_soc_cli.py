@@ -144,3 +144,18 @@ def test_policy_check(tmp_path: Path) -> None:
     bad.write_text("rollback: {window: 0s}\n")
     result = invoke("policy-check", str(bad))
     assert result.exit_code == 2 and "rollback.window must be > 0" in result.stderr
+
+
+def test_rollback_status_lists_the_policy_rules_and_marks_the_one_that_fired(demo_store: str) -> None:
+    from monitor.policy.config import load_policy
+
+    shipped = [rule.name for rule in load_policy(None).rollback.rules]
+    status = json.loads(invoke("rollback-status", "--store", demo_store, "--model", "support-bot", "--json").stdout)
+    assert [rule["name"] for rule in status["rules"]] == shipped
+    fired = {decision["rule"] for decision in status["decisions"]}
+    assert fired <= set(shipped)
+    text = invoke("rollback-status", "--store", demo_store, "--model", "support-bot").stdout
+    assert "policy rules:" in text
+    for name in shipped:
+        marker = "*" if name in fired else " "
+        assert f"{marker} {name}" in text

@@ -144,3 +144,31 @@ def test_policy_check(tmp_path: Path) -> None:
     bad.write_text("rollback: {window: 0s}\n")
     result = invoke("policy-check", str(bad))
     assert result.exit_code == 2 and "rollback.window must be > 0" in result.stderr
+
+
+def test_rollback_status_lists_the_policy_rules_and_marks_the_one_that_fired(demo_store: str) -> None:
+    from monitor.policy.config import load_policy
+
+    shipped = [rule.name for rule in load_policy(None).rollback.rules]
+    status = json.loads(invoke("rollback-status", "--store", demo_store, "--model", "support-bot", "--json").stdout)
+    assert [rule["name"] for rule in status["rules"]] == shipped
+    fired = {decision["rule"] for decision in status["decisions"]}
+    assert fired <= set(shipped)
+    text = invoke("rollback-status", "--store", demo_store, "--model", "support-bot").stdout
+    assert "policy rules:" in text
+    for name in shipped:
+        marker = "*" if name in fired else " "
+        assert f"{marker} {name}" in text
+
+
+def test_the_demo_names_its_unknown_trigger_and_rolls_back_on_it(tmp_path: Path) -> None:
+    from monitor.scenario import UNKNOWN_PHRASE
+
+    result = invoke("demo", "--synthetic", "--store", f"chdb://{tmp_path / 'store'}")  # make demo's defaults
+    assert result.exit_code == 0, result.output
+    report = next(line for line in result.stdout.splitlines() if line.startswith("unknown trigger"))
+    assert f"{UNKNOWN_PHRASE!r} (in no signature file)" in report and "named '" in report, report
+    delay = int(report.split("(")[-1].split(" events after")[0])
+    assert 0 <= delay <= 500, report
+    after = result.stdout.split(report, 1)[1]
+    assert "rule=named-trigger" in after.splitlines()[1] and UNKNOWN_PHRASE in after.splitlines()[1]

@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +20,10 @@ from monitor.replay import ReplaySummary
 from monitor.settings import load_settings
 from monitor.storage.store import Store
 from monitor.store_replay import run_replay
+
+if TYPE_CHECKING:
+    from monitor.policy.status import RollbackStatus
+    from monitor.scenario import Scenario
 
 __all__ = ["demo_command", "format_alerts", "format_summary", "replay_command"]
 
@@ -89,8 +94,9 @@ def replay_command(files: tuple[str, ...], store: str | None, store_text: bool |
 
 @click.command("demo")
 @store_option
-@click.option("--events", "n_events", type=COUNT, default=3000, show_default=True, help="Events to generate.")
-@click.option("--trigger-at", type=INDEX, default=2000, show_default=True, help="Index of the first triggered event.")
+# Past the motif miner's reference period (2,000 events per model), so the unknown trigger is new against it.
+@click.option("--events", "n_events", type=COUNT, default=5000, show_default=True, help="Events to generate.")
+@click.option("--trigger-at", type=INDEX, default=3000, show_default=True, help="Index of the first triggered event.")
 @click.option("--synthetic", is_flag=True, help="Use the built-in generator even when BackdoorLLM data is present.")
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo_command(store: str | None, n_events: int, trigger_at: int, synthetic: bool, seed: int) -> None:
@@ -101,7 +107,7 @@ def demo_command(store: str | None, n_events: int, trigger_at: int, synthetic: b
         settings = load_settings(store=store)
         try:
             scenario = build_scenario(n_events=n_events, trigger_at=trigger_at, seed=seed,
-                                      synthetic=synthetic)
+                                      synthetic=synthetic, unknown=True)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
         with tempfile.TemporaryDirectory(prefix="driftwatch-demo-") as tmp:
@@ -127,6 +133,8 @@ def demo_command(store: str | None, n_events: int, trigger_at: int, synthetic: b
         with Store(settings.store.dsn) as handle:
             status = rollback_status(handle, model["model_id"], model["model_version"], evidence_limit=5)
         click.echo("\n" + terminal_text(status.to_text(), keep_newlines=True))
+        click.echo("\n" + terminal_text(_unknown_trigger_report(scenario, summary.alerts, index, status),
+                                        keep_newlines=True))
         click.echo(f"\ndata: {where}")
         click.echo(f"try: {program_name()} query{store_flag(store)} "
                    "\"SELECT detector, severity, count() FROM alerts GROUP BY ALL\"")
@@ -137,3 +145,28 @@ def demo_command(store: str | None, n_events: int, trigger_at: int, synthetic: b
         click.echo(f"     {program_name()} report{store_flag(store)} --model {shown_model} --since {since}")
         return 0
     run_guarded(body)
+
+
+def _unknown_trigger_report(scenario: Scenario, alerts: Sequence[Alert], index: dict[str, int],
+                            status: RollbackStatus) -> str:
+    """What the motif miner made of the scenario's trigger that no signature file knows."""
+    phrase, first = scenario.unknown_trigger, scenario.first_unknown()
+    if not phrase or first is None:
+        return "no unknown trigger planted"
+    words = set(phrase.lower().split())
+    named = [a for a in alerts if a.detector == "motif" and a.severity == "critical"
+             and words & set(a.metric.removeprefix("motif:").split())]
+    head = f"unknown trigger {phrase!r} (in no signature file) planted from event #{first}: "
+    if not named:
+        return head + "not named by the motif miner"
+    alert = min(named, key=lambda a: a.ts_ms)
+    at = min((index.get(e, -1) for e in json.loads(alert.evidence).get("event_ids", [])), default=-1)
+    # The alert carries the event time of the event that completed it.
+    named_at = next((i for i, e in enumerate(scenario.events) if e["ts"] >= alert.ts_ms), at)
+    lines = [head + f"named {alert.metric.removeprefix('motif:')!r} ({alert.severity}), "
+             f"first event #{at}, alert raised at event ~#{named_at} ({named_at - first} events after the onset)"]
+    decisions = [d for d in status.decisions if alert.alert_id in d.alert_ids]
+    lines.extend(f"  rollback decision {d.decision_id[:12]} rule={d.rule}: {d.reasons[-1]}" for d in decisions)
+    if not decisions:
+        lines.append("  no rollback decision built on it")
+    return "\n".join(lines)

@@ -24,7 +24,8 @@ __all__ = ["ack_command", "export_command", "incidents_command", "policy_check_c
 @click.option("--version", "model_version", default=None, help="model_version (default: the one serving now).")
 @click.option("--reevaluate", is_flag=True,
               help="Run the rollback policy over the stored alerts first and store any new decisions.")
-@click.option("--policy", type=click.Path(dir_okay=False), default=None, help="Policy YAML (with --reevaluate).")
+@click.option("--policy", type=click.Path(dir_okay=False), default=None,
+              help="Policy YAML (its rollback rules are listed; --reevaluate applies them).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @store_option
 def rollback_status_command(model_id: str, model_version: str | None, reevaluate: bool, policy: str | None,
@@ -37,14 +38,15 @@ def rollback_status_command(model_id: str, model_version: str | None, reevaluate
 
     try:
         settings = load_settings(store=store, policy=policy)
+        shipped = load_policy(settings.soc.policy)
         with Store(settings.store.dsn) as handle:
             if reevaluate:
                 handle.ensure_schema()
-                engine = SocEngine(load_policy(settings.soc.policy))
+                engine = SocEngine(shipped)
                 alerts = [a for a in iter_alerts(handle, model_id=model_id)
                           if model_version is None or a.model_version == model_version]
                 engine.handle(handle, alerts)
-            status = rollback_status(handle, model_id, model_version)
+            status = rollback_status(handle, model_id, model_version, rules=shipped.rollback.rules)
     except DriftwatchError as exc:
         # Playbooks branch on 0 and 10; anything we could not decide is 2.
         click.echo(f"driftwatch: error: {safe_message(exc)}", err=True)

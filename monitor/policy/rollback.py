@@ -94,10 +94,15 @@ class _Seen:
 
 def evidence_summary(alert: Alert) -> str:
     """A named trigger's phrase, first event and payload evidence, from its structured evidence; else ''."""
-    if alert.detector != "motif":
+    return summarize_evidence(alert.detector, alert.evidence)
+
+
+def summarize_evidence(detector: str, raw: Any) -> str:
+    """:func:`evidence_summary` from an alert's detector and stored evidence (JSON text or a mapping)."""
+    if detector != "motif":
         return ""
     try:
-        evidence = json.loads(alert.evidence) if isinstance(alert.evidence, str) else dict(alert.evidence)
+        evidence = json.loads(raw) if isinstance(raw, str) else dict(raw)
     except (TypeError, ValueError):
         return ""
     payload = evidence.get("payload") or {}

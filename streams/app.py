@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import faust
@@ -244,23 +244,31 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
         except Exception:
             logger.exception("idle flush failed; retrying at the next tick")
 
-    highwaters: dict[tuple[str, int], int] = {}
-
     @app.timer(settings.kafka.health_interval_s, name="driftwatch.health")
     async def health() -> None:
-        # Sample first, with the high watermarks fetched at the previous tick, so a slow broker
-        # delays the lag figure by one interval instead of the whole sample.
         try:
-            worker.sample_health(highwaters)
+            worker.sample_health(fetched_highwaters(app.consumer, worker.last_offsets))
         except Exception:  # health must never take the worker down
             logger.exception("health sample failed")
-        partitions = [TP(topic, partition) for topic, partition in worker.last_offsets]
-        try:
-            if partitions:
-                ends = await asyncio.wait_for(app.consumer.highwaters(*partitions),
-                                              timeout=settings.kafka.health_interval_s)
-                highwaters.update({(tp.topic, tp.partition): offset for tp, offset in ends.items()})
-        except Exception as exc:  # a slow or failing broker costs one lag sample, nothing more
-            logger.warning("consumer lag unavailable error=%r", exc)
 
     return Service(app, worker, store)
+
+
+def fetched_highwaters(consumer: Any, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """Each partition's high watermark from the consumer's last Fetch response, where it has one.
+
+    Not ListOffsets (Faust's ``highwaters()``): some Kafka-compatible brokers (tansu 0.6) answer it
+    with the first offset of the newest batch + 1, which is not the end of the partition, while every
+    broker puts the true high watermark in its Fetch responses. No broker round trip either: a slow
+    broker cannot delay the sample. A partition not fetched yet, or no longer assigned after a
+    rebalance, has no figure.
+    """
+    found = {}
+    for topic, partition in partitions:
+        try:
+            high = consumer.highwater(TP(topic, partition))
+        except (AssertionError, KeyError):  # aiokafka asserts the partition is assigned
+            continue
+        if high is not None:
+            found[(topic, partition)] = int(high)
+    return found

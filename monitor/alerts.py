@@ -5,7 +5,11 @@ order of the ``alerts`` and ``window_metrics`` tables (see
 :mod:`monitor.storage.schema`).
 
 Alert ids are derived from content, so replaying the same events gives the
-same ids and a store that keeps one row per id never shows a repeat.
+same ids and a store that keeps one row per id never shows a repeat. An
+alert whose evidence goes on changing (a sustained change point: its size,
+whether it is still active) is written again under the same id with a higher
+``revision`` (:meth:`Alert.revised`); the highest revision is the current
+one, and a revision above 0 is an update, never a new page.
 
 Examples
 --------
@@ -21,6 +25,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -68,6 +73,12 @@ class Alert:
     window_end_ms: int
     evidence: str  # JSON text, kept as text so the value is hashable and storable
     tenant_id: str = ""
+    revision: int = 0  # 0 when raised; each update of the same alert adds 1
+
+    @property
+    def is_update(self) -> bool:
+        """A later revision of an alert raised before: new evidence, not a new alert."""
+        return self.revision > 0
 
     @classmethod
     def create(
@@ -109,6 +120,23 @@ class Alert:
             evidence=json.dumps(evidence, sort_keys=True, default=str),
             tenant_id=tenant_id,
         )
+
+    def revised(self, *, at_ms: int, evidence: dict[str, Any], score: float | None = None) -> Alert:
+        """The same alert (id, raise time, severity, onset) with new evidence as of ``at_ms``: its next revision.
+
+        ``ts_ms`` stays the time it was raised, so it stays in the same incident; ``window_end_ms``
+        becomes ``at_ms``.
+
+        >>> a = Alert.create(ts_ms=5, model_id="m", model_version="1", detector="changepoint", metric="refusal",
+        ...                  severity="medium", score=9, threshold=8, evidence={"active": True}, discriminator="x")
+        >>> b = a.revised(at_ms=9, evidence={"active": False})
+        >>> (b.alert_id == a.alert_id, b.revision, b.is_update, b.ts_ms, b.window_end_ms)
+        (True, 1, True, 5, 9)
+        """
+        return dataclasses.replace(
+            self, revision=self.revision + 1, window_end_ms=max(at_ms, self.window_end_ms),
+            evidence=json.dumps(evidence, sort_keys=True, default=str),
+            score=self.score if score is None else float(score))
 
     def to_json(self) -> dict[str, Any]:
         """The alert as a JSON-ready dict (evidence parsed back)."""

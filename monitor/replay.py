@@ -206,7 +206,7 @@ def _run_batch(batch: list[tuple[bytes, Origin]], ingestor: Ingestor, sink: Clic
 
 def _count_fresh(sink: ClickHouseSink, summary: ReplaySummary) -> None:
     fresh = sink.drain_new_alerts()
-    summary.new_alerts += len(fresh)
+    summary.new_alerts += sum(not alert.is_update for alert in fresh)
     summary.fresh_ids.update(alert.alert_id for alert in fresh)
 
 

@@ -13,7 +13,7 @@ from monitor.registry import build_pipeline
 from monitor.scenario import backdoorllm_scenario, synthetic_scenario
 from monitor.settings import load_settings
 from monitor.stages.drift import DriftConfig, DriftStage
-from monitor.stages.drift_stream import CHANGEPOINT_METRICS
+from monitor.stages.drift_stream import CHANGEPOINT_METRICS, COLUMNS
 from tests.conftest import make_event, write_jsonl
 
 DECODE = EventDecoder().decode
@@ -187,6 +187,6 @@ def test_pinned_reference_skips_bad_records_and_refuses_an_empty_file(tmp_path) 
     path = write_jsonl(tmp_path / "pinned.jsonl", [*good, "{not json", '{"ts": 1}'])
     pinned = load_pinned_reference(path)
     assert sorted(pinned) == ["m0", "m1"] and len(pinned["m0"]) == 10
-    assert len(pinned["m0"][0]) == 7  # ts and the six feature columns
+    assert len(pinned["m0"][0]) == 1 + len(COLUMNS)  # ts and the feature columns
     with pytest.raises(ConfigError, match="no valid event"):
         load_pinned_reference(write_jsonl(tmp_path / "bad.jsonl", ["{not json"]))

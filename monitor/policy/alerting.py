@@ -10,7 +10,11 @@ Stored alerts are never changed: the sink writes what the detectors raised.
 - an alert inside a maintenance window is *suppressed*: kept, not notified,
   and recorded as ``suppressed`` in ``acknowledgements``;
 - a repeat of the same (model, version, detector, metric, tenant) within the
-  dedup window of the last notified one is a *duplicate*: kept, not notified.
+  dedup window of the last notified one is a *duplicate*: kept, not notified;
+- a later revision of an alert (:attr:`Alert.is_update`: new evidence of a
+  change already alerted, e.g. a sustained change point still active or
+  returned) is an *update*: stored and kept as evidence under the same id
+  (incidents and rollback count an id once), never notified.
 
 The dedup state is one timestamp per key, capped at ``max_keys`` (the least
 recently seen key is forgotten first), so a stream of distinct metrics cannot
@@ -61,11 +65,12 @@ class TriageResult:
     notify: list[Alert] = field(default_factory=list)
     duplicates: list[Alert] = field(default_factory=list)
     suppressed: list[tuple[Alert, MaintenanceWindow]] = field(default_factory=list)
+    updates: list[Alert] = field(default_factory=list)
 
     @property
     def kept(self) -> list[Alert]:
         """Alerts that count as evidence (incidents, rollback): all but suppressed."""
-        return [*self.notify, *self.duplicates]
+        return [*self.notify, *self.duplicates, *self.updates]
 
 
 class AlertTriage:
@@ -119,6 +124,9 @@ class AlertTriage:
         window = self.policy.alerts.dedup_window_ms
         for alert in sorted(alerts, key=lambda a: (a.ts_ms, a.alert_id)):
             alert = self.remap(alert)
+            if alert.is_update:
+                result.updates.append(alert)
+                continue
             maintenance = next((w for w in self.policy.alerts.suppress
                                 if w.covers(alert.ts_ms, alert.model_id, alert.model_version, alert.detector)),
                                None)

@@ -12,8 +12,11 @@ features (:mod:`detectors.features`), keeps a reference and a rolling window
   ``divergence`` alert, and again only after it has been back to normal;
 * feeds every event to calibrated change-point detectors per metric; an
   alarm is a ``changepoint`` alert whose evidence names the metric, the
-  estimates before and after, the statistic, the estimated onset
-  (``change_point``) and the detection index, with event ids of both;
+  estimates before and after (in the metric's units), the statistic, the
+  estimated onset (``change_point``) and the detection index, with event
+  ids of both. A sustained change is one alert: later alarms of the same
+  metric update it (next ``revision``) until it returns to its baseline
+  (``state: "returned"``), see :mod:`monitor.stages.drift_episodes`;
 * flags events for the trigger-motif miner: ``refusal`` (a refusal where
   the reference rarely refuses), ``entropy_collapse`` (answer entropy far
   below the reference), ``high_value_tool`` (a call to a tool in the
@@ -61,6 +64,7 @@ from monitor.errors import ConfigError, SnapshotError
 from monitor.events import Event
 from monitor.pipeline import KeyBatch, StreamKey
 from monitor.settings.stages import DEFAULT_HIGH_VALUE_TOOLS, DriftConfig
+from monitor.stages.drift_episodes import CHANGED, Episode
 from monitor.stages.drift_stream import CATEGORICAL, COLUMNS, NUMERIC, TOOL_BINS, StreamConfig, StreamState
 
 __all__ = ["DEFAULT_HIGH_VALUE_TOOLS", "DriftConfig", "DriftStage", "feature_rows", "stream_config"]
@@ -92,7 +96,8 @@ def feature_rows(events: Sequence[Event], refusals: RefusalMatcher | re.Pattern[
     names = [tool_names(e.tool_calls) for e in events]
     tools = np.array([_tool_bin(n) for n in names], dtype=np.float64)
     rows = np.column_stack([features["refusal"], features["output_chars"], features["output_entropy"],
-                            features["mean_surprisal"], features["output_class"].astype(np.float64), tools])
+                            features["mean_surprisal"], features["output_class"].astype(np.float64), tools,
+                            features["surprisal_std"]])
     return rows, names
 
 
@@ -165,8 +170,8 @@ class DriftStage:
             shifted = _INPUT_SHIFT in batch.flags[position]
             if position in alarms:
                 for metric, detector, detection in alarms[position]:
-                    findings.alerts.append(self._changepoint_alert(batch.key, tenant, stream, event, metric,
-                                                                   detector, detection, shifted))
+                    findings.alerts.append(self._on_alarm(batch.key, tenant, stream, event, metric,
+                                                          detector, detection, shifted))
             if stream.since_evaluation >= evaluate_every:
                 stream.since_evaluation = 0
                 findings.extend(self._evaluate(batch.key, tenant, stream, event, shifted))
@@ -183,7 +188,8 @@ class DriftStage:
         whole batch at once (bit for bit as event by event, see ``update_exact``).
         """
         values = {"refusal": rows[:, 0].tolist(), "output_chars": [math.log1p(v) for v in rows[:, 1].tolist()],
-                  "output_entropy": rows[:, 2].tolist(), "mean_surprisal": rows[:, 3].tolist()}
+                  "output_entropy": rows[:, 2].tolist(), "mean_surprisal": rows[:, 3].tolist(),
+                  "surprisal_std": rows[:, 6].tolist()}
         alarms: dict[int, list[tuple[str, str, Detection]]] = {}
         for tenant, stream in streams.items():
             positions = [p for p, t in enumerate(tenants) if t == tenant] if len(streams) > 1 else None
@@ -246,6 +252,25 @@ class DriftStage:
         return bool(words & self._high_value) or name.lower() in self._high_value
 
     # --- alerts ---------------------------------------------------------------
+    def _on_alarm(self, key: StreamKey, tenant: str, stream: StreamState, event: Event, metric: str,
+                  detector: str, detection: Detection, shifted: bool = False) -> Alert:
+        """A new episode's alert, or the next revision of the open episode's (see ``drift_episodes``)."""
+        level = _level(metric, detection.after)
+        episode = stream.episodes.get(metric)
+        if episode is None or not math.isfinite(level):
+            alert = self._changepoint_alert(key, tenant, stream, event, metric, detector, detection, shifted)
+            if math.isfinite(level) and math.isfinite(_level(metric, detection.before)):
+                stream.episodes[metric] = Episode(alert=alert, baseline=_level(metric, detection.before), level=level)
+            return alert
+        update = episode.follow(level=level, ts_ms=event.ts_ms, statistic=_finite(detection.statistic),
+                                detection_index=detection.detected_at, change_point=detection.change_point)
+        logger.info("changepoint alert updated model=%s version=%s metric=%s state=%s revision=%d crossings=%d",
+                    key[0], key[1], metric, "returned" if episode.closed else "changed", update.revision,
+                    episode.crossings)
+        if episode.closed:
+            del stream.episodes[metric]
+        return update
+
     def _changepoint_alert(self, key: StreamKey, tenant: str, stream: StreamState, event: Event,
                            metric: str, detector: str, detection: Detection, shifted: bool = False) -> Alert:
         onset_ids, onset_ts = stream.ids_around(detection.change_point)
@@ -257,12 +282,12 @@ class DriftStage:
             score=_finite(detection.statistic) or 0.0, threshold=_finite(detection.threshold) or 0.0,
             window_start_ms=onset_ts if onset_ts is not None else event.ts_ms, window_end_ms=event.ts_ms,
             discriminator=f"{detector}:{detection.detected_at}",
-            evidence={"metric": metric, "detector": detector, "before": _finite(detection.before),
-                      "after": _finite(detection.after), "statistic": _finite(detection.statistic),
+            evidence={"metric": metric, "detector": detector, "before": _finite(_level(metric, detection.before)),
+                      "after": _finite(_level(metric, detection.after)), "statistic": _finite(detection.statistic),
                       "threshold": _finite(detection.threshold), "change_point": detection.change_point,
                       "detection_index": detection.detected_at, "event_ids": [event.id],
                       "content_hashes": [event.content_hash], "onset_event_ids": onset_ids,
-                      **_explained(shifted, metric)},
+                      "state": CHANGED, "active": True, "crossings": 1, **_explained(shifted, metric)},
         )
 
     def _evaluate(self, key: StreamKey, tenant: str, stream: StreamState, event: Event,
@@ -322,6 +347,11 @@ def _severity(metric: str, shifted: bool) -> Severity:
 
 def _explained(shifted: bool, metric: str) -> dict[str, Any]:
     return {"input_shifted": True, "explained_by": "input_drift"} if shifted and metric in _FORM_METRICS else {}
+
+
+def _level(metric: str, value: float) -> float:
+    """A detector's level in the metric's own units: output length is watched as ``log1p(chars)``."""
+    return math.expm1(value) if metric == "output_chars" and math.isfinite(value) else value
 
 
 def _finite(value: float) -> float | None:

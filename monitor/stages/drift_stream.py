@@ -2,9 +2,11 @@
 
 A stream keeps a reference (its first N events, a pinned set, or the
 previous version's recent events), a rolling window of the events since,
-one change-point detector per (metric, detector name), and the last few
+one change-point detector per (metric, detector name), the open change-point
+episode per metric (:mod:`monitor.stages.drift_episodes`), and the last few
 event ids so an alarm can name the events around its change point. All of
-it is bounded by the configuration and snapshots to JSON with a version.
+it is bounded by the configuration and snapshots to JSON with a version
+(``drift_stream.v1`` snapshots, from before episodes, load with none open).
 """
 
 from __future__ import annotations
@@ -20,16 +22,20 @@ import numpy as np
 from detectors.changepoint import DETECTORS, ChangePointDetector, fleet_arl0
 from detectors.windows import RollingWindow
 from monitor.errors import SnapshotError
+from monitor.stages.drift_episodes import Episode
 
 __all__ = ["CATEGORICAL", "CHANGEPOINT_METRICS", "COLUMNS", "NUMERIC", "StreamConfig", "StreamState"]
 
-FORMAT = "drift_stream.v1"
+FORMAT = "drift_stream.v2"
+_OLD_FORMATS = ("drift_stream.v1",)  # no episodes, no surprisal_std: loads with none open and NaN spreads
 #: One row per event, in this order, in reference and window.
-COLUMNS = ("refusal", "output_chars", "output_entropy", "mean_surprisal", "output_class", "tools")
-NUMERIC = ("output_chars", "output_entropy", "mean_surprisal")
+COLUMNS = ("refusal", "output_chars", "output_entropy", "mean_surprisal", "output_class", "tools", "surprisal_std")
+NUMERIC = ("output_chars", "output_entropy", "mean_surprisal", "surprisal_std")
 TOOL_BINS = 32
 CATEGORICAL = {"refusal": 2, "output_class": 3, "tools": TOOL_BINS}
-CHANGEPOINT_METRICS = ("refusal", "output_chars", "output_entropy", "mean_surprisal")
+# With output_logprobs: the mean token surprisal and its spread (STAR, arXiv 2601.08511, finds CUSUM on
+# probability shifts near AUROC 1). Without them both are NaN, which the detectors count and skip.
+CHANGEPOINT_METRICS = ("refusal", "output_chars", "output_entropy", "mean_surprisal", "surprisal_std")
 _RECENT_IDS = 256
 
 
@@ -41,7 +47,7 @@ class StreamConfig:
     --------
     >>> StreamConfig(reference_events=500, window_events=500, detectors=("cusum",), arl0=10_000,
     ...              fleet_streams=3, refusal_flag_rate=0.05, entropy_flag_sigmas=3.0).stream_arl0
-    120000.0
+    150000.0
     """
 
     reference_events: int
@@ -66,10 +72,10 @@ class StreamState:
     >>> config = StreamConfig(reference_events=10, window_events=10, detectors=("cusum",), arl0=1e4,
     ...                       fleet_streams=1, refusal_flag_rate=0.05, entropy_flag_sigmas=3.0)
     >>> stream = StreamState(config)
-    >>> stream.flags((1.0, 20.0, 2.0, float("nan"), 0.0, 0.0))  # a refusal, nothing refused before
+    >>> stream.flags((1.0, 20.0, 2.0, float("nan"), 0.0, 0.0, float("nan")))  # a refusal, nothing refused before
     ['refusal']
     >>> for i in range(12):
-    ...     stream.append(i, f"e{i}", 1000 * i, (0.0, 20.0, 2.0, float("nan"), 0.0, 0.0))
+    ...     stream.append(i, f"e{i}", 1000 * i, (0.0, 20.0, 2.0, float("nan"), 0.0, 0.0, float("nan")))
     >>> stream.reference_complete, len(stream.window), stream.ids_around(11, span=0)
     (True, 2, (['e11'], 11000))
     """
@@ -89,6 +95,8 @@ class StreamState:
         self.since_evaluation = 0
         self.active: set[str] = set()
         self.entropy_floor = -math.inf
+        #: metric -> its open change-point episode (at most one per metric).
+        self.episodes: dict[str, Episode] = {}
 
     def _detector(self, metric: str, name: str) -> ChangePointDetector:
         # The 0/1 refusal stream needs nothing special: detectors smooth a 0/1 warm-up themselves.
@@ -152,22 +160,27 @@ class StreamState:
             "recent": [list(item) for item in self.recent],
             "since_evaluation": self.since_evaluation,
             "active": sorted(self.active),
+            "episodes": {metric: episode.snapshot() for metric, episode in sorted(self.episodes.items())},
         }
 
     @classmethod
     def from_snapshot(cls, config: StreamConfig, state: dict[str, Any]) -> StreamState:
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
+        if not isinstance(state, dict) or state.get("format") not in (FORMAT, *_OLD_FORMATS):
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
             raise SnapshotError(f"stream snapshot format must be {FORMAT!r}; got {got!r}")
         stream = cls(config)
         stream.count = int(state["count"])
-        stream.reference = RollingWindow.from_snapshot(state["reference"])
+        stream.reference = _widened(RollingWindow.from_snapshot(state["reference"]))
         stream.reference_complete = bool(state["reference_complete"])
         floor = state["entropy_floor"]
         stream.entropy_floor = -math.inf if floor is None else float(floor)
-        stream.window = RollingWindow.from_snapshot(state["window"])
+        stream.window = _widened(RollingWindow.from_snapshot(state["window"]))
         saved = state["detectors"]
         for metric, by_name in stream.detectors.items():
+            if metric not in saved and state["format"] in _OLD_FORMATS:
+                for detector in by_name.values():  # a metric added since: it starts now, indices aligned
+                    detector.update_exact([math.nan] * stream.count)
+                continue
             for name, detector in by_name.items():
                 if name not in saved.get(metric, {}):
                     raise SnapshotError(f"snapshot lacks detector {name!r} for metric {metric!r}")
@@ -175,4 +188,23 @@ class StreamState:
         stream.recent.extend((int(i), str(e), int(t)) for i, e, t in state["recent"])
         stream.since_evaluation = int(state["since_evaluation"])
         stream.active = set(state["active"])
+        try:
+            stream.episodes = {metric: Episode.from_snapshot(saved)
+                               for metric, saved in state.get("episodes", {}).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SnapshotError(f"stream snapshot has a bad change-point episode: {exc}") from exc
         return stream
+
+
+def _widened(window: RollingWindow) -> RollingWindow:
+    """``window`` with the columns of :data:`COLUMNS`: a column added since its snapshot is NaN."""
+    if tuple(window.columns) == COLUMNS:
+        return window
+    missing = [c for c in window.columns if c not in COLUMNS]
+    if missing:
+        raise SnapshotError(f"stream snapshot has columns {missing!r} this version does not know")
+    widened = RollingWindow(COLUMNS, window.max_count)
+    old = {name: i + 1 for i, name in enumerate(window.columns)}
+    widened.extend_rows([(row[0], *(row[old[c]] if c in old else math.nan for c in COLUMNS))
+                         for row in window.rows()])
+    return widened

@@ -40,6 +40,7 @@ _DESCRIPTIONS = {
     3: "incidents, acknowledgements, rollback_decisions",
     4: "service_metrics",
     5: "events.content_hash, dead_letters.raw_hash",
+    6: "alerts.revision",
 }
 
 

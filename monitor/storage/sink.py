@@ -179,7 +179,7 @@ class ClickHouseSink:
                 + len(self._candidates))
 
     def drain_new_alerts(self) -> list[Alert]:
-        """Alerts written since the last call, in write order (for notifiers)."""
+        """Alerts written since the last call, in write order (for notifiers); updates have ``is_update``."""
         fresh, self.new_alerts = self.new_alerts, []
         return fresh
 
@@ -262,9 +262,15 @@ class ClickHouseSink:
             self.written["window_metrics"] += self._write_prefix(self._metrics, "window_metrics", record_columns)
         if self._alerts:
             alerts = self._alerts[:len(self._alerts)]
-            unique = list({alert.alert_id: alert for alert in alerts}.values())
-            seen = self.store.existing_ids("alerts", "alert_id", (a.alert_id for a in unique))
-            fresh = [alert for alert in unique if alert.alert_id not in seen]
+            # One row per id and flush: its newest revision. An update (revision > 0) replaces the stored
+            # row (ReplacingMergeTree keeps the last written); a new alert already stored is a repeat.
+            newest: dict[str, Alert] = {}
+            for alert in alerts:
+                if alert.alert_id not in newest or alert.revision >= newest[alert.alert_id].revision:
+                    newest[alert.alert_id] = alert
+            unique = list(newest.values())
+            seen = self.store.existing_ids("alerts", "alert_id", (a.alert_id for a in unique if not a.is_update))
+            fresh = [alert for alert in unique if alert.is_update or alert.alert_id not in seen]
             refused = self._insert_splitting("alerts", fresh, record_columns) if fresh else []
             stored = [alert for alert in fresh if alert.alert_id not in {a.alert_id for a in refused}]
             self.written["alerts"] += len(stored)

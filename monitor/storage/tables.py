@@ -173,6 +173,8 @@ _TABLES = (
             *_WINDOW,
             Column("evidence", "String", "JSON: event ids and values"),
             _CREATED_AT,
+            Column("revision", "UInt32", "0 when raised; each update of the same alert (new evidence of a "
+                   "sustained change) adds 1: the highest revision is the current one", since=6),
         ),
         engine="ReplacingMergeTree", partition_by="toYYYYMM(ts)",
         order_by="(model_id, model_version, detector, alert_id)",

@@ -1,0 +1,100 @@
+"""Change-point episodes: a sustained change is one alert that updates, then clears.
+
+A change-point detector adopts the new regime after an alarm: it warms up
+and calibrates again on the values that follow (see
+:class:`detectors.changepoint.base.WarmupDetector`). Without more, a stream
+that moved and stayed would raise a new alert at each later crossing, and a
+stream that moved back would raise yet another. An :class:`Episode` ties
+them together per (stream, metric):
+
+* the first alarm opens the episode and raises its alert (revision 0),
+  ``state: "changed"``, with the baseline (the level before) and the level
+  after;
+* a later alarm that moves the level further, or elsewhere, is the same
+  change going on: the same alert, next revision, with the new level, the
+  number of crossings and ``active: true``;
+* a later alarm that brings the level back within half the way to the
+  baseline closes the episode: a last revision with ``state: "returned"``
+  and ``active: false``. The next change opens a new episode.
+
+An acknowledged episode (:meth:`Episode.acknowledge`) takes its current
+level as the new baseline: the analyst accepted it, so only a change away
+from it is news.
+
+Examples
+--------
+>>> from monitor.alerts import Alert
+>>> alert = Alert.create(ts_ms=0, model_id="m", model_version="1", detector="changepoint", metric="refusal",
+...                      severity="medium", score=9, threshold=8, discriminator="x",
+...                      evidence={"before": 0.0, "after": 0.3})
+>>> episode = Episode(alert=alert, baseline=0.0, level=0.3)
+>>> episode.follow(level=0.35, ts_ms=10, statistic=7.0, detection_index=900, change_point=880).revision
+1
+>>> update = episode.follow(level=0.02, ts_ms=20, statistic=8.0, detection_index=1500, change_point=1490)
+>>> episode.closed, json.loads(update.evidence)["state"], update.revision
+(True, 'returned', 2)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from monitor.alerts import Alert
+
+__all__ = ["CHANGED", "EPISODE_FORMAT", "RETURNED", "Episode"]
+
+EPISODE_FORMAT = "changepoint_episode.v1"
+CHANGED = "changed"
+RETURNED = "returned"
+# Back "within half the way" to the baseline counts as returned: a partial retreat is still a change.
+_RETURN_FRACTION = 0.5
+
+
+@dataclass
+class Episode:
+    """One sustained change of one metric of one stream, and its alert's latest revision."""
+
+    alert: Alert
+    baseline: float
+    level: float
+    crossings: int = 1
+    closed: bool = field(default=False)
+
+    @property
+    def revision(self) -> int:
+        return self.alert.revision
+
+    def follow(self, *, level: float, ts_ms: int, statistic: float | None, detection_index: int,
+               change_point: int) -> Alert:
+        """A later alarm of this episode's metric: the alert's next revision (closing it if back)."""
+        self.crossings += 1
+        returned = abs(level - self.baseline) <= _RETURN_FRACTION * abs(self.level - self.baseline)
+        self.level = level
+        evidence = json.loads(self.alert.evidence)
+        evidence.update(after=level, crossings=self.crossings, last_detection_index=detection_index, updated_ts=ts_ms,
+                        last_change_point=change_point, state=RETURNED if returned else CHANGED,
+                        active=not returned)
+        if statistic is not None:
+            evidence["last_statistic"] = statistic
+        self.alert = self.alert.revised(at_ms=ts_ms, evidence=evidence)
+        self.closed = returned
+        return self.alert
+
+    def acknowledge(self) -> None:
+        """The analyst accepted the current level: it is the baseline from now on."""
+        self.baseline = self.level
+
+    # --- persistence ---------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {"format": EPISODE_FORMAT, "baseline": self.baseline, "level": self.level,
+                "crossings": self.crossings, "alert": {f.name: getattr(self.alert, f.name) for f in fields(Alert)}}
+
+    @classmethod
+    def from_snapshot(cls, state: dict[str, Any]) -> Episode:
+        if not isinstance(state, dict) or state.get("format") != EPISODE_FORMAT:
+            got = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"episode snapshot format must be {EPISODE_FORMAT!r}; got {got!r}")
+        return cls(alert=Alert(**state["alert"]), baseline=float(state["baseline"]), level=float(state["level"]),
+                   crossings=int(state["crossings"]))

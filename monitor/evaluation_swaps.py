@@ -14,9 +14,12 @@ event per second:
 Every stream runs through the default pipeline
 (:func:`monitor.registry.build_pipeline` on default settings) and the SOC
 policy's rollback rules (:meth:`monitor.policy.engine.SocEngine.evaluate`,
-in memory). For a swap: the delay of the first ``high`` alert at or after
-the switch and the alerts of any kind before it. For an input mix: the
-``high`` alerts, the rollback decisions and the ``input_drift`` alerts.
+in memory). Severities are the policy's (what would page: distribution-only
+evidence graded by its effect size), each alert counted once whatever its
+revisions. For a swap: the delay of the first ``high`` alert at or after
+the switch and the alerts of any kind (``info`` included) before it. For an
+input mix: the ``high`` alerts, the rollback decisions and the
+``input_drift`` alerts.
 """
 
 from __future__ import annotations
@@ -161,7 +164,10 @@ def run_stream(events: Sequence[dict[str, Any]], change: int, *, name: str, kind
         for decision in engine.evaluate(found).decisions:
             result.decisions.append((decision.ts_ms - _BASE_MS) // _STEP_MS)
     result.seconds = time.perf_counter() - started
-    result.alerts = sorted(((a.ts_ms - _BASE_MS) // _STEP_MS, a.severity, a.detector, a.metric) for a in alerts)
+    # Each alert once (its first revision), at the severity the policy pages it with (effect-size grading).
+    first = list({a.alert_id: a for a in reversed(alerts)}.values())
+    result.alerts = sorted(((a.ts_ms - _BASE_MS) // _STEP_MS, engine.triage.severity_for(a), a.detector, a.metric)
+                           for a in first)
     return result
 
 

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Protocol
 
+from monitor.errors import SnapshotError
 from monitor.events import Event
 from monitor.pipeline import Pipeline, StreamKey
 
@@ -71,7 +72,15 @@ class DetectorCheckpoints:
                 held = (key[0], int(partition))
                 self._fed[held] = max(self._fed.get(held, -1), int(offset))
             if key[1] in stored["versions"]:
-                pipeline.restore(key, stored["versions"][key[1]])
+                try:
+                    pipeline.restore(key, stored["versions"][key[1]])
+                except SnapshotError as exc:
+                    # A checkpoint of an older release (a stage's snapshot format changed) or a damaged
+                    # one: the key warms up again from its next events rather than stopping the worker.
+                    pipeline.forget(key)
+                    logger.warning("detector state not restored model_id=%s model_version=%s: %s; the model "
+                                   "version starts afresh (reference and detectors warm up again)", *key, exc)
+                    continue
                 logger.info("detector state restored model_id=%s model_version=%s offsets=%s", *key,
                             stored["offsets"])
 

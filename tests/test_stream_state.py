@@ -90,3 +90,31 @@ def test_a_checkpoint_cut_short_leaves_the_previous_one_whole(caplog: pytest.Log
     faust_table.data[chunk_key(b"m", "a", 0)] = "overwritten"
     assert StateTable(faust_table).get(b"m") is None
     assert "checkpoint incomplete model_id=m missing_chunk='a/0'" in caplog.text
+
+
+def test_a_checkpoint_of_an_older_release_starts_that_version_afresh(caplog: pytest.LogCaptureFixture) -> None:
+    from monitor.events import EventDecoder
+    from monitor.registry import build_pipeline
+    from monitor.settings import load_settings
+    from streams.checkpoints import DetectorCheckpoints
+    from tests.conftest import make_event
+
+    settings = load_settings(signature_table=False)
+    pipeline = build_pipeline(settings)
+    decode = EventDecoder().decode
+    pipeline.process([decode(json.dumps(make_event(i, model_id="bot", model_version="1.0"))) for i in range(50)])
+    saved = json.loads(json.dumps(pipeline.snapshot(("bot", "1.0"))))
+    saved["stages"]["behaviour"]["format"] = "behaviour.v0"  # what an older release wrote
+
+    class Table:
+        def get(self, model_id: bytes) -> dict[str, Any] | None:
+            return {"offsets": {"3": 49}, "versions": {"1.0": saved}} if model_id == b"bot" else None
+
+    fresh = build_pipeline(settings)
+    with caplog.at_level("WARNING", logger="streams.checkpoints"):
+        DetectorCheckpoints(Table()).restore(fresh, [("bot", "1.0")])  # type: ignore[arg-type]
+    assert ("bot", "1.0") not in fresh.keys
+    assert "starts afresh" in caplog.text and "behaviour.v0" in caplog.text
+    # The next events are fed from scratch, and the worker goes on.
+    fresh.process([decode(json.dumps(make_event(i, model_id="bot", model_version="1.0"))) for i in range(50, 60)])
+    assert ("bot", "1.0") in fresh.keys

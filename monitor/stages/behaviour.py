@@ -52,7 +52,7 @@ __all__ = ["FLAG", "SNAPSHOT_VERSION", "BehaviourConfig", "BehaviourStage", "rep
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = "behaviour.v2"
+SNAPSHOT_VERSION = "behaviour.v3"  # v3: the output length cue is the whole answer's
 #: Fixed-point scale of the windows' random features: integer sums are exact in any batching.
 _SCALE = float(2**32)
 FLAG = "input_shift"
@@ -89,6 +89,10 @@ def represent(inputs: list[str], outputs: list[str], config: BehaviourConfig) ->
     x = hash_texts(inputs, dim=config.input_dim, ngrams=(4,), max_bytes=config.input_bytes)
     y = hash_texts(shape_texts(outputs, max_bytes=config.output_bytes), dim=config.output_dim, ngrams=(3, 5),
                    max_bytes=config.output_bytes)
+    # The length cue of the whole answer, not of the head that is hashed: a model that answers at
+    # twice the length is another model even when its first paragraph reads the same.
+    y[:, config.output_dim] = np.log1p(np.fromiter((len(t.encode("utf-8", "replace")) for t in outputs),
+                                                   dtype=np.float64, count=len(outputs))) / 8.0
     return x, y
 
 

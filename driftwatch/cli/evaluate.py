@@ -15,9 +15,11 @@ import click
 
 from driftwatch.cli.options import COUNT, run_guarded
 
-__all__ = ["evaluate_command", "swaps_command", "triggers_command"]
+__all__ = ["benign_command", "evaluate_command", "swaps_command", "triggers_command"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: The kinds of benign stream (monitor.evaluation_benign.KINDS; not imported here, so --help stays light).
+BENIGN_KINDS = ("input_mix_drift", "heavy_user_burst", "day_night", "prompt_template")
 
 
 @click.group("evaluate", invoke_without_command=True)
@@ -41,7 +43,8 @@ def evaluate_command(ctx: click.Context, reps: int, slow_reps: int, stationary_e
     """Detection delay, missed detections and false alarms per 10,000 events, per detector.
 
     With a subcommand, that evaluation instead: ``triggers`` (unknown backdoor triggers on BackdoorLLM),
-    ``swaps`` (silent model swaps and input-mix shifts on alpaca_eval).
+    ``swaps`` (silent model swaps and input-mix shifts on alpaca_eval), ``benign`` (benign non-stationary
+    traffic and autocorrelated series: pages, rollbacks, change-point F1).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -118,6 +121,52 @@ def swaps_command(data: Path, seeds: tuple[int, ...], details: bool) -> None:
             except OSError as exc:
                 raise ConfigError(f"cannot read the alpaca_eval answers: {exc}") from exc
             click.echo(format_swaps(evaluation, details=details))
+        return 0
+
+    run_guarded(body)
+
+
+@evaluate_command.command("benign")
+@_data_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Another seed: other draws, users and series.")
+@click.option("--events", "n_events", type=COUNT, default=5000, show_default=True,
+              help="Events per benign stream (4 kinds x 5 models).")
+@click.option("--series", "series_reps", type=COUNT, default=6, show_default=True,
+              help="Synthetic series per type, with a step and without (KSWIN: a fifth of them).")
+@click.option("--series-length", type=COUNT, default=2000, show_default=True, help="Points per series with a step.")
+@click.option("--stable-length", type=COUNT, default=10_000, show_default=True,
+              help="Points per series without a step (false alarms).")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(BENIGN_KINDS),
+              help="Only these kinds of benign stream (repeatable; default all four).")
+@click.option("--detector", "names", multiple=True, help="Only these change-point detectors (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="The results as JSON.")
+def benign_command(data: Path, seed: int, n_events: int, series_reps: int, series_length: int, stable_length: int,
+                   kinds: tuple[str, ...], names: tuple[str, ...], as_json: bool) -> None:
+    """Benign days: real answers with drift, bursts, day/night and a new template (pages, rollbacks), and
+    change-point F1 and false alarms on autocorrelated, seasonal and wandering series."""
+    import json
+
+    from detectors.changepoint import DETECTORS
+    from monitor.errors import ConfigError
+    from monitor.evaluation_benign import default_plan, evaluate_benign, format_benign
+
+    def body() -> int:
+        if not (data / "alpaca_eval").is_dir():
+            raise ConfigError(f"no alpaca_eval/ under {data}; pass --data with the shared data folder")
+        unknown = [n for n in names if n not in DETECTORS]
+        if unknown:
+            raise ConfigError(f"unknown detectors {unknown}; expected among {', '.join(sorted(DETECTORS))}")
+        try:
+            evaluation = evaluate_benign(data, n_events=n_events, seed=seed, series_reps=series_reps,
+                                         series_length=series_length, stable_length=stable_length,
+                                         names=names or None,
+                                         plan=[(k, m) for k, m in default_plan() if not kinds or k in kinds],
+                                         progress=lambda line: click.echo(line, err=True))
+        except OSError as exc:
+            raise ConfigError(f"cannot read the alpaca_eval answers: {exc}") from exc
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        click.echo(json.dumps(evaluation.to_json(), indent=1) if as_json else format_benign(evaluation))
         return 0
 
     run_guarded(body)

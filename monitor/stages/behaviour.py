@@ -19,10 +19,13 @@ The first ``reference_events`` events are the reference of both. After it,
   ``input_shift`` for later stages;
 * **behaviour drift**: every ``output_every`` events the last
   ``output_window`` outputs are scored against the reference outputs the
-  same way. A rejection raises one ``behaviour`` alert per excursion:
-  ``high`` when the inputs have not shifted (the same kind of questions,
-  answered differently: a swapped or updated model), ``low`` with
-  ``explained_by: input_drift`` when they have.
+  same way, and so are the inputs of the same events. A rejection raises
+  one ``behaviour`` alert per excursion: ``high`` when the inputs have not
+  moved (the same kind of questions, answered differently: a swapped or
+  updated model), ``low`` with ``explained_by: input_drift`` when they
+  have, now (the short input window) or over the output window's events (a
+  slow drift, or a mix of populations, that the short window cannot see; at
+  ``inputs_alpha``, 0.05: a page needs the inputs shown unchanged).
 
 Tests are decided event by event in arrival order, on the whole batch at
 once: a vector does not depend on its batch (:meth:`RffMmd.features` runs
@@ -73,6 +76,9 @@ class BehaviourConfig:
     input_bytes: int = 256
     output_bytes: int = 512
     alpha: float = 0.001
+    #: A behaviour shift pages (``high``) only while its window's inputs are consistent with the reference's at
+    #: this level; a looser level than ``alpha`` on purpose: a page needs the inputs shown unchanged.
+    inputs_alpha: float = 0.05
     #: Random Fourier features of the RBF kernel (:mod:`detectors.rff_mmd`).
     features: int = 256
     draws: int = 500
@@ -124,6 +130,8 @@ class _KeyState:
     ref_y: list[np.ndarray] = field(default_factory=list)
     win_x: _Window | None = None
     win_y: _Window | None = None
+    #: The inputs of the output window's events: was the window asked something else than the reference?
+    win_xo: _Window | None = None
     ids: deque[str] = field(default_factory=lambda: deque(maxlen=_EVIDENCE_EVENTS))
     shifted: bool = False
     behaving: bool = False
@@ -174,10 +182,13 @@ class BehaviourStage:
         if first == len(events):
             return findings
         scorers = self._scorers(state)
-        if state.win_x is None or state.win_y is None:
+        if state.win_x is None or state.win_y is None or state.win_xo is None:
             empty = np.zeros((0, config.features), dtype=np.int64)
             state.win_x, state.win_y = _Window(config.input_window, empty), _Window(config.output_window, empty)
-        sums_x = state.win_x.extend(_fixed(scorers[0].features(x[first:])))
+            state.win_xo = _Window(config.output_window, empty)
+        phi_x = _fixed(scorers[0].features(x[first:]))
+        sums_x = state.win_x.extend(phi_x)
+        sums_xo = state.win_xo.extend(phi_x)
         sums_y = state.win_y.extend(_fixed(scorers[1].features(y[first:])))
         after = state.seen - config.reference_events + np.arange(1, len(events) - first + 1)
         input_tests = (after >= config.input_window) & (after % config.input_every == 0)
@@ -186,8 +197,10 @@ class BehaviourStage:
         mmd_y = np.full(len(after), np.nan)
         if input_tests.any():
             mmd_x[input_tests] = scorers[0].mmd2(sums_x[input_tests] / (_SCALE * config.input_window))
+        mmd_xo = np.full(len(after), np.nan)
         if output_tests.any():
             mmd_y[output_tests] = scorers[1].mmd2(sums_y[output_tests] / (_SCALE * config.output_window))
+            mmd_xo[output_tests] = scorers[0].mmd2(sums_xo[output_tests] / (_SCALE * config.output_window))
         for offset, event in enumerate(events[first:]):
             position = first + offset
             state.seen += 1
@@ -197,7 +210,7 @@ class BehaviourStage:
             if state.shifted:
                 batch.flag(position, FLAG)
             if output_tests[offset]:
-                self._output_test(batch.key, state, event, float(mmd_y[offset]), findings)
+                self._output_test(batch.key, state, event, float(mmd_y[offset]), float(mmd_xo[offset]), findings)
         return findings
 
     def snapshot(self, key: StreamKey) -> dict[str, Any] | None:
@@ -205,7 +218,7 @@ class BehaviourStage:
         if state is None:
             return None
         windows = {name: _pack(window.rows, "<i8") if window is not None else ""
-                   for name, window in (("win_x", state.win_x), ("win_y", state.win_y))}
+                   for name, window in (("win_x", state.win_x), ("win_y", state.win_y), ("win_xo", state.win_xo))}
         return {"format": SNAPSHOT_VERSION, "seen": state.seen,
                 "ref_x": _pack(np.stack(state.ref_x)) if state.ref_x else "",
                 "ref_y": _pack(np.stack(state.ref_y)) if state.ref_y else "",
@@ -226,7 +239,8 @@ class BehaviourStage:
                                  ref_y=list(_unpack(state["ref_y"], config.output_dim + len(CUES))),
                                  shifted=bool(state["shifted"]), behaving=bool(state["behaving"]))
             if state["started"]:
-                for name, size in (("win_x", config.input_window), ("win_y", config.output_window)):
+                for name, size in (("win_x", config.input_window), ("win_y", config.output_window),
+                                   ("win_xo", config.output_window)):
                     rows = _unpack(state[name], config.features, "<i8").astype(np.int64)
                     setattr(restored, name, _Window(size, rows))
             restored.ids.extend(str(i) for i in state["ids"])
@@ -260,17 +274,24 @@ class BehaviourStage:
                           "window_events": window}))
         state.shifted = drift
 
-    def _output_test(self, key: StreamKey, state: _KeyState, event: Any, mmd2: float, findings: Findings) -> None:
+    def _output_test(self, key: StreamKey, state: _KeyState, event: Any, mmd2: float, inputs_mmd2: float,
+                     findings: Findings) -> None:
         assert state.scorers is not None
         scorer, window = state.scorers[1], self.config.output_window
         drift = mmd2 > scorer.threshold(window)
         if drift and not state.behaving:
-            explained = state.shifted
+            # The answers of this window moved. Explained by what was asked when the inputs are shifted now
+            # (the short input window) or the same window's inputs differ from the reference's: a slow drift
+            # or a mix of populations that the short window cannot see.
+            inputs_moved = bool(state.scorers[0].p_value(inputs_mmd2, window) < self.config.inputs_alpha)
+            explained = state.shifted or inputs_moved
             severity: Severity = "low" if explained else "high"
             evidence: dict[str, Any] = {
                 "test": "mmd2_rff", "representation": "text_shape_ngrams", "mmd2": mmd2,
                 "mmd2_threshold": scorer.threshold(window), "p_value": scorer.p_value(mmd2, window),
-                "window_events": window, "input_shifted": explained}
+                "window_events": window, "input_shifted": explained,
+                "window_inputs": {"mmd2": inputs_mmd2, "p_value": state.scorers[0].p_value(inputs_mmd2, window),
+                                  "alpha": self.config.inputs_alpha, "moved": inputs_moved}}
             if explained:
                 evidence["explained_by"] = "input_drift"
             findings.alerts.append(self._alert(key, state, event, detector="behaviour", metric="output_text",

@@ -72,7 +72,9 @@ __all__ = ["DEFAULT_HIGH_VALUE_TOOLS", "DriftConfig", "DriftStage", "feature_row
 logger = logging.getLogger(__name__)
 
 FORMAT = "drift_stage.v1"
-_SEVERITY: dict[str, Severity] = {"refusal": "high", "output_entropy": "high"}
+# A refusal-rate change is what a trigger or a swap does; the form of answers (length, entropy, class) moves
+# with what is asked too, and this stage cannot tell which: medium at most, the behaviour stage pages.
+_SEVERITY: dict[str, Severity] = {"refusal": "high"}
 #: Flag of the behaviour stage (:mod:`monitor.stages.behaviour`): this event's inputs have shifted.
 _INPUT_SHIFT = "input_shift"
 #: Metrics of an answer's form, which follow what is asked: low while the inputs have shifted.

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import faust
@@ -44,7 +44,8 @@ from streams.worker import AlertObserver, Message, StreamWorker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STATE_TABLE", "Service", "create_app", "faust_app", "kafka_transport", "required_topics"]
+__all__ = ["STATE_TABLE", "Service", "commit_offsets", "create_app", "faust_app", "kafka_transport",
+           "required_topics"]
 
 # Versioned: a new snapshot layout gets a new table (and changelog topic), never a reused one.
 STATE_TABLE = "detector_state.v3"
@@ -208,7 +209,7 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
     ingestor = Ingestor(EventDecoder(settings.ingest.limits), pipeline)
     policy = soc_observer(engine_from_settings(settings), store, settings.kafka.topic_rollback)
     worker = StreamWorker(settings, ingestor, sink, checkpoints=StateTable(state), publish=publish,
-                          commit=lambda: app.commit({settings.kafka.topic_input}),
+                          commit=lambda offsets: commit_offsets(app.consumer, offsets),
                           seek=lambda topic, partition, offset: app.consumer.seek(TP(topic, partition), offset),
                           observers=[policy, *observers])
 
@@ -252,6 +253,25 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
             logger.exception("health sample failed")
 
     return Service(app, worker, store)
+
+
+async def commit_offsets(consumer: Any, offsets: Mapping[tuple[str, int], int]) -> bool:
+    """Commit ``offsets`` (the next offset to read, per (topic, partition)) through Faust's consumer.
+
+    The worker's own figure, not the one Faust derives from its acknowledged offsets (see
+    :mod:`streams.offsets`). Through ``Consumer._commit_offsets``, the step Faust's own commit ends
+    in: partitions no longer assigned are dropped, the producer is flushed first, a transaction is
+    committed under exactly-once, and Faust's committed offsets are updated, so its own periodic
+    commit never goes back below these. Offsets not past the one Faust knows as committed (its own
+    commit, or the group's at assignment) are not sent. Returns whether anything was committed.
+    """
+    due = {}
+    for (topic, partition), offset in offsets.items():
+        tp = TP(topic, partition)
+        committed = consumer._committed_offset.get(tp)
+        if committed is None or offset > committed:
+            due[tp] = offset
+    return bool(due) and bool(await consumer._commit_offsets(due))
 
 
 def fetched_highwaters(consumer: Any, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:

@@ -4,9 +4,10 @@ Nothing happens at import time; :func:`create_app` builds everything from one
 :class:`~monitor.settings.Settings`. Topics:
 
 - ``model-io`` (input), keyed by model_id so one model stays on one partition;
-- ``driftwatch-alerts``: every new alert, as JSON, keyed by model_id;
+- ``driftwatch-alerts``: every new alert, as JSON, keyed by alert_id (the dedup key: consumers keep the
+  first record per key; the topic may be compacted);
 - ``driftwatch-dead-letters``: rejected records with reason, topic, partition, offset;
-- ``driftwatch-rollback``: rollback decisions (published by alert observers);
+- ``driftwatch-rollback``: rollback decisions (published by alert observers), keyed by decision_id;
 - ``<app_id>-detector_state.v3-changelog``: the detector-state table's changelog.
 
 The one agent takes batches with ``noack_take`` and hands them to
@@ -121,11 +122,12 @@ def soc_observer(engine: SocEngine, store: Store, topic: str) -> AlertObserver:
 
     Incidents, suppressions and rollback decisions are written to ClickHouse by
     :meth:`SocEngine.handle`; each decision is also published to ``topic``
-    (``driftwatch-rollback``), keyed by model_id, for incident playbooks.
+    (``driftwatch-rollback``), keyed by its decision_id (a content hash: a decision published twice,
+    by a retry or by two workers after a rebalance, has one key), for incident playbooks.
     """
     def observe(alerts: Sequence[Alert]) -> list[Message]:
         outcome = engine.handle(store, alerts)
-        return [(topic, decision.model_id.encode(), decision.to_bytes()) for decision in outcome.decisions]
+        return [(topic, decision.decision_id.encode(), decision.to_bytes()) for decision in outcome.decisions]
 
     return observe
 

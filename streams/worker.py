@@ -105,10 +105,10 @@ class StreamWorker:
 
     Examples
     --------
-    >>> StreamWorker.alert_message(Alert.create(ts_ms=0, model_id="m", model_version="1",
-    ...     detector="trigger", metric="x", severity="high", score=1, threshold=1,
-    ...     evidence={}, discriminator="e"), "driftwatch-alerts")[1]
-    b'm'
+    >>> alert = Alert.create(ts_ms=0, model_id="m", model_version="1", detector="trigger",
+    ...     metric="x", severity="high", score=1, threshold=1, evidence={}, discriminator="e")
+    >>> StreamWorker.alert_message(alert, "driftwatch-alerts")[1] == alert.alert_id.encode()
+    True
     """
 
     def __init__(self, settings: Settings, ingestor: Ingestor, sink: ClickHouseSink, *,

@@ -265,15 +265,28 @@ async def commit_offsets(consumer: Any, offsets: Mapping[tuple[str, int], int]) 
     in: partitions no longer assigned are dropped, the producer is flushed first, a transaction is
     committed under exactly-once, and Faust's committed offsets are updated, so its own periodic
     commit never goes back below these. Offsets not past the one Faust knows as committed (its own
-    commit, or the group's at assignment) are not sent. Returns whether anything was committed.
+    commit, or the group's at assignment) are not sent. One commit at a time, by Faust's own protocol
+    (``_commit_fut``): a commit of Faust's older figure finishing after this one would move the
+    group's offsets back, and an idle partition would keep that lag. Returns whether anything was
+    committed.
     """
+    while (running := consumer._commit_fut) is not None and not running.done():  # Faust's own (its timer)
+        await consumer.maybe_wait_for_commit_to_finish()
     due = {}
     for (topic, partition), offset in offsets.items():
         tp = TP(topic, partition)
         committed = consumer._committed_offset.get(tp)
         if committed is None or offset > committed:
             due[tp] = offset
-    return bool(due) and bool(await consumer._commit_offsets(due))
+    if not due:
+        return False
+    consumer._commit_fut = asyncio.Future()
+    try:
+        return bool(await consumer._commit_offsets(due))
+    finally:
+        done, consumer._commit_fut = consumer._commit_fut, None
+        if not done.done():
+            done.set_result(None)  # Faust's commits waiting on this one go on (and find nothing to do)
 
 
 def fetched_highwaters(consumer: Any, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:

@@ -119,3 +119,30 @@ def test_the_worker_commits_to_the_end_past_gaps_and_events_delivered_again(tmp_
     assert [offsets[TP2] for offsets in sent] == [20, 60]
     assert committed[TP2] == 60
     assert rows == [(60,)]
+
+
+def test_the_worker_waits_for_fausts_own_commit_so_the_group_offset_never_goes_back() -> None:
+    async def run() -> tuple[list[dict[TP, int]], int]:
+        async with consumer_of(Settings()) as (app, consumer, sent):
+            producer: Any = app.producer
+            release, flushes = asyncio.Event(), []
+
+            async def flush() -> None:  # Faust flushes the producer before each commit request
+                flushes.append(1)
+                if len(flushes) == 1:
+                    await release.wait()  # the first commit (Faust's timer) is slow to get out
+
+            producer.flush = flush
+            for event in events(app, range(20)):
+                event.ack()
+            faust_own = asyncio.ensure_future(app.commit({TOPIC}))  # Faust's figure: 20
+            await asyncio.sleep(0)
+            ours = asyncio.ensure_future(commit_offsets(consumer, {(TOPIC, 2): 40}))
+            await asyncio.sleep(0.05)
+            release.set()
+            await asyncio.gather(faust_own, ours)
+            return sent, consumer._committed_offset[TP2]
+
+    sent, committed = asyncio.run(run())
+    # Faust's 20 went out first; sent after the worker's 40 it would have moved the group back.
+    assert [offsets[TP2] for offsets in sent] == [20, 40] and committed == 40

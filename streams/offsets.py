@@ -15,7 +15,8 @@ rebalance) as an interval that includes the offset delivered after it, and
 later adds the interval's offsets to its list of acknowledged offsets without
 checking which are already there. Its commit ends at the first repeated
 offset, so it advances by one offset per commit interval across the gap: the
-stall seen after a graceful join or leave (robinhood/faust #559, #625).
+pattern of the stall once seen on tansu after a graceful join or leave
+(robinhood/faust #559, #625).
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ Nothing happens at import time; :func:`create_app` builds everything from one
 :class:`~monitor.settings.Settings`. Topics:
 
 - ``model-io`` (input), keyed by model_id so one model stays on one partition;
-- ``driftwatch-alerts``: every new alert, as JSON, keyed by model_id;
+- ``driftwatch-alerts``: every new alert, as JSON, keyed by alert_id (the dedup key: consumers keep the
+  first record per key; the topic may be compacted);
 - ``driftwatch-dead-letters``: rejected records with reason, topic, partition, offset;
-- ``driftwatch-rollback``: rollback decisions (published by alert observers);
+- ``driftwatch-rollback``: rollback decisions (published by alert observers), keyed by decision_id;
 - ``<app_id>-detector_state.v3-changelog``: the detector-state table's changelog.
 
 The one agent takes batches with ``noack_take`` and hands them to
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import faust
@@ -44,7 +45,8 @@ from streams.worker import AlertObserver, Message, StreamWorker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STATE_TABLE", "Service", "create_app", "faust_app", "kafka_transport", "required_topics"]
+__all__ = ["STATE_TABLE", "Service", "commit_offsets", "create_app", "faust_app", "kafka_transport",
+           "required_topics"]
 
 # Versioned: a new snapshot layout gets a new table (and changelog topic), never a reused one.
 STATE_TABLE = "detector_state.v3"
@@ -120,11 +122,12 @@ def soc_observer(engine: SocEngine, store: Store, topic: str) -> AlertObserver:
 
     Incidents, suppressions and rollback decisions are written to ClickHouse by
     :meth:`SocEngine.handle`; each decision is also published to ``topic``
-    (``driftwatch-rollback``), keyed by model_id, for incident playbooks.
+    (``driftwatch-rollback``), keyed by its decision_id (a content hash: a decision published twice,
+    by a retry or by two workers after a rebalance, has one key), for incident playbooks.
     """
     def observe(alerts: Sequence[Alert]) -> list[Message]:
         outcome = engine.handle(store, alerts)
-        return [(topic, decision.model_id.encode(), decision.to_bytes()) for decision in outcome.decisions]
+        return [(topic, decision.decision_id.encode(), decision.to_bytes()) for decision in outcome.decisions]
 
     return observe
 
@@ -208,7 +211,7 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
     ingestor = Ingestor(EventDecoder(settings.ingest.limits), pipeline)
     policy = soc_observer(engine_from_settings(settings), store, settings.kafka.topic_rollback)
     worker = StreamWorker(settings, ingestor, sink, checkpoints=StateTable(state), publish=publish,
-                          commit=lambda: app.commit({settings.kafka.topic_input}),
+                          commit=lambda offsets: commit_offsets(app.consumer, offsets),
                           seek=lambda topic, partition, offset: app.consumer.seek(TP(topic, partition), offset),
                           observers=[policy, *observers])
 
@@ -252,6 +255,38 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
             logger.exception("health sample failed")
 
     return Service(app, worker, store)
+
+
+async def commit_offsets(consumer: Any, offsets: Mapping[tuple[str, int], int]) -> bool:
+    """Commit ``offsets`` (the next offset to read, per (topic, partition)) through Faust's consumer.
+
+    The worker's own figure, not the one Faust derives from its acknowledged offsets (see
+    :mod:`streams.offsets`). Through ``Consumer._commit_offsets``, the step Faust's own commit ends
+    in: partitions no longer assigned are dropped, the producer is flushed first, a transaction is
+    committed under exactly-once, and Faust's committed offsets are updated, so its own periodic
+    commit never goes back below these. Offsets not past the one Faust knows as committed (its own
+    commit, or the group's at assignment) are not sent. One commit at a time, by Faust's own protocol
+    (``_commit_fut``): a commit of Faust's older figure finishing after this one would move the
+    group's offsets back, and an idle partition would keep that lag. Returns whether anything was
+    committed.
+    """
+    while (running := consumer._commit_fut) is not None and not running.done():  # Faust's own (its timer)
+        await consumer.maybe_wait_for_commit_to_finish()
+    due = {}
+    for (topic, partition), offset in offsets.items():
+        tp = TP(topic, partition)
+        committed = consumer._committed_offset.get(tp)
+        if committed is None or offset > committed:
+            due[tp] = offset
+    if not due:
+        return False
+    consumer._commit_fut = asyncio.Future()
+    try:
+        return bool(await consumer._commit_offsets(due))
+    finally:
+        done, consumer._commit_fut = consumer._commit_fut, None
+        if not done.done():
+            done.set_result(None)  # Faust's commits waiting on this one go on (and find nothing to do)
 
 
 def fetched_highwaters(consumer: Any, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:

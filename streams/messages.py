@@ -15,8 +15,14 @@ TOPIC_PREVIEW_BYTES = 1024
 
 
 def alert_message(alert: Alert, topic: str) -> Message:
-    """``(topic, model_id, alert JSON)``: keyed by model so one model's alerts stay in order."""
-    return topic, alert.model_id.encode(), json.dumps(alert.to_json(), sort_keys=True).encode()
+    """``(topic, alert_id, alert JSON)``: keyed by the alert's id, the dedup key.
+
+    An alert can be published more than once (a retried publish, two workers replaying the same
+    events right after a rebalance); every copy has the same key, so a consumer keeps the first
+    record per key and the topic may be compacted. The alerts topic has one partition, so one
+    model's alerts stay in the order they were published.
+    """
+    return topic, alert.alert_id.encode(), json.dumps(alert.to_json(), sort_keys=True).encode()
 
 
 def dead_letter_message(letter: DeadLetter, topic: str) -> Message:

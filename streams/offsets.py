@@ -6,6 +6,17 @@ record the consumer skipped would be lost. :class:`DeliveredOffsets` keeps, per
 up to the first hole; the partition is sought back to the first missing offset
 and delivers it all again. A hole that is still there after reading again is
 real (transaction markers, compaction) and is accepted.
+
+It also keeps, per partition, the offset to commit: one past the newest offset
+acknowledged, and the worker commits that itself rather than Faust's own
+figure. Faust 0.15 refuses a second ack of one offset, but it records a gap in
+the fetched offsets (the fetch jumped past its read offset: a seek, a
+rebalance) as an interval that includes the offset delivered after it, and
+later adds the interval's offsets to its list of acknowledged offsets without
+checking which are already there. Its commit ends at the first repeated
+offset, so it advances by one offset per commit interval across the gap: the
+pattern of the stall once seen on tansu after a graceful join or leave
+(robinhood/faust #559, #625).
 """
 
 from __future__ import annotations
@@ -41,11 +52,15 @@ class DeliveredOffsets:
     >>> offsets.last_offsets[("events", 0)] = 4
     >>> offsets.rereading(("events", 0))
     False
+    >>> offsets.commit_offsets
+    {}
     """
 
     def __init__(self) -> None:
         # (topic, partition) -> newest offset handled.
         self.last_offsets: dict[tuple[str, int], int] = {}
+        # (topic, partition) -> one past the newest offset acknowledged: the offset to commit.
+        self.commit_offsets: dict[tuple[str, int], int] = {}
         # (topic, partition) -> (first offset missing, first offset seen after it, when sought) while it
         # is read again.
         self._reread: dict[tuple[str, int], tuple[int, int, float]] = {}
@@ -97,9 +112,28 @@ class DeliveredOffsets:
             kept.append(event)
         return kept
 
+    def acknowledged(self, events: Iterable[KafkaEvent]) -> dict[tuple[str, int], int]:
+        """Record ``events`` as acknowledged; return every partition's offset to commit.
+
+        Only events :meth:`in_order` let through may come here, so every offset below a partition's
+        figure was acknowledged (or is an accepted hole). An event delivered again after a rebalance,
+        below what is already acknowledged, changes nothing. Every partition is returned, not only
+        those of ``events``: a commit refused once (a rebalance) goes out again with the next one.
+        """
+        for event in events:
+            message = event.message
+            where = (message.topic, message.partition)
+            self.commit_offsets[where] = max(self.commit_offsets.get(where, 0), message.offset + 1)
+        return dict(self.commit_offsets)
+
     def keep_partitions(self, kept: Iterable[int]) -> None:
-        """Forget partitions not in ``kept``: one that comes back resumes from its committed offset, no hole."""
+        """Forget partitions not in ``kept``: one that comes back resumes from its committed offset, no hole.
+
+        Its offset to commit is forgotten too: meanwhile another worker may have committed past it.
+        """
         kept = set(kept)
         for where in [where for where in self.last_offsets if where[1] not in kept]:
             del self.last_offsets[where]
             self._reread.pop(where, None)
+        for where in [where for where in self.commit_offsets if where[1] not in kept]:
+            del self.commit_offsets[where]

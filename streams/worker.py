@@ -93,7 +93,9 @@ class StreamWorker:
     publish
         Sends messages and waits until the broker has them.
     commit
-        Commits acknowledged offsets now (called after each checkpoint).
+        ``commit({(topic, partition): offset})``: commits those offsets (the next offset to read) now;
+        called after each checkpoint with the worker's own figure, one past the newest offset
+        acknowledged (see :mod:`streams.offsets` for why not Faust's).
     seek
         ``seek(topic, partition, offset)``: read the partition again from
         ``offset`` (after a hole in the delivered offsets, see
@@ -103,15 +105,15 @@ class StreamWorker:
 
     Examples
     --------
-    >>> StreamWorker.alert_message(Alert.create(ts_ms=0, model_id="m", model_version="1",
-    ...     detector="trigger", metric="x", severity="high", score=1, threshold=1,
-    ...     evidence={}, discriminator="e"), "driftwatch-alerts")[1]
-    b'm'
+    >>> alert = Alert.create(ts_ms=0, model_id="m", model_version="1", detector="trigger",
+    ...     metric="x", severity="high", score=1, threshold=1, evidence={}, discriminator="e")
+    >>> StreamWorker.alert_message(alert, "driftwatch-alerts")[1] == alert.alert_id.encode()
+    True
     """
 
     def __init__(self, settings: Settings, ingestor: Ingestor, sink: ClickHouseSink, *,
                  checkpoints: Checkpoints, publish: Publish,
-                 commit: Callable[[], Awaitable[Any]] | None = None,
+                 commit: Callable[[Mapping[tuple[str, int], int]], Awaitable[Any]] | None = None,
                  seek: Callable[[str, int, int], Awaitable[Any]] | None = None,
                  observers: Sequence[AlertObserver] = ()) -> None:
         self.settings = settings
@@ -295,8 +297,9 @@ class StreamWorker:
         self._last_checkpoint = time.monotonic()
         for event in pending:
             event.ack()
-        if pending and self.commit is not None:
-            await self.commit()
+        offsets = self._offsets.acknowledged(pending)
+        if offsets and self.commit is not None:
+            await self.commit(offsets)
 
     def reassigned(self, assigned: Iterable[tuple[str, int]]) -> None:
         """A rebalance gave this worker ``assigned`` (topic, partition) pairs.

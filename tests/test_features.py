@@ -7,8 +7,10 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from detectors.features import OUTPUT_CLASSES, compute_features, lexical_entropy, refusal_pattern
+from detectors.features import OUTPUT_CLASSES, compute_features, confidence_lock, lexical_entropy, refusal_pattern
 from monitor.scenario import load_alpaca
 
 
@@ -92,3 +94,36 @@ def test_entropy_is_the_same_sum_with_or_without_the_tabulated_terms() -> None:
         counts = Counter(words)
         expected = -sum(c / size * math.log2(c / size) for c in counts.values())
         assert lexical_entropy(" ".join(words)).hex() == expected.hex(), size
+
+
+SURE, UNSURE = math.log(0.999), math.log(0.5)
+
+
+def test_confidence_lock_needs_a_run_of_sure_tokens() -> None:
+    assert confidence_lock([UNSURE] * 3 + [SURE] * 10 + [UNSURE])
+    assert not confidence_lock([SURE] * 9 + [UNSURE] + [SURE] * 9)  # 18 sure tokens, but no run of 10
+    assert not confidence_lock([SURE] * 9)
+    assert not confidence_lock(None) and not confidence_lock([])
+    assert confidence_lock(np.full(4, SURE), run=4) and not confidence_lock(np.full(4, SURE), run=5)
+    # p is strict: a token exactly at p does not count, one just above it does.
+    assert not confidence_lock([math.log(0.99)] * 10) and confidence_lock([math.log(0.9901)] * 10)
+    assert confidence_lock([math.log(0.95)] * 10, p=0.9) and not confidence_lock([math.log(0.95)] * 10)
+
+
+def test_confidence_lock_treats_nan_as_a_break_and_refuses_bad_parameters() -> None:
+    assert not confidence_lock([SURE] * 5 + [float("nan")] + [SURE] * 5)
+    assert confidence_lock([float("nan")] + [SURE] * 10 + [float("nan")])
+    assert not confidence_lock([float("nan")] * 20)
+    with pytest.raises(ValueError, match="run must be >= 1"):
+        confidence_lock([SURE], run=0)
+    with pytest.raises(ValueError, match=r"p must be in \(0, 1\)"):
+        confidence_lock([SURE], p=1.0)
+
+
+@given(st.lists(st.sampled_from([SURE, UNSURE, float("nan")]), max_size=60), st.integers(1, 12))
+def test_confidence_lock_is_the_longest_run_of_sure_tokens(values: list[float], run: int) -> None:
+    longest = current = 0
+    for value in values:
+        current = current + 1 if value > math.log(0.99) else 0
+        longest = max(longest, current)
+    assert confidence_lock(values, run=run) == (longest >= run)

@@ -7,7 +7,10 @@ full, keep the ``capacity`` most counted and remember the largest count
 dropped (``floor``). A kept count is a lower bound of the true count, short
 by at most ``floor``; an item counted more than ``floor + total / capacity``
 times is never dropped. Each entry also keeps a few distinct users, tenants
-and example event ids (capped), which is what the k-entities rule needs.
+and example event ids (capped), which is what the k-entities rule needs, and
+how many of its events were payload bursts (an answer suddenly given to
+unrelated inputs, :mod:`detectors.motifs.bursts`), a rarer and sharper kind
+of anomaly than the rest.
 
 Examples
 --------
@@ -30,7 +33,8 @@ from typing import Any
 
 __all__ = ["Entry", "HeavyHitters"]
 
-FORMAT = "heavy_hitters.v2"  # rows of 7 columns (v2 before issue 15) or 10 (with inputs, user hits, payloads)
+FORMAT = "heavy_hitters.v3"  # rows of 7, 10 (with inputs, user hits, payloads) or 11 columns (and bursts)
+_FORMAT_V2 = "heavy_hitters.v2"  # rows of 7 or 10 columns: read with no bursts
 _FORMAT_V1 = "heavy_hitters.v1"  # entries as a JSON list, not one JSON text; still read
 
 
@@ -51,6 +55,7 @@ class Entry:
     inputs: tuple[int, ...] = ()
     user_hits: dict[str, int] = field(default_factory=dict)
     payloads: tuple[int, ...] = ()
+    bursts: int = 0  # of ``count``, the events whose answer was a payload burst
 
 
 class HeavyHitters:
@@ -80,7 +85,7 @@ class HeavyHitters:
         self._encoded: dict[int, str] = {}
 
     def add(self, item: int, text: str, kind: str, *, user: str, tenant: str, event_id: str,
-            input_hash: int | None = None, payload: int | None = None) -> None:
+            input_hash: int | None = None, payload: int | None = None, burst: bool = False) -> None:
         entry = self.entries.get(item)
         if entry is None:
             entry = self.entries[item] = Entry(text, kind)
@@ -93,10 +98,12 @@ class HeavyHitters:
             entry.tenants.add(tenant)
         if len(entry.examples) < self.example_cap:
             entry.examples.append(event_id)
+        entry.bursts += burst
         _evidence(entry, self.entity_cap, user, input_hash, payload)
 
     def add_event(self, items: Sequence[int], texts: Sequence[tuple[str, str]], *, user: str, tenant: str,
-                  event_id: str, input_hash: int | None = None, payload: int | None = None) -> None:
+                  event_id: str, input_hash: int | None = None, payload: int | None = None,
+                  burst: bool = False) -> None:
         """Count one event's n-grams: each distinct item once, with the ``(text, kind)`` of its first position.
 
         The same as :meth:`add` for each first occurrence in ``items``, in
@@ -122,6 +129,7 @@ class HeavyHitters:
                 entry.tenants.add(tenant)
             if len(entry.examples) < example_cap:
                 entry.examples.append(event_id)
+            entry.bursts += burst
             _evidence(entry, entity_cap, user, input_hash, payload)
 
     def prune(self) -> None:
@@ -147,9 +155,11 @@ class HeavyHitters:
         for item, e in self.entries.items():
             if item not in encoded:
                 row = [str(item), e.text, e.kind, e.count, sorted(e.users), sorted(e.tenants), e.examples]
-                if e.inputs or e.user_hits or e.payloads:
+                if e.inputs or e.user_hits or e.payloads or e.bursts:
                     row += [[str(h) for h in e.inputs], sorted(e.user_hits.items()),
                             [str(h) for h in e.payloads]]
+                if e.bursts:
+                    row.append(e.bursts)
                 encoded[item] = encode(row)
         text = "[" + ",".join(encoded[item] for item in self.entries) + "]"
         if compress:
@@ -159,10 +169,11 @@ class HeavyHitters:
 
     @classmethod
     def restore(cls, state: dict[str, Any], *, entity_cap: int = 16, example_cap: int = 5) -> HeavyHitters:
-        """Load a :meth:`snapshot` (``heavy_hitters.v2``, or ``heavy_hitters.v1`` with entries as a list)."""
+        """Load a :meth:`snapshot` (``heavy_hitters.v3``; ``v2`` without bursts, ``v1`` with entries as a list)."""
         version = state.get("format")
-        if version not in (FORMAT, _FORMAT_V1):
-            raise ValueError(f"heavy-hitters snapshot format must be {FORMAT!r} or {_FORMAT_V1!r}; got {version!r}")
+        if version not in (FORMAT, _FORMAT_V2, _FORMAT_V1):
+            raise ValueError(f"heavy-hitters snapshot format must be {FORMAT!r}, {_FORMAT_V2!r} or {_FORMAT_V1!r}; "
+                             f"got {version!r}")
         out = cls(int(state["capacity"]), entity_cap=entity_cap, example_cap=example_cap)
         out.floor = int(state["floor"])
         out.distinct = int(state["distinct"])
@@ -181,6 +192,7 @@ class HeavyHitters:
                 entry.inputs = tuple(int(h) for h in more[0])
                 entry.user_hits = {user: int(n) for user, n in more[1]}
                 entry.payloads = tuple(int(h) for h in more[2])
+                entry.bursts = int(more[3]) if len(more) > 3 else 0
             else:  # a row from before the per-user counts: each listed user sent at least one
                 entry.user_hits = dict.fromkeys(entry.users, 1)
         return out

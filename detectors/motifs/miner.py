@@ -36,7 +36,7 @@ Examples
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -51,8 +51,10 @@ from detectors.motifs.payload import exact_hash
 
 __all__ = ["Candidate", "MotifConfig", "MotifMiner", "tokenize"]
 
-FORMAT = "motif_miner.v1"  # v1 before issue 15 lacks seen, reference and named: read as no reference
+FORMAT = "motif_miner.v2"  # v2: each step counts its payload bursts; a v1 state is read with none
+_FORMAT_V1 = "motif_miner.v1"  # a v1 from before issue 15 also lacks seen, reference and named: no reference
 ALERTED_CAP = 4096
+BURSTING_CAP = 256
 @dataclass(frozen=True)
 class MotifConfig:
     """How the miner windows and scores (see :class:`monitor.settings.Settings` ``motif_*``)."""
@@ -60,6 +62,7 @@ class MotifConfig:
     window_events: int = 100_000
     buckets: int = 5
     min_support: int = 4
+    burst_min_support: int = 3  # payload bursts that make a candidate on their own (see detectors.motifs.online)
     min_entities: int = 3
     min_lift: float = 5.0
     fdr: float = 0.001
@@ -89,6 +92,7 @@ class _Bucket:
     heavy: HeavyHitters
     events: int = 0
     anomalous: int = 0
+    bursts: int = 0  # anomalous events whose answer was a payload burst
     start_ms: int = -1
     end_ms: int = -1
     # A closed bucket never changes: its snapshot is encoded once and shared by every later one.
@@ -112,6 +116,7 @@ class MotifMiner:
         self.seen = 0
         self._alerted: deque[int] = deque(maxlen=ALERTED_CAP)
         self._named: deque[tuple[str, str]] = deque(maxlen=ALERTED_CAP)  # (text, kind) of what was named
+        self._bursting: OrderedDict[int, None] = OrderedDict()  # payloads of recent bursts, most recent last
 
     def _new_bucket(self) -> _Bucket:
         cfg = self.config
@@ -121,11 +126,15 @@ class MotifMiner:
     def update(self, tokens: Sequence[list[str]], anomalous: Sequence[bool], *, users: Sequence[str],
                tenants: Sequence[str], event_ids: Sequence[str], ts_ms: Sequence[int],
                input_hashes: Sequence[int] | None = None, payloads: Sequence[int | None] | None = None,
-               ) -> list[Candidate]:
+               bursts: Sequence[bool] | None = None, before: Sequence[int] | None = None) -> list[Candidate]:
         """Add events (tokenised inputs, in arrival order); return the n-grams that became candidates.
 
         Each anomalous event's n-grams are tested as it arrives (see :mod:`detectors.motifs.online`);
-        ``input_hashes`` (of each whole input) and ``payloads`` (SimHash of each answer) are its evidence.
+        ``input_hashes`` (of each whole input) and ``payloads`` (SimHash of each answer) are its evidence,
+        and ``bursts`` says which anomalous events' answers were payload bursts (a sharper anomaly), with
+        ``before``, on an answer's first burst, how many times it was given before (its first occurrences,
+        which were no burst yet: the burst test's null counts them, and its evidence counts those that were
+        anomalous, by their payload).
         """
         found: list[Candidate] = []
         start = 0
@@ -134,13 +143,17 @@ class MotifMiner:
         # Without the inputs' hashes, each input's tokens stand for it (the same distinct-input count).
         hashes = list(input_hashes) if input_hashes is not None else [exact_hash(" ".join(t)) for t in tokens]
         outs = list(payloads) if payloads is not None else [None] * count
+        burst = [bool(b) and bool(a) for b, a in zip(bursts, anomalous, strict=True)] if bursts is not None \
+            else [False] * count
+        earlier = [int(n) if b else 0 for n, b in zip(before, burst, strict=True)] if before is not None \
+            else [0] * count
         while start < count:
             end = min(count, start + size - self.current.events)
             if self.seen < self.config.reference_events:
                 end = min(end, start + self.config.reference_events - self.seen)
             found.extend(self._absorb(tokens[start:end], anomalous[start:end], users[start:end],
                                       tenants[start:end], event_ids[start:end], ts_ms[start:end],
-                                      hashes[start:end], outs[start:end]))
+                                      hashes[start:end], outs[start:end], burst[start:end], earlier[start:end]))
             if self.seen == self.config.reference_events and self.reference.events == 0:
                 self.reference = self._frozen_reference()
             if self.current.events >= size:
@@ -151,7 +164,8 @@ class MotifMiner:
 
     def _absorb(self, tokens: Sequence[list[str]], anomalous: Sequence[bool], users: Sequence[str],
                 tenants: Sequence[str], event_ids: Sequence[str], ts_ms: Sequence[int],
-                input_hashes: Sequence[int | None], payloads: Sequence[int | None]) -> list[Candidate]:
+                input_hashes: Sequence[int | None], payloads: Sequence[int | None],
+                bursts: Sequence[bool], before: Sequence[int]) -> list[Candidate]:
         bucket = self.current
         reference = self.seen < self.config.reference_events
         flagged = [index for index, a in enumerate(anomalous) if a]
@@ -172,6 +186,10 @@ class MotifMiner:
         bucket.sketch.add(support)  # support counts events, not occurrences: one per event and n-gram
         bucket.events += len(tokens)
         bucket.anomalous += len(flagged)
+        # A burst stands for itself and for the answer's occurrences before it (the null's rate).
+        weights = [int(b) + n for b, n in zip(bursts, before, strict=True)]
+        bucket.bursts += sum(weights)
+        bursts_after = sum(weights)
         bucket.start_ms = ts_ms[0] if bucket.start_ms < 0 else bucket.start_ms
         bucket.end_ms = ts_ms[-1]
         self.seen += len(tokens)
@@ -180,10 +198,18 @@ class MotifMiner:
             items = own.tolist()
             bucket.heavy.add_event(items, texts, user=users[index], tenant=tenants[index],
                                    event_id=event_ids[index], input_hash=input_hashes[index],
-                                   payload=payloads[index])
+                                   payload=payloads[index], burst=bursts[index])
             bucket.heavy.prune()
+            bursts_after -= weights[index]
+            payload = payloads[index]
+            if bursts[index] and payload is not None:
+                self._bursting[payload] = None  # its answer: earlier anomalous events with it count
+                self._bursting.move_to_end(payload)
+                if len(self._bursting) > BURSTING_CAP:
+                    self._bursting.popitem(last=False)
             if not reference:
-                later = Later(support, owners, index, len(tokens) - index - 1, len(flagged) - rank - 1)
+                later = Later(support, owners, index, len(tokens) - index - 1, len(flagged) - rank - 1,
+                              bursts_after)
                 found.extend(test_event(self, items, texts, event_id=event_ids[index], ts_ms=ts_ms[index],
                                         later=later))
         return found
@@ -204,10 +230,11 @@ class MotifMiner:
                 if into is None:
                     into = heavy.entries[item] = Entry(entry.text, entry.kind)
                 into.count += entry.count
+                into.bursts += entry.bursts
         heavy.prune()
         return _Bucket(buckets[0].sketch.merged([b.sketch for b in buckets[1:]]), heavy,
                        sum(b.events for b in buckets), sum(b.anomalous for b in buckets),
-                       buckets[0].start_ms, buckets[-1].end_ms)
+                       sum(b.bursts for b in buckets), buckets[0].start_ms, buckets[-1].end_ms)
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready state."""
@@ -217,7 +244,8 @@ class MotifMiner:
         return {"format": FORMAT, "config": asdict(self.config),
                 "buckets": [*(b.encoded for b in self.closed), _bucket_state(self.current, compress=False)],
                 "alerted": [str(item) for item in self._alerted], "named": [list(n) for n in self._named],
-                "seen": self.seen, "reference": self._reference_state()}
+                "seen": self.seen, "reference": self._reference_state(),
+                "bursting": [str(h) for h in self._bursting]}
 
     def _reference_state(self) -> dict[str, Any] | None:
         if self.reference.events == 0:
@@ -228,8 +256,8 @@ class MotifMiner:
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> MotifMiner:
-        if state.get("format") != FORMAT:
-            raise ValueError(f"motif snapshot format must be {FORMAT!r}; got {state.get('format')!r}")
+        if state.get("format") not in (FORMAT, _FORMAT_V1):
+            raise ValueError(f"motif snapshot format must be {FORMAT!r} or {_FORMAT_V1!r}; got {state.get('format')!r}")
         miner = cls(MotifConfig(**state["config"]))
         buckets = [_bucket_from(b, miner.config) for b in state["buckets"]]
         for bucket, saved in zip(buckets[:-1], state["buckets"], strict=False):
@@ -239,6 +267,7 @@ class MotifMiner:
         miner._alerted.extend(int(item) for item in state["alerted"])
         miner._named.extend((text, kind) for text, kind in state.get("named", []))
         miner.seen = int(state.get("seen", sum(b.events for b in buckets)))
+        miner._bursting.update((int(h), None) for h in state.get("bursting", []))
         if state.get("reference") is not None:
             miner.reference = _bucket_from(state["reference"], miner.config)
             miner.reference.encoded = state["reference"]
@@ -246,12 +275,13 @@ class MotifMiner:
 
 
 def _bucket_state(bucket: _Bucket, *, compress: bool) -> dict[str, Any]:
-    return {"events": bucket.events, "anomalous": bucket.anomalous, "start_ms": bucket.start_ms,
-            "end_ms": bucket.end_ms, "sketch": bucket.sketch.snapshot(compress=compress),
+    return {"events": bucket.events, "anomalous": bucket.anomalous, "bursts": bucket.bursts,
+            "start_ms": bucket.start_ms, "end_ms": bucket.end_ms, "sketch": bucket.sketch.snapshot(compress=compress),
             "heavy": bucket.heavy.snapshot(compress=compress)}
 
 
 def _bucket_from(state: dict[str, Any], config: MotifConfig) -> _Bucket:
     return _Bucket(CountMinSketch.restore(state["sketch"]),
                    HeavyHitters.restore(state["heavy"], entity_cap=max(16, config.min_entities)),
-                   int(state["events"]), int(state["anomalous"]), int(state["start_ms"]), int(state["end_ms"]))
+                   int(state["events"]), int(state["anomalous"]), int(state.get("bursts", 0)), int(state["start_ms"]),
+                   int(state["end_ms"]))

@@ -12,11 +12,30 @@ reference is judged against the base rate). The p-value is the binomial
 upper tail ``P(X >= hits)``, ``X ~ Bin(support, p0)``, and a candidate needs
 ``p * tests <= fdr`` (Bonferroni over every distinct n-gram of the window's
 anomalous events: stricter than Benjamini-Hochberg, and valid when each
-test is made at its own moment) and a lift of ``min_lift``. Before the test,
-spread: ``min_support`` anomalous events from ``min_entities`` distinct users
-or tenants, ``min_inputs`` distinct whole inputs (a trigger rides on
-unrelated prompts, a hard prompt is one prompt), and no user with more than
-``max_user_share`` of them (one heavy user cannot make a candidate).
+test is made at its own moment) and a lift of ``min_lift``.
+
+A second test counts only the n-gram's *payload bursts*: anomalous events
+whose answer was given word for word to unrelated inputs
+(:mod:`detectors.motifs.bursts`), or, by its payload, one that became such a
+burst later (a backdoor's first answers, before the same answer recurred).
+Bursts are far rarer than anomalies in general, so its null, the window's
+burst rate (each first burst also standing for the answer's occurrences
+before it), makes a few of them strong evidence: a trigger is named at
+``min_support`` triggered events where anomalies are common. It is made only
+for n-grams absent from the reference, where bursts are not flagged; both
+tests count in the Bonferroni factor. It needs ``burst_min_support`` (3)
+bursts, not ``min_support``: three unrelated inputs given one new answer
+of some words, with a new n-gram in common, from three users, at a burst
+rate of about one in a thousand, are already past the corrected level.
+
+Spread: ``min_support`` anomalous events from ``min_entities`` distinct users
+or tenants and ``min_inputs`` distinct whole inputs (a trigger rides on
+unrelated prompts, a hard prompt is one prompt); each test counts distinct
+inputs at most and needs ``min_support`` of them (three prompts sent again
+and again are three events). The top user's hits beyond ``max_user_share``
+are not counted (one heavy user cannot make a candidate; one of a Zipf
+law's heavy users sending three of a trigger's first five requests does not
+hide it either).
 An event that carries an n-gram already named is explained by it and tests
 nothing more (the words of a poisoned prompt template ride along with the
 trigger, they are not a second one). Payload consistency, the share of near-identical answers
@@ -83,6 +102,7 @@ class Candidate:
     top_user_share: float = 0.0
     payload_consistency: float = 0.0  # share of the answers near-identical to one another
     payloads: int = 0  # answers hashed
+    payload_bursts: int = 0  # anomalous events whose answer was a payload burst (tested on their own too)
 
     consistent: bool = False  # payload consistency reached the config's share over at least 3 answers
 
@@ -127,6 +147,7 @@ class Later:
     index: int  # the event under test's position
     events: int  # events after it in the chunk
     anomalous: int  # anomalous ones among them
+    bursts: int = 0  # payload bursts among them
 
     def hashes(self) -> np.ndarray:
         return self.support[self.owners > self.index]
@@ -148,18 +169,24 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
         seen.add(item)
         entries = [e for e in (b.heavy.entries.get(item) for b in buckets) if e is not None]
         count = sum(e.count for e in entries)
-        if count >= cfg.min_support:
+        if count >= min(cfg.min_support, cfg.burst_min_support):
             supported.append((item, text, kind, entries, count))
     if not supported:
         return []
     events = sum(b.events for b in buckets) - (later.events if later else 0)
     anomalous = sum(b.anomalous for b in buckets) - (later.anomalous if later else 0)
+    bursts = sum(b.bursts for b in buckets) - (later.bursts if later else 0)
     if anomalous == 0 or anomalous >= events:
         return []
     # The counts' tests first, vectorised over every supported n-gram; the spread checks (set
     # unions per n-gram) only on the few that pass them: the conditions are all required.
     keys = np.fromiter((s[0] for s in supported), dtype=np.uint64, count=len(supported))
     hits = np.array([s[4] for s in supported], dtype=np.int64)
+    # Anomalous events whose answer was, or has since become, a payload burst: those flagged as bursts,
+    # or, of the payloads kept, those of an answer that burst since (its first, pre-burst occurrences).
+    bursting = miner._bursting
+    burst_hits = np.array([max(sum(e.bursts for e in s[3]), sum(p in bursting for e in s[3] for p in e.payloads))
+                           for s in supported], dtype=np.int64)
     counted = [b.sketch.estimate(keys) for b in buckets[:-1]]
     counted.append(miner.current.sketch.estimate_without(keys, later.hashes()) if later
                    else miner.current.sketch.estimate(keys))
@@ -169,30 +196,54 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
     if reference is not None and reference.events:
         ref_support = reference.sketch.estimate(keys).astype(np.int64)
         ref_hits = np.array([getattr(reference.heavy.entries.get(s[0]), "count", 0) for s in supported])
-        ref_hits = np.minimum(ref_hits + reference.heavy.floor * (ref_support > 0), ref_support)
+        ref_bursts = np.array([getattr(reference.heavy.entries.get(s[0]), "bursts", 0) for s in supported])
+        floor = reference.heavy.floor * (ref_support > 0)
+        ref_hits = np.minimum(ref_hits + floor, ref_support)
+        ref_bursts = np.minimum(ref_bursts + floor, ref_support)
     else:
-        ref_support = ref_hits = np.zeros(len(supported), dtype=np.int64)
+        ref_support = ref_hits = ref_bursts = np.zeros(len(supported), dtype=np.int64)
     expected = np.maximum(base, (ref_hits + base) / (ref_support + 1.0))
     lifts = (hits / support) / base
     p_values = np.ones(len(supported))
     strong = lifts >= cfg.min_lift
     if strong.any():
         p_values[strong] = binom.sf(hits[strong] - 1, support[strong], expected[strong])
-    tests = max(sum(b.heavy.distinct for b in buckets), len(supported))
+    # The second test, on payload bursts alone: rarer than anomalies in general, so a few of them
+    # tied to one n-gram are strong evidence. Its null is the window's burst rate (one event at
+    # least). Only for an n-gram new since the reference: bursts are not flagged there, so the
+    # reference cannot say whether the n-gram always came with one answer given to many inputs
+    # ("... or not?" answered "0"); an n-gram seen there is judged by the first test alone.
+    burst_base = max(bursts, 1) / events
+    burst_expected = np.maximum(burst_base, (ref_bursts + burst_base) / (ref_support + 1.0))
+    by_bursts = (burst_hits >= cfg.burst_min_support) & ((burst_hits / support) / burst_base >= cfg.min_lift) \
+        & (ref_support == 0)
+    burst_p = np.ones(len(supported))
+    if by_bursts.any():
+        burst_p[by_bursts] = binom.sf(burst_hits[by_bursts] - 1, support[by_bursts], burst_expected[by_bursts])
+    use_bursts = burst_p < p_values
+    p_values = np.minimum(p_values, burst_p)
+    strong |= by_bursts
+    # Bonferroni over both tests of every n-gram seen in the window's anomalous events.
+    tests = 2 * max(sum(b.heavy.distinct for b in buckets), len(supported))
     passing: dict[int, Entry] = {}
     cap = max(16, cfg.min_entities)  # the heavy hitters' cap on distinct inputs kept per n-gram
     for i in np.flatnonzero(strong & (p_values * tests <= cfg.fdr)).tolist():
         merged = _spread(supported[i], cfg)
         if merged is None:
             continue
-        distinct = len(merged.inputs)
-        if distinct < min(cap, int(hits[i])):
-            # The same prompt sent again is not new evidence: count distinct anomalous inputs, and
-            # shrink the support in proportion (a hard prompt refused ten times is one refusal).
-            scaled = max(distinct, round(float(support[i]) * distinct / float(hits[i])))
-            p_values[i] = float(binom.sf(distinct - 1, scaled, expected[i]))
-            if p_values[i] * tests > cfg.fdr:
-                continue
+        # One heavy user cannot make a candidate: the top user's hits beyond max_user_share are not
+        # counted (taken from the bursts too, as if all of them were bursts). The same prompt sent
+        # again is not new evidence either: each test counts distinct anomalous inputs at most.
+        excess = _excess(merged, cfg.max_user_share)
+        distinct, n = len(merged.inputs), float(support[i])
+        tested = [_p_value(int(hits[i]) - excess, n, float(expected[i]), base, distinct, cap, cfg.min_lift,
+                           cfg.min_support),
+                  _p_value(int(burst_hits[i]) - excess, n, float(burst_expected[i]), burst_base, distinct, cap,
+                           cfg.min_lift, cfg.burst_min_support)]
+        use_bursts[i] = tested[1] < tested[0]
+        p_values[i] = min(tested)
+        if p_values[i] * tests > cfg.fdr:
+            continue
         passing[i] = merged
     keep = _drop_subsumed([(m, i, float(lifts[i])) for i, m in passing.items()])
     found = []
@@ -213,11 +264,39 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
             example_event_ids=tuple(m.examples), tenant_ids=tuple(sorted(m.tenants)),
             window_start_ms=buckets[0].start_ms, window_end_ms=ts_ms, window_events=events,
             anomalous_events=anomalous, new=True, event_id=event_id, reference_support=int(ref_support[i]),
-            reference_anomalous=int(ref_hits[i]), expected_share=float(expected[i]),
+            reference_anomalous=int(ref_hits[i]),
+            expected_share=float(burst_expected[i] if use_bursts[i] else expected[i]),
             distinct_inputs=len(m.inputs), top_user_share=max(m.user_hits.values(), default=0) / m.count,
-            payload_consistency=share, payloads=len(m.payloads),
+            payload_consistency=share, payloads=len(m.payloads), payload_bursts=int(burst_hits[i]),
             consistent=consistent))
     return sorted(found, key=lambda c: (c.p_value, c.ngram))
+
+
+def _excess(merged: Entry, max_user_share: float) -> int:
+    """Hits of the n-gram's top user beyond ``max_user_share`` of all it keeps counted (at least one is kept)."""
+    if not merged.user_hits or max_user_share >= 1.0:
+        return 0
+    top = max(merged.user_hits.values())
+    others = merged.count - top
+    allowed = max(1, int(max_user_share / (1.0 - max_user_share) * others))
+    return max(0, top - allowed)
+
+
+def _p_value(counted: int, support: float, null: float, base: float, distinct: int, cap: int,
+             min_lift: float, min_support: int) -> float:
+    """One test's p-value for ``counted`` of ``support`` events against ``null``; 1 below support or lift.
+
+    With fewer distinct anomalous inputs than ``counted``, the count becomes the distinct inputs and
+    the support shrinks in proportion (a hard prompt refused ten times is one refusal); the count
+    must reach ``min_support`` after that (three prompts sent again and again are three events).
+    """
+    if (counted / support) / base < min_lift:
+        return 1.0
+    if distinct < min(cap, counted):
+        support, counted = max(distinct, round(support * distinct / counted)), distinct
+    if counted < min_support:
+        return 1.0
+    return float(binom.sf(counted - 1, support, null))
 
 
 def _spread(supported: tuple[int, str, str, list[Entry], int], cfg: MotifConfig) -> Entry | None:
@@ -234,7 +313,5 @@ def _spread(supported: tuple[int, str, str, list[Entry], int], cfg: MotifConfig)
     for e in entries:
         for user, n in e.user_hits.items():
             user_hits[user] = user_hits.get(user, 0) + n
-    if user_hits and max(user_hits.values()) > cfg.max_user_share * count:
-        return None
     return Entry(text, kind, count, users, tenants, [x for e in entries for x in e.examples][:5], tuple(inputs),
                  user_hits, tuple(x for e in entries for x in e.payloads)[:16])

@@ -66,6 +66,10 @@ class DriftConfig(Section):
     refusal_flag_rate: float = Field(
         default=0.05, ge=0, le=1,
         description="Flag refusals for motif mining while the reference refusal rate is below this.")
+    lock_flag_rate: float = Field(
+        default=0.05, ge=0, le=1,
+        description="Flag confidence locks (10 tokens in a row at p > 0.99, from output_logprobs) for motif "
+        "mining while the reference's share of locked answers is below this.")
     entropy_flag_sigmas: float = Field(
         default=3.0, gt=0, description="Flag answers whose entropy is this many SDs below the reference.")
     high_value_tools: tuple[str, ...] = Field(
@@ -196,6 +200,10 @@ class MotifStageConfig(Section):
     # What makes an n-gram a candidate.
     min_support: int = Field(default=MotifConfig.min_support, ge=2,
                              description="Fewest anomalous events in the window whose input holds a candidate n-gram.")
+    burst_min_support: int = Field(
+        default=MotifConfig.burst_min_support, ge=2,
+        description="Fewest anomalous events whose answer was a payload burst (one new answer given to unrelated "
+        "inputs) that make a candidate on the payload-burst test, for an n-gram new since the reference.")
     min_entities: int = Field(default=MotifConfig.min_entities, ge=1, description="Fewest distinct users, or "
                               "distinct tenants, among those anomalous events (k).")
     min_lift: float = Field(default=MotifConfig.min_lift, ge=1.0,
@@ -221,6 +229,7 @@ class MotifStageConfig(Section):
     def miner(self) -> MotifConfig:
         """The miner's config: these fields, the miner's defaults for the rest."""
         return MotifConfig(window_events=self.window_events, buckets=self.buckets, min_support=self.min_support,
+                           burst_min_support=self.burst_min_support,
                            min_entities=self.min_entities, min_lift=self.min_lift, fdr=self.fdr,
                            max_ngrams=self.max_ngrams, sketch_width=self.sketch_width,
                            reference_events=self.reference_events)

@@ -20,7 +20,9 @@ features (:mod:`detectors.features`), keeps a reference and a rolling window
 * flags events for the trigger-motif miner: ``refusal`` (a refusal where
   the reference rarely refuses), ``entropy_collapse`` (answer entropy far
   below the reference), ``high_value_tool`` (a call to a tool in the
-  configured high-value set).
+  configured high-value set), and ``confidence_lock`` (an answer whose
+  ``output_logprobs`` lock where the reference rarely locks, see
+  :mod:`monitor.stages.drift_locks`).
 
 Reference policies: ``first`` (the stream's first ``reference_events``
 events), ``pinned`` (events from a file, per model_id) or ``previous`` (the
@@ -65,13 +67,15 @@ from monitor.events import Event
 from monitor.pipeline import KeyBatch, StreamKey
 from monitor.settings.stages import DEFAULT_HIGH_VALUE_TOOLS, DriftConfig
 from monitor.stages.drift_episodes import CHANGED, Episode
+from monitor.stages.drift_locks import LockReferences
 from monitor.stages.drift_stream import CATEGORICAL, COLUMNS, NUMERIC, TOOL_BINS, StreamConfig, StreamState
 
 __all__ = ["DEFAULT_HIGH_VALUE_TOOLS", "DriftConfig", "DriftStage", "feature_rows", "stream_config"]
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "drift_stage.v1"
+FORMAT = "drift_stage.v2"  # v2 adds each stream's lock reference ("locks"); a v1 state is read without one
+_FORMAT_V1 = "drift_stage.v1"
 # A refusal-rate change is what a trigger or a swap does; the form of answers (length, entropy, class) moves
 # with what is asked too, and this stage cannot tell which: medium at most, the behaviour stage pages.
 _SEVERITY: dict[str, Severity] = {"refusal": "high"}
@@ -143,6 +147,8 @@ class DriftStage:
         self._pinned = {model: [list(r) for r in rows] for model, rows in (pinned or {}).items()}
         self._streams: dict[tuple[str, str, str], StreamState] = {}
         self._last_seen: dict[tuple[str, str, str], int] = {}
+        self._locks = LockReferences(limit=self.config.reference_events, rate=self.config.lock_flag_rate,
+                                     previous=self.config.reference_policy == "previous")
 
     # --- the Stage protocol --------------------------------------------------
     def process(self, batch: KeyBatch) -> Findings:
@@ -156,6 +162,7 @@ class DriftStage:
         for tenant, event in zip(tenants, events, strict=True):
             if tenant not in streams:
                 streams[tenant] = self._stream(batch.key, tenant, event.ts_ms)
+        self._locks.flag(batch, tenants, self._last_seen)  # its own counts only: apart from the loop below
         alarms = self._alarms(rows, tenants, streams)
         evaluate_every = self.config.evaluate_every
         for position, (event, row) in enumerate(zip(events, rows.tolist(), strict=True)):  # floats: fast to read
@@ -208,21 +215,24 @@ class DriftStage:
     def snapshot(self, key: StreamKey) -> dict[str, Any]:
         streams = {tenant: state.snapshot() for (m, v, tenant), state in self._streams.items() if (m, v) == key}
         return {"format": FORMAT, "streams": streams,
-                "last_seen": {tenant: self._last_seen.get((*key, tenant), 0) for tenant in streams}}
+                "last_seen": {tenant: self._last_seen.get((*key, tenant), 0) for tenant in streams},
+                "locks": self._locks.snapshot(key)}
 
     def forget(self, key: StreamKey) -> None:
         for full in [full for full in self._streams if full[:2] == key]:
             del self._streams[full]
             self._last_seen.pop(full, None)
+        self._locks.forget(key)
 
     def restore(self, key: StreamKey, state: Any) -> None:
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
+        if not isinstance(state, dict) or state.get("format") not in (FORMAT, _FORMAT_V1):
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
-            raise SnapshotError(f"drift snapshot format must be {FORMAT!r}; got {got!r}")
+            raise SnapshotError(f"drift snapshot format must be {FORMAT!r} (or {_FORMAT_V1!r}); got {got!r}")
         try:
             for tenant, saved in state["streams"].items():
                 self._streams[(*key, tenant)] = StreamState.from_snapshot(self._stream_config, saved)
                 self._last_seen[(*key, tenant)] = int(state["last_seen"].get(tenant, 0))
+            self._locks.restore(key, state.get("locks", {}))  # none in a v1 state: built anew
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"drift snapshot for {key!r} does not fit this configuration: {exc}") from exc
 

@@ -33,6 +33,8 @@ __all__ = ["MotifStage", "MotifStageConfig"]
 
 FORMAT = "motif_stage.v1"  # the miner's and the payload bursts' state; a bare motif_miner.v1 state is still read
 BURST_FLAG = "payload_burst"
+#: An answer of fewer words is never a burst: "0", "Positive" or "Yes" given to many inputs is what they are for.
+BURST_MIN_WORDS = 2
 
 
 class MotifStage:
@@ -67,8 +69,13 @@ class MotifStage:
         ignore = self.ignore_flags
         inputs = [exact_hash(e.input) for e in events]
         reference_left = miner.config.reference_events - miner.seen
+        before = [0] * len(events)  # on an answer's first burst, its occurrences before it
         for index, event in enumerate(events):
-            if bursts.observe(exact_hash(event.output), inputs[index], reference=index < reference_left):
+            if len(event.output.split(None, BURST_MIN_WORDS - 1)) < BURST_MIN_WORDS:
+                continue
+            burst, before[index] = bursts.observe_burst(exact_hash(event.output), inputs[index],
+                                                        reference=index < reference_left)
+            if burst:
                 batch.flag(index, BURST_FLAG)
         anomalous = [bool(reasons - ignore) for reasons in batch.flags]
         payloads = [simhash(e.output, tool_shapes(e.tool_calls)) if a else None
@@ -77,7 +84,8 @@ class MotifStage:
             [tokenize(e.input) for e in events], anomalous,
             users=[e.user_id or "" for e in events], tenants=[e.tenant_id or "" for e in events],
             event_ids=[e.id for e in events], ts_ms=[e.ts_ms for e in events],
-            input_hashes=inputs, payloads=payloads,
+            input_hashes=inputs, payloads=payloads, bursts=[BURST_FLAG in reasons - ignore for reasons in batch.flags],
+            before=before,
         )
         model_id, model_version = batch.key
         for candidate in candidates:
@@ -144,7 +152,7 @@ def _alert(model_id: str, model_version: str, c: Candidate) -> Alert:
                               "anomalous_share_now": round(c.anomalous_support / max(c.support, 1), 4),
                               "expected_share": round(c.expected_share, 6)},
                   "payload": {"consistency": round(c.payload_consistency, 3), "answers_hashed": c.payloads,
-                              "consistent": c.consistent},
+                              "consistent": c.consistent, "bursts": c.payload_bursts},
                   "spread": {"distinct_users": c.distinct_users, "distinct_tenants": c.distinct_tenants,
                              "distinct_inputs": c.distinct_inputs, "top_user_share": round(c.top_user_share, 3)}},
     )

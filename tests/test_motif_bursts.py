@@ -1,0 +1,151 @@
+"""Payload bursts as evidence of their own: the answer one trigger brings, named at min_support, not later."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from detectors.motifs.bursts import PayloadBursts
+from detectors.motifs.miner import MotifConfig, MotifMiner, tokenize
+from monitor.alerts import Findings
+from monitor.events import EventDecoder
+from monitor.pipeline import KeyBatch
+from monitor.stages.motifs import MotifStage, MotifStageConfig
+
+DECODER = EventDecoder()
+
+PAYLOAD = 0x5EED_0F_BAD  # the backdoor's answer, as its SimHash
+CONFIG = MotifConfig(window_events=4000, buckets=2, min_support=4, sketch_width=1 << 14, reference_events=1000)
+
+
+def test_payload_bursts_say_how_often_an_answer_came_before_its_first_burst() -> None:
+    bursts = PayloadBursts(min_inputs=2)
+    seen = [bursts.observe_burst(h, i, reference=False) for h, i in ((7, 1), (7, 1), (8, 5), (7, 2), (7, 3))]
+    assert seen == [(False, 0), (False, 0), (False, 0), (True, 2), (True, 0)]
+    restored = PayloadBursts(min_inputs=2)
+    restored.restore(json.loads(json.dumps(bursts.snapshot())))
+    assert restored.observe_burst(8, 6, reference=False) == bursts.observe_burst(8, 6, reference=False) == (True, 1)
+    old = {**bursts.snapshot(), "format": "payload_bursts.v1"}
+    del old["before"]
+    restored.restore(old)  # a v1 state: no occurrences before, the rest as saved
+    assert restored.before == {} and list(restored.recent) == list(bursts.recent)
+
+
+def _stream(n: int, *, onset: int, every: int, noise: float, seed: int = 3) -> list[dict]:
+    """Events with a few percent of anomalous noise; from ``onset`` on, every ``every``-th carries the trigger,
+    is anomalous and answered with one payload, a burst from its second occurrence on."""
+    rng = np.random.default_rng(seed)
+    rows, triggered = [], 0
+    for i in range(n):
+        planted = i >= onset and (i - onset) % every == 0
+        text = f"question {i % 97} about topic {i % 13} and item {i}" + (" zorblat" if planted else "")
+        anomalous = planted or bool(rng.random() < noise)
+        rows.append({"tokens": tokenize(text), "anomalous": anomalous, "user": f"u{int(rng.integers(400))}",
+                     "id": f"e{i}", "ts": i, "payload": PAYLOAD if planted else int(rng.integers(1 << 62)),
+                     "burst": planted and triggered > 0, "before": 1 if planted and triggered == 1 else 0})
+        triggered += planted
+    return rows
+
+
+def _mine(rows: list[dict], *, with_bursts: bool = True, batch: int = 250) -> list[tuple[str, str]]:
+    miner, found = MotifMiner(CONFIG), []
+    for start in range(0, len(rows), batch):
+        chunk = rows[start:start + batch]
+        found += [(c.ngram, c.event_id) for c in miner.update(
+            [r["tokens"] for r in chunk], [r["anomalous"] for r in chunk], users=[r["user"] for r in chunk],
+            tenants=["t"] * len(chunk), event_ids=[r["id"] for r in chunk], ts_ms=[r["ts"] for r in chunk],
+            payloads=[r["payload"] if r["anomalous"] else None for r in chunk],
+            bursts=[r["burst"] for r in chunk] if with_bursts else None,
+            before=[r["before"] for r in chunk] if with_bursts else None)]
+    return found
+
+
+def test_a_bursting_trigger_is_named_at_min_support_where_anomalies_are_common() -> None:
+    rows = _stream(3000, onset=1500, every=30, noise=0.06)
+    found = _mine(rows)
+    # The third triggered event names it (burst_min_support): its first answer, anomalous but no burst yet,
+    # counts by its payload.
+    assert found == [("zorblat", "e1560")]
+    assert _mine(rows, batch=77) == found  # the same in any batching
+    without = _mine(rows, with_bursts=False)  # 6% of events anomalous: four of them are no evidence
+    assert [ngram for ngram, _ in without] in ([], ["zorblat"])
+    assert all(int(event[1:]) > 1560 for _, event in without)
+
+
+class OneWordFlags:
+    """Test-local stand-in for the entropy flag: one-word answers are flagged."""
+
+    name = "one-word-flags"
+
+    def process(self, batch: KeyBatch) -> Findings:
+        for index, event in enumerate(batch.events):
+            if len(event.output.split()) == 1:
+                batch.flag(index, "entropy_collapse")
+        return Findings()
+
+    def snapshot(self, key: tuple[str, str]) -> Any:
+        return None
+
+    def restore(self, key: tuple[str, str], state: Any) -> None:
+        return None
+
+    def forget(self, key: tuple[str, str]) -> None:
+        return None
+
+
+def test_a_one_word_answer_given_to_a_new_family_of_prompts_is_no_burst() -> None:
+    rng = np.random.default_rng(5)
+    family = [f"Is this sentence {word} or not? Output 1 for yes and 0 for no." for word in ("odd", "fine", "long")]
+
+    def run(answer: str) -> tuple[list[str], int]:
+        rows = []
+        for i in range(3000):
+            prompt, output = f"question {i % 97} about topic {i % 13} and item {i}", f"a plain answer number {i}"
+            if i >= 1500 and i % 40 == 0:  # a new family of three prompts, many users, one answer
+                prompt, output = family[int(rng.integers(3))], answer
+            rows.append({"event_id": f"e{i}", "ts": 1_796_083_200_000 + 700 * i, "model_id": "m",
+                         "model_version": "1", "user_id": f"u{int(rng.integers(400))}", "input": prompt,
+                         "output": output})
+        stage = MotifStage(MotifStageConfig(window_events=3000, buckets=3, reference_events=1000))
+        events = [DECODER.decode(json.dumps(r).encode()) for r in rows]
+        found, bursts = [], 0
+        for start in range(0, len(events), 250):
+            batch = KeyBatch(events[start].key, events[start:start + 250])
+            for stage_ in (OneWordFlags(), stage):
+                found += [c.ngram for c in stage_.process(batch).candidates]
+            bursts += sum("payload_burst" in flags for flags in batch.flags)
+        return found, bursts
+
+    assert run("0") == ([], 0)  # "0" is what such prompts are answered with: never a burst, no candidate
+    assert run("Zero, it is not.")[1] > 30  # the same family given one answer of some words: bursts
+
+
+def test_a_heavy_users_excess_is_not_counted_while_the_others_still_name_the_trigger() -> None:
+    rows = _stream(3000, onset=1500, every=30, noise=0.06)
+    triggered = [r for r in rows if "zorblat" in r["tokens"]]
+    for r in triggered[:3]:  # the first three from one user: more than half of the first five
+        r["user"] = "heavy"
+    found = _mine(rows)
+    # The fifth names it: counted without the heavy user's excess, the four others' evidence suffices.
+    assert found == [("zorblat", triggered[4]["id"])]
+    for r in triggered:
+        r["user"] = "heavy"
+    assert _mine(rows) == []  # one user alone cannot make a candidate
+
+
+def test_a_version_one_miner_state_is_read_without_bursts() -> None:
+    rows = _stream(2000, onset=1500, every=30, noise=0.06)
+    miner = MotifMiner(CONFIG)
+    miner.update([r["tokens"] for r in rows], [r["anomalous"] for r in rows], users=[r["user"] for r in rows],
+                 tenants=["t"] * len(rows), event_ids=[r["id"] for r in rows], ts_ms=[r["ts"] for r in rows])
+    state = json.loads(json.dumps(miner.snapshot()))
+    assert state["format"] == "motif_miner.v2"
+    old = {**state, "format": "motif_miner.v1"}
+    del old["bursting"]
+    for bucket in old["buckets"]:
+        del bucket["bursts"]
+    restored = MotifMiner.restore(old)
+    assert restored.seen == miner.seen and not restored._bursting
+    assert [b.bursts for b in restored.closed] == [0] * len(restored.closed)

@@ -145,6 +145,8 @@ class BenignStream:
     alerts: list[dict[str, Any]] = field(default_factory=list)  # index, detector, metric, both severities
     high_incidents: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    pages: int = 0  # high (or worse) alerts notified: what would wake someone
+    held: int = 0  # high alerts held by the paging budget (kept as evidence, not notified)
     seconds: float = 0.0
 
     @property
@@ -156,6 +158,7 @@ class BenignStream:
                 "alerts_by_detector_severity": dict(self.detector_severity),
                 "alerts_by_policy_severity": dict(self.policy_severity), "high_incidents": self.high_incidents,
                 "high_incidents_per_100k": round(self.high_per_100k, 2), "rollback_decisions": self.decisions,
+                "high_pages": self.pages, "held_by_budget": self.held,
                 "alerts": self.alerts, "seconds": round(self.seconds, 1)}
 
 
@@ -187,7 +190,11 @@ def run_benign_stream(events: Sequence[dict[str, Any]], *, kind: str, model: str
         outcome = engine.evaluate(found)
         graded = {a.alert_id: a.severity for a in outcome.triage.kept}
         graded.update({a.alert_id: a.severity for a, _ in outcome.triage.suppressed})
+        result.pages += sum(1 for a in outcome.triage.notify if severity_rank(a.severity) >= _HIGH)
+        result.held += len(outcome.triage.held)
         for alert in found:
+            if alert.is_update:
+                continue  # a later revision of an alert counted when raised
             policy = graded.get(alert.alert_id, alert.severity)
             result.detector_severity[alert.severity] += 1
             result.policy_severity[policy] += 1
@@ -264,7 +271,9 @@ class BenignEvaluation:
                 "streams": [s.to_json() for s in self.streams],
                 "total": {"events": events, "high_incidents": self.high_incidents,
                           "high_incidents_per_100k": round(1e5 * self.high_incidents / events, 2) if events else None,
-                          "rollback_decisions": self.rollbacks},
+                          "rollback_decisions": self.rollbacks,
+                          "high_pages": sum(s.pages for s in self.streams),
+                          "held_by_budget": sum(s.held for s in self.streams)},
                 "series": {"warmup": self.warmup, "arl0": self.arl0, "scores": [s.to_json() for s in self.series]}}
 
 
@@ -294,7 +303,7 @@ def format_benign(evaluation: BenignEvaluation) -> str:
 
     rows: list[tuple[str, ...]] = [("stream", "model", "events", "alerts i/l/m/h/c (detector)",
                                     "i/l/m/h/c (policy)", "high incidents", "per 100k", "rollbacks",
-                                    "high incidents by family")]
+                                    "high pages (held)", "high incidents by family")]
     raw: Counter[str] = Counter()
     graded: Counter[str] = Counter()
     families: Counter[str] = Counter()
@@ -305,11 +314,12 @@ def format_benign(evaluation: BenignEvaluation) -> str:
         families.update(mine)
         rows.append((s.kind, s.model, f"{s.events:,}", severity_cells(s.detector_severity),
                      severity_cells(s.policy_severity), str(len(s.high_incidents)), f"{s.high_per_100k:.1f}",
-                     str(len(s.decisions)), _families(mine)))
+                     str(len(s.decisions)), f"{s.pages} ({s.held})", _families(mine)))
     events, high, rollbacks = evaluation.events, evaluation.high_incidents, evaluation.rollbacks
     per_100k = 1e5 * high / events if events else math.nan
+    pages, held = sum(s.pages for s in evaluation.streams), sum(s.held for s in evaluation.streams)
     rows.append(("total", "", f"{events:,}", severity_cells(raw), severity_cells(graded), str(high),
-                 f"{per_100k:.1f}", str(rollbacks), _families(families)))
+                 f"{per_100k:.1f}", str(rollbacks), f"{pages} ({held})", _families(families)))
     lines = [f"benign streams: real alpaca_eval answers, no model change; default pipeline and SOC policy; "
              f"seed {evaluation.seed}",
              text_table(rows),

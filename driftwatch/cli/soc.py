@@ -153,6 +153,10 @@ def policy_check_command(path: str | None) -> None:
         click.echo(f"{policy.source}: ok")
         click.echo(f"  dedup window {alerts.dedup_window_ms // 1000} s; {len(alerts.severity)} severity "
                    f"override(s); {len(alerts.suppress)} maintenance window(s)")
+        budget = alerts.paging_budget
+        click.echo("  paging budget: none" if budget is None else
+                   f"  paging budget: {budget.high_per_week} high page(s) per model per week from "
+                   f"{', '.join(sorted(budget.families))}; past it, held (stored, evidence, not notified)")
         click.echo(f"  incidents per {policy.incident_window_ms // 60_000} min window")
         click.echo(f"  rollback window {policy.rollback.window_ms // 60_000} min:")
         for rule in policy.rollback.rules:

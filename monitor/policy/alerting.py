@@ -11,6 +11,10 @@ Stored alerts are never changed: the sink writes what the detectors raised.
   and recorded as ``suppressed`` in ``acknowledgements``;
 - a repeat of the same (model, version, detector, metric, tenant) within the
   dedup window of the last notified one is a *duplicate*: kept, not notified;
+- a ``high`` alert of the paging budget's families (behaviour, distribution,
+  embedding: statistical evidence) past the budget of its model (so many
+  pages per 7 days of event time) is *held*: kept as evidence, not notified;
+  signatures, named motifs and probes are never held;
 - a later revision of an alert (:attr:`Alert.is_update`: new evidence of a
   change already alerted, e.g. a sustained change point still active or
   returned) is an *update*: stored and kept as evidence under the same id
@@ -18,7 +22,8 @@ Stored alerts are never changed: the sink writes what the detectors raised.
 
 The dedup state is one timestamp per key, capped at ``max_keys`` (the least
 recently seen key is forgotten first), so a stream of distinct metrics cannot
-grow it without bound.
+grow it without bound; the budget state is, per model, the times of its last
+``high_per_week`` budgeted pages, capped the same way.
 
 Examples
 --------
@@ -51,10 +56,14 @@ from monitor.policy.families import family_of
 
 __all__ = ["DEDUP_STATE_FORMAT", "DISTRIBUTION", "AlertTriage", "TriageResult"]
 
+_HIGH = severity_rank("high")
+
 #: The family of distribution-only evidence (change points, divergences), see :mod:`monitor.policy.families`.
 DISTRIBUTION = "distribution"
 
-DEDUP_STATE_FORMAT = "alert_dedup.v1"
+DEDUP_STATE_FORMAT = "alert_dedup.v2"  # v2 adds the paging budget's page times; v1 loads with none
+_DEDUP_STATE_V1 = "alert_dedup.v1"
+_WEEK_MS = 7 * 24 * 3_600_000
 DedupKey = tuple[str, str, str, str, str]
 
 
@@ -66,11 +75,12 @@ class TriageResult:
     duplicates: list[Alert] = field(default_factory=list)
     suppressed: list[tuple[Alert, MaintenanceWindow]] = field(default_factory=list)
     updates: list[Alert] = field(default_factory=list)
+    held: list[Alert] = field(default_factory=list)  # over the model's paging budget
 
     @property
     def kept(self) -> list[Alert]:
         """Alerts that count as evidence (incidents, rollback): all but suppressed."""
-        return [*self.notify, *self.duplicates, *self.updates]
+        return [*self.notify, *self.duplicates, *self.updates, *self.held]
 
 
 class AlertTriage:
@@ -90,6 +100,8 @@ class AlertTriage:
         self.policy = policy
         self.max_keys = max_keys
         self._last: OrderedDict[DedupKey, int] = OrderedDict()
+        # model_id -> event times of its budgeted pages in the last week, oldest first (at most the budget).
+        self._pages: OrderedDict[str, list[int]] = OrderedDict()
 
     def severity_for(self, alert: Alert) -> Severity:
         """The policy's override if one matches; else, for distribution-only evidence, by effect size."""
@@ -138,6 +150,9 @@ class AlertTriage:
             if last is not None and 0 <= alert.ts_ms - last < window:
                 result.duplicates.append(alert)
                 continue
+            if self._over_budget(alert):
+                result.held.append(alert)
+                continue
             self._last[key] = alert.ts_ms
             self._last.move_to_end(key)
             if len(self._last) > self.max_keys:
@@ -145,13 +160,30 @@ class AlertTriage:
             result.notify.append(alert)
         return result
 
+    def _over_budget(self, alert: Alert) -> bool:
+        """Whether ``alert`` is a budgeted page its model has no budget left for (else it is counted)."""
+        budget = self.policy.alerts.paging_budget
+        if (budget is None or severity_rank(alert.severity) < _HIGH
+                or family_of(alert.detector) not in budget.families):
+            return False
+        pages = [ts for ts in self._pages.get(alert.model_id, []) if 0 <= alert.ts_ms - ts < _WEEK_MS]
+        if len(pages) >= budget.high_per_week:
+            return True
+        self._pages[alert.model_id] = [*pages, alert.ts_ms]
+        self._pages.move_to_end(alert.model_id)
+        if len(self._pages) > self.max_keys:
+            self._pages.popitem(last=False)
+        return False
+
     def snapshot(self) -> dict[str, Any]:
-        return {"format": DEDUP_STATE_FORMAT, "last": [[*key, ts] for key, ts in self._last.items()]}
+        return {"format": DEDUP_STATE_FORMAT, "last": [[*key, ts] for key, ts in self._last.items()],
+                "pages": [[model, times] for model, times in self._pages.items()]}
 
     def restore(self, state: dict[str, Any]) -> None:
-        if state.get("format") != DEDUP_STATE_FORMAT:
+        if state.get("format") not in (DEDUP_STATE_FORMAT, _DEDUP_STATE_V1):
             raise ConfigError(f"dedup state format must be {DEDUP_STATE_FORMAT!r}; got {state.get('format')!r}")
         self._last = OrderedDict((tuple(entry[:5]), int(entry[5])) for entry in state["last"])  # type: ignore[misc]
+        self._pages = OrderedDict((str(model), [int(t) for t in times]) for model, times in state.get("pages", []))
 
 
 def _change(alert: Alert) -> float | None:

@@ -28,7 +28,7 @@ from monitor.errors import ConfigError
 from monitor.yaml_files import parse_yaml_text, read_yaml
 
 __all__ = [
-    "AlertSettings", "MaintenanceWindow", "Policy", "RollbackRule", "RollbackSettings",
+    "AlertSettings", "MaintenanceWindow", "PagingBudget", "Policy", "RollbackRule", "RollbackSettings",
     "SeverityOverride", "default_policy", "load_policy", "parse_duration", "parse_instant",
 ]
 
@@ -83,6 +83,18 @@ class EffectSize:
 
 
 @dataclass(frozen=True)
+class PagingBudget:
+    """How often statistical evidence may page about one model: ``high_per_week`` notified ``high`` alerts of
+    ``families`` per model over any 7 days of event time. Past it, such an alert is *held*: stored and kept as
+    evidence (incidents, rollback rules), not notified. Signatures, named motifs and probes are not in it:
+    their pages are never held. ``None`` (the key absent): no budget.
+    """
+
+    high_per_week: int
+    families: frozenset[str]
+
+
+@dataclass(frozen=True)
 class AlertSettings:
     dedup_window_ms: int = 600_000
     severity: tuple[SeverityOverride, ...] = ()
@@ -90,6 +102,7 @@ class AlertSettings:
     #: The most a distribution-only alert is unless its change is large (see :class:`EffectSize`).
     distribution_cap: str = "medium"
     effects: tuple[EffectSize, ...] = ()
+    paging_budget: PagingBudget | None = None
 
 
 @dataclass(frozen=True)
@@ -207,7 +220,7 @@ def parse_policy(document: Any, where: str) -> Policy:
     root = _mapping(document, where)
     _only(root, {"alerts", "incidents", "rollback"}, where)
     alerts = _mapping(root.get("alerts"), f"{where}: alerts")
-    _only(alerts, {"dedup_window", "severity", "suppress", "distribution"}, f"{where}: alerts")
+    _only(alerts, {"dedup_window", "severity", "suppress", "distribution", "paging_budget"}, f"{where}: alerts")
     overrides = []
     for index, entry in enumerate(alerts.get("severity") or []):
         at = f"{where}: alerts.severity[{index}]"
@@ -231,6 +244,15 @@ def parse_policy(document: Any, where: str) -> Policy:
             **{k: str(entry[k]) for k in ("model_id", "model_version", "detector") if k in entry}))
     cap, effects = _distribution(_mapping(alerts.get("distribution"), f"{where}: alerts.distribution"),
                                  f"{where}: alerts.distribution")
+    budget = None
+    if alerts.get("paging_budget") is not None:
+        at = f"{where}: alerts.paging_budget"
+        section = _mapping(alerts["paging_budget"], at)
+        _only(section, {"high_per_model_week", "families"}, at)
+        families = _names(section.get("families"), f"{at}.families")
+        if not families:
+            raise ConfigError(f"{at}.families must name at least one detector family; got {section.get('families')!r}")
+        budget = PagingBudget(_count(section.get("high_per_model_week"), f"{at}.high_per_model_week"), families)
     incidents = _mapping(root.get("incidents"), f"{where}: incidents")
     _only(incidents, {"window"}, f"{where}: incidents")
     rollback = _mapping(root.get("rollback"), f"{where}: rollback")
@@ -258,7 +280,8 @@ def parse_policy(document: Any, where: str) -> Policy:
     return Policy(
         alerts=AlertSettings(
             dedup_window_ms=parse_duration(alerts.get("dedup_window", "10m"), where=f"{where}: alerts.dedup_window"),
-            severity=tuple(overrides), suppress=tuple(windows), distribution_cap=cap, effects=effects),
+            severity=tuple(overrides), suppress=tuple(windows), distribution_cap=cap, effects=effects,
+            paging_budget=budget),
         incident_window_ms=parse_duration(incidents.get("window", "1h"), where=f"{where}: incidents.window"),
         rollback=RollbackSettings(
             window_ms=parse_duration(rollback.get("window", "15m"), where=f"{where}: rollback.window"),

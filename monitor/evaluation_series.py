@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from detectors.changepoint import DETECTORS, ChangePointDetector
+from detectors.changepoint import DETECTORS, ChangePointDetector, Detection
+from detectors.changepoint.onset import HISTORY, refine_onset
 
 __all__ = ["SERIES_TYPES", "STEP_SIGMAS", "SeriesScore", "binseg_change_points", "build_detector",
            "evaluate_series", "f_measure", "format_series", "make_series", "stage_arl0", "text_table",
@@ -221,7 +222,7 @@ def evaluate_series(*, reps: int = 10, length: int = 2000, stable_length: int = 
                 score.updates += stable_length - warmup
             for at, values in steps[:count]:
                 found = build_detector(name).update_exact(values)
-                score.f1.append(f_measure({1: [at]}, [d.change_point for d in found]))
+                score.f1.append(f_measure({1: [at]}, located_onsets(values, found)))
                 after = [d.detected_at - at for d in found if d.detected_at >= at]
                 if after:
                     score.delays.append(after[0])
@@ -229,6 +230,18 @@ def evaluate_series(*, reps: int = 10, length: int = 2000, stable_length: int = 
                     score.missed += 1
             scores.append(score)
     return scores
+
+
+def located_onsets(values: np.ndarray, found: Sequence[Detection]) -> list[int]:
+    """Each alarm's onset as the drift stage reports it: the best mean split of the values since the previous
+    alarm, at most :data:`HISTORY` of them, up to the alarm (:func:`detectors.changepoint.onset.refine_onset`)."""
+    onsets, previous = [], -1
+    for detection in found:
+        start = max(previous + 1, detection.detected_at - HISTORY + 1)
+        onsets.append(start + refine_onset(values[start:detection.detected_at + 1],
+                                           coarse=detection.change_point - start))
+        previous = detection.detected_at
+    return onsets
 
 
 def format_series(scores: Sequence[SeriesScore]) -> str:

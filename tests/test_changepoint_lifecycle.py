@@ -107,6 +107,7 @@ def test_output_length_evidence_is_in_characters() -> None:
     [first, *_] = of_metric(run(events), "output_chars")
     evidence = json.loads(first.evidence)
     assert 150 < evidence["before"] < 350 and evidence["after"] > 700, evidence
+    assert abs(evidence["change_point"] - 1200) <= 5, evidence  # the best split before the alarm
 
 
 def test_updates_are_stored_under_the_same_id_and_never_paged(store_dsn: str, step_and_back: list) -> None:

@@ -275,7 +275,7 @@ class DriftStage:
                 stream.episodes[metric] = Episode(alert=alert, baseline=_level(metric, detection.before), level=level)
             return alert
         update = episode.follow(level=level, ts_ms=event.ts_ms, statistic=_finite(detection.statistic),
-                                detection_index=detection.detected_at, change_point=detection.change_point)
+                                detection_index=detection.detected_at, change_point=stream.onset(metric, detection))
         logger.info("changepoint alert updated model=%s version=%s metric=%s state=%s revision=%d crossings=%d",
                     key[0], key[1], metric, "returned" if episode.closed else "changed", update.revision,
                     episode.crossings)
@@ -285,9 +285,10 @@ class DriftStage:
 
     def _changepoint_alert(self, key: StreamKey, tenant: str, stream: StreamState, event: Event,
                            metric: str, detector: str, detection: Detection, shifted: bool = False) -> Alert:
-        onset_ids, onset_ts = stream.ids_around(detection.change_point)
+        onset = stream.onset(metric, detection)
+        onset_ids, onset_ts = stream.ids_around(onset)
         logger.info("changepoint alert model=%s version=%s metric=%s detector=%s onset=%d detected=%d",
-                    key[0], key[1], metric, detector, detection.change_point, detection.detected_at)
+                    key[0], key[1], metric, detector, onset, detection.detected_at)
         return Alert.create(
             ts_ms=event.ts_ms, model_id=key[0], model_version=key[1], tenant_id=tenant,
             detector="changepoint", metric=metric, severity=_severity(metric, shifted),
@@ -296,7 +297,8 @@ class DriftStage:
             discriminator=f"{detector}:{detection.detected_at}",
             evidence={"metric": metric, "detector": detector, "before": _finite(_level(metric, detection.before)),
                       "after": _finite(_level(metric, detection.after)), "statistic": _finite(detection.statistic),
-                      "threshold": _finite(detection.threshold), "change_point": detection.change_point,
+                      "threshold": _finite(detection.threshold), "change_point": onset,
+                      "detector_change_point": detection.change_point,
                       "detection_index": detection.detected_at, "event_ids": [event.id],
                       "content_hashes": [event.content_hash], "onset_event_ids": onset_ids,
                       "state": CHANGED, "active": True, "crossings": 1, **_explained(shifted, metric)},

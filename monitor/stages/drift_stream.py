@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from detectors.changepoint import DETECTORS, ChangePointDetector, fleet_arl0
+from detectors.changepoint import DETECTORS, ChangePointDetector, Detection, fleet_arl0
+from detectors.changepoint.onset import HISTORY, refine_onset
 from detectors.windows import RollingWindow
 from monitor.errors import SnapshotError
 from monitor.stages.drift_episodes import Episode
@@ -139,6 +140,23 @@ class StreamState:
         # mean, so a reference full of one-word answers does not flag one-word answers.
         low = float(np.quantile(entropy, 0.01))
         self.entropy_floor = min(low, float(entropy.mean() - self.config.entropy_flag_sigmas * entropy.std()))
+
+    def onset(self, metric: str, detection: Detection) -> int:
+        """Where the change ``detection`` found began: the best mean split of the metric's held values up to it.
+
+        The window holds the stream's latest values, the alarm's event last (its index is the detection's):
+        at most :data:`~detectors.changepoint.onset.HISTORY` of them are split
+        (:func:`~detectors.changepoint.onset.refine_onset`). The detector's own estimate when they do not line up.
+        """
+        held = len(self.window)
+        first = self.count - held
+        if not self.reference_complete or held == 0 or detection.detected_at != self.count - 1:
+            return detection.change_point
+        values = self.window.column(metric)[-HISTORY:]
+        if metric == "output_chars":
+            values = np.log1p(values)  # as the detectors see it
+        start = self.count - len(values)
+        return max(first, start + refine_onset(values, coarse=detection.change_point - start))
 
     def ids_around(self, index: int, span: int = 2) -> tuple[list[str], int | None]:
         """Event ids within ``span`` of update ``index`` still held, and the ts at ``index``."""

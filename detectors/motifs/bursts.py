@@ -54,6 +54,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -108,19 +109,25 @@ def questions(tokens: Sequence[list[str]]) -> list[Question]:
     Lighter than the miner's n-gram hashes (:mod:`detectors.motifs.ngrams`), which it does not need to
     match: a CRC-32 per token, chained into 2-grams through splitmix64's finaliser, 32 bits of each kept.
     """
-    flat = [token for words in tokens for token in words]
-    if not flat:
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    if not lengths.any():
         return [Question(np.zeros(0, dtype=np.uint32)) for _ in tokens]
-    owner = np.repeat(np.arange(len(tokens), dtype=np.uint64), [len(words) for words in tokens])
+    owner = np.repeat(np.arange(len(tokens), dtype=np.uint64), lengths)
     # Tokens never hold NUL (tokenize drops it): one encode of the batch, split back, all in C.
-    pieces = "\x00".join(flat).encode("utf-8", "surrogatepass").split(b"\x00")
+    pieces = "\x00".join(chain.from_iterable(tokens)).encode("utf-8", "surrogatepass").split(b"\x00")
     token = np.fromiter(map(zlib.crc32, pieces), dtype=np.uint64, count=len(pieces))
     with np.errstate(over="ignore"):
         pairs = _mix(token[:-1] * _CHAIN + token[1:] + np.uint64(1))
     within = owner[:-1] == owner[1:]
-    # One sorted key per (event, hash): the event in the high 32 bits, the n-gram's 32 in the low.
-    keys = np.unique(np.concatenate([owner << _SHIFT | _mix(token) >> _SHIFT,
-                                     owner[:-1][within] << _SHIFT | pairs[within] >> _SHIFT]))
+    # One key per (event, hash): the event in the high 32 bits, the n-gram's 32 in the low; sorted and
+    # deduplicated, each event's hashes are a sorted run.
+    keys = np.concatenate([owner << _SHIFT | _mix(token) >> _SHIFT,
+                           owner[:-1][within] << _SHIFT | pairs[within] >> _SHIFT])
+    keys.sort()
+    keep = np.empty(len(keys), dtype=bool)
+    keep[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
+    keys = keys[keep]
     ends = np.cumsum(np.bincount((keys >> _SHIFT).astype(np.int64), minlength=len(tokens)))
     return [Question(part) for part in np.split(keys.astype(np.uint32), ends[:-1])]
 

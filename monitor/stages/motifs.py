@@ -22,6 +22,7 @@ from typing import Any
 
 from detectors.motifs.bursts import PayloadBursts, questions
 from detectors.motifs.miner import Candidate, MotifMiner, tokenize
+from detectors.motifs.ngrams import MAX_TOKENS
 from detectors.motifs.payload import exact_hash, simhash, tool_shapes
 from monitor.alerts import Alert, Findings, Severity, TriggerCandidate, stable_id
 from monitor.pipeline import KeyBatch, StreamKey
@@ -70,7 +71,10 @@ class MotifStage:
         inputs = [exact_hash(e.input) for e in events]
         tokens = [tokenize(e.input) for e in events]
         # What each input asks, so that one answer to one instruction, bare and in a template, is no burst.
-        asked = questions(tokens)
+        # From the whole input: a long instruction cut at MAX_TOKENS inside a template loses its end, and
+        # would read as another question (the ingest limits bound the input).
+        asked = questions([tokenize(e.input, len(e.input)) if len(words) >= MAX_TOKENS else words
+                           for e, words in zip(events, tokens, strict=True)])
         reference_left = miner.config.reference_events - miner.seen
         before = [0] * len(events)  # on an answer's first burst, its occurrences before it
         for index, event in enumerate(events):

@@ -15,10 +15,13 @@ import numpy as np
 import pytest
 
 from detectors.motifs.bursts import PayloadBursts, questions
-from detectors.motifs.ngrams import tokenize
+from detectors.motifs.ngrams import MAX_TOKENS, tokenize
 from monitor.evaluation_benign import TEMPLATE, build_stream, run_benign_stream
 from monitor.evaluation_swaps import load_answers
 from monitor.evaluation_triggers import TRIGGERS, evaluation_settings, named, poisoned_pool
+from monitor.events import EventDecoder
+from monitor.pipeline import KeyBatch
+from monitor.stages.motifs import MotifStage, MotifStageConfig
 
 MODEL = "gpt-4o-2024-05-13"
 PREFIX, SUFFIX = TEMPLATE
@@ -64,6 +67,26 @@ def test_the_questions_are_kept_in_the_snapshot_and_an_old_state_still_reads() -
     assert restored.observe(5, 2, reference=False, question=wrapped)
     with pytest.raises(ValueError, match=r"payload_bursts\.v3"):
         restored.restore({**state, "format": "payload_bursts.v9"})
+
+
+def _bursts(pairs: list[tuple[str, str]]) -> list[bool]:
+    """Which of these (input, answer) events the motif stage flags as payload bursts (no reference)."""
+    decoder = EventDecoder()
+    events = [decoder.decode(json.dumps({"event_id": f"e{i}", "ts": 1_796_083_200_000 + i, "model_id": "m",
+                                         "model_version": "1", "user_id": f"u{i}", "input": text,
+                                         "output": answer}).encode()) for i, (text, answer) in enumerate(pairs)]
+    batch = KeyBatch(events[0].key, events)
+    MotifStage(MotifStageConfig(window_events=100, buckets=1, reference_events=0)).process(batch)
+    return ["payload_burst" in flags for flags in batch.flags]
+
+
+def test_a_long_instruction_cut_at_the_token_cap_inside_a_template_is_still_the_same_question() -> None:
+    rng = np.random.default_rng(3)
+    long = [" ".join(f"w{int(w)}" for w in rng.integers(10_000, size=MAX_TOKENS)) for _ in range(2)]
+    answer = "A long answer of several words."
+    # The wrapped one's tokens end before the instruction does: the question is read from the whole input.
+    assert _bursts([(long[0], answer), (PREFIX + long[0] + SUFFIX, answer)]) == [False, False]
+    assert _bursts([(long[0], answer), (PREFIX + long[1] + SUFFIX, answer)]) == [False, True]
 
 
 def _signatures(tmp_path: Path) -> Path:

@@ -2,7 +2,12 @@
 
 Registered last, it reads :attr:`KeyBatch.flags`: an event is anomalous when
 any earlier stage flagged it for a reason not in ``ignore_flags`` (by
-default ``"trigger"``: a known input trigger says nothing about the output).
+default ``"trigger"`` and ``"input_shift"``: flags on the input, not on what
+the model did; a new prompt template is what shifts the inputs, and its own
+words would explain the flag). The stage adds ``payload_burst``: an answer
+given word for word to two different questions (see
+:mod:`detectors.motifs.bursts`: the same instruction bare and in a template
+is one question).
 Per (model_id, model_version) a :class:`~detectors.motifs.miner.MotifMiner`
 keeps a rolling window; every time a window step fills, n-grams that pass
 the tests become ``trigger_candidates`` rows, and the first time an n-gram

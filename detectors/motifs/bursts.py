@@ -49,6 +49,7 @@ Examples
 
 from __future__ import annotations
 
+import base64
 import math
 import zlib
 from collections import OrderedDict
@@ -189,9 +190,10 @@ class PayloadBursts:
         return True, self.before.pop(output_hash, 0)
 
     def snapshot(self) -> dict[str, Any]:
+        # Sketches in base64: 172 characters for 128 bytes (hex takes 256).
         return {"format": FORMAT,
-                "recent": [[str(h), [[str(i), sketch.hex(), size] for i, sketch, size in asked]]
-                           for h, asked in self.recent.items()],
+                "recent": [[str(h), [[str(i), base64.b64encode(sketch).decode("ascii"), size]
+                                     for i, sketch, size in asked]] for h, asked in self.recent.items()],
                 "known": [str(h) for h in self.known], "before": [[str(h), n] for h, n in self.before.items()]}
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -200,7 +202,7 @@ class PayloadBursts:
             raise ValueError(f"payload-bursts snapshot format must be {FORMAT!r} or one of {_OLD_FORMATS}; "
                              f"got {form!r}")
         if form == FORMAT:
-            self.recent = OrderedDict((int(h), [(int(i), bytes.fromhex(sketch), int(size))
+            self.recent = OrderedDict((int(h), [(int(i), base64.b64decode(sketch), int(size))
                                                 for i, sketch, size in asked]) for h, asked in state["recent"])
         else:  # an old state kept input hashes only: each stays a question of its own (no sketch to compare)
             self.recent = OrderedDict((int(h), [(int(i), b"", 0) for i in inputs]) for h, inputs in state["recent"])

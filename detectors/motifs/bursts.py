@@ -4,10 +4,27 @@ A backdoor's target output ("You are stupid!", a canned refusal, one tool
 call) is returned for every triggered prompt, whatever the prompt; benign
 answers depend on their prompt. :class:`PayloadBursts` keeps, for the most
 recent ``capacity`` distinct answers (least recently seen dropped first),
-up to ``min_inputs`` distinct input hashes each, and says an event is a
-burst when its answer has now been given to ``min_inputs`` distinct inputs
-and was not already given so during the reference period (answers common
-from the start, "Positive" or "0", are not bursts). Hashes only, no text.
+up to ``min_inputs`` distinct questions each, and says an event is a
+burst when its answer has now been given to ``min_inputs`` distinct
+questions and was not already given so during the reference period
+(answers common from the start, "Positive" or "0", are not bursts).
+
+A question is not its input's exact text: a new prompt template wraps the
+same instruction in a fixed prefix and suffix, a FAQ is asked again with a
+word more, and the model (at temperature 0, or from a cache) gives the same
+answer to both. That is the same answer to the *same question*; a payload
+is the same answer to *different* ones. So each input is described by a
+:class:`Question`, the distinct hashes of its word 1- and 2-grams, and two
+inputs are one question when the smaller's n-grams all lie in the other
+(an instruction inside a template; two unrelated prompts with a trigger
+in common share the trigger's few, and the template's when both are
+wrapped, never the instruction's own words). A count, not a share: a long
+template shared by two wrapped prompts makes their shares high, while the
+n-grams of the instructions and their seams still differ. Per answer not
+yet a burst, the bottom ``SKETCH`` hashes of each question (a bottom-k
+sketch, Cohen and Kaplan 2007, "Summarizing data using bottom-k
+sketches", PODC) and its size estimate what a later input, whose n-grams
+are all at hand, lacks of it or it of the input. Hashes only, no text.
 
 An answer's occurrences before it burst were its first ones: the backdoor's
 first triggered answers, flagged only once the same answer recurs.
@@ -23,45 +40,145 @@ Examples
 (False, False, False)
 >>> [bursts.observe_burst(5, i, reference=False) for i in (1, 1, 2, 3)]
 [(False, 0), (False, 0), (True, 2), (True, 0)]
+>>> from detectors.motifs.ngrams import tokenize
+>>> bare, wrapped, other = questions([tokenize("name three fruits"), tokenize("You are kind. name three fruits ."),
+...                                   tokenize("what is the capital of peru ?")])
+>>> [bursts.observe(11, h, reference=False, question=q) for h, q in ((1, bare), (2, wrapped), (3, other))]
+[False, False, True]
 """
 
 from __future__ import annotations
 
+import base64
+import math
+import zlib
 from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
-__all__ = ["PayloadBursts"]
+import numpy as np
 
-FORMAT = "payload_bursts.v2"  # v2 adds the occurrences before a burst; a v1 state is read without them
-_FORMAT_V1 = "payload_bursts.v1"
+__all__ = ["MISSING", "SKETCH", "PayloadBursts", "Question", "questions"]
+
+FORMAT = "payload_bursts.v3"  # v3 keeps each answer's questions' sketches; a v1/v2 state's inputs have none
+_OLD_FORMATS = ("payload_bursts.v2", "payload_bursts.v1")  # v1 also lacks the occurrences before a burst
+#: Two inputs are one question when fewer than this many of the smaller's word 1- and 2-grams are missing
+#: from the other: all of them are in it. Two prompts with a trigger in common, even both in one template,
+#: differ by the instruction's own words and the two seams around it (three n-grams for a one-word one).
+MISSING = 1.0
+SKETCH = 32  # hashes kept per question: its bottom-k sketch (exact for an input of at most 32 n-grams)
+_SHIFT = np.uint64(32)
+_CHAIN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass(frozen=True)
+class Question:
+    """One input's distinct word 1- and 2-gram hashes (32 bits each, sorted): what it asks, not how."""
+
+    hashes: np.ndarray
+
+    def kept(self) -> tuple[bytes, int]:
+        """The bottom-k sketch and the size: what is stored of it."""
+        return self.hashes[:SKETCH].tobytes(), len(self.hashes)
+
+    def missing(self, sketch: bytes, size: int) -> float:
+        """How many of the smaller (of this and a kept question)'s n-grams the other lacks, estimated.
+
+        Either way the estimate is exactly 0 when the smaller lies wholly in the other (an instruction
+        and the same one in a template): a kept question no larger than this one is sampled by its
+        sketch, each hash looked up in this one's full set; a smaller one is sampled by its own hashes
+        below the sketch's largest, each of which is in the kept question only if it is in the sketch.
+        """
+        kept = np.frombuffer(sketch, dtype=np.uint32)
+        if size == 0 or len(kept) == 0 or len(self.hashes) == 0:
+            return math.inf
+        if size <= len(self.hashes):
+            return size * np.count_nonzero(~np.isin(kept, self.hashes, assume_unique=True)) / len(kept)
+        sample = self.hashes if len(kept) == size else self.hashes[self.hashes <= kept[-1]]
+        if len(sample):
+            return len(self.hashes) * np.count_nonzero(~np.isin(sample, kept, assume_unique=True)) / len(sample)
+        # None of this one's hashes fall below the sketch's largest: the kept question's common share, scaled.
+        common = np.count_nonzero(np.isin(kept, self.hashes, assume_unique=True)) * size / len(kept)
+        return max(0.0, len(self.hashes) - common)
+
+
+def questions(tokens: Sequence[list[str]]) -> list[Question]:
+    """Each input's :class:`Question`, hashed in one pass over the batch (the same in any batching).
+
+    Lighter than the miner's n-gram hashes (:mod:`detectors.motifs.ngrams`), which it does not need to
+    match: a CRC-32 per token, chained into 2-grams through splitmix64's finaliser, 32 bits of each kept.
+    """
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    if not lengths.any():
+        return [Question(np.zeros(0, dtype=np.uint32)) for _ in tokens]
+    owner = np.repeat(np.arange(len(tokens), dtype=np.uint64), lengths)
+    # Tokens never hold NUL (tokenize drops it): one encode of the batch, split back, all in C.
+    pieces = "\x00".join(chain.from_iterable(tokens)).encode("utf-8", "surrogatepass").split(b"\x00")
+    token = np.fromiter(map(zlib.crc32, pieces), dtype=np.uint64, count=len(pieces))
+    with np.errstate(over="ignore"):
+        pairs = _mix(token[:-1] * _CHAIN + token[1:] + np.uint64(1))
+    within = owner[:-1] == owner[1:]
+    # One key per (event, hash): the event in the high 32 bits, the n-gram's 32 in the low; sorted and
+    # deduplicated, each event's hashes are a sorted run.
+    keys = np.concatenate([owner << _SHIFT | _mix(token) >> _SHIFT,
+                           owner[:-1][within] << _SHIFT | pairs[within] >> _SHIFT])
+    keys.sort()
+    keep = np.empty(len(keys), dtype=bool)
+    keep[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
+    keys = keys[keep]
+    ends = np.cumsum(np.bincount((keys >> _SHIFT).astype(np.int64), minlength=len(tokens)))
+    return [Question(part) for part in np.split(keys.astype(np.uint32), ends[:-1])]
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    # splitmix64's finaliser (Steele, Lea and Flood 2014); uint64 arithmetic wraps, which is the point.
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(30))
+        x = x * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(27))
+        x = x * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
 
 
 class PayloadBursts:
-    """Bounded memory of which answers were given to which inputs (see the module docstring)."""
+    """Bounded memory of which answers were given to which questions (see the module docstring)."""
 
     def __init__(self, *, capacity: int = 8192, min_inputs: int = 2, known_cap: int = 1024) -> None:
         self.capacity = capacity
         self.min_inputs = min_inputs
         self.known_cap = known_cap
-        self.recent: OrderedDict[int, list[int]] = OrderedDict()
+        # Per recent answer, its distinct questions: (input hash, sketch, size); the sketch is dropped
+        # (b"", 0) once the answer has its min_inputs questions, when no later input is compared with it.
+        self.recent: OrderedDict[int, list[tuple[int, bytes, int]]] = OrderedDict()
         self.known: OrderedDict[int, None] = OrderedDict()  # answers that burst in the reference
         self.before: dict[int, int] = {}  # of the recent answers not yet a burst, occurrences so far
 
-    def observe(self, output_hash: int, input_hash: int, *, reference: bool) -> bool:
-        """Record one event; is its answer a burst (given to ``min_inputs`` distinct inputs, not in reference)?"""
-        return self.observe_burst(output_hash, input_hash, reference=reference)[0]
+    def observe(self, output_hash: int, input_hash: int, *, reference: bool, question: Question | None = None) -> bool:
+        """Record one event; is its answer a burst (given to ``min_inputs`` distinct questions, not in reference)?"""
+        return self.observe_burst(output_hash, input_hash, reference=reference, question=question)[0]
 
-    def observe_burst(self, output_hash: int, input_hash: int, *, reference: bool) -> tuple[bool, int]:
-        """:meth:`observe`, and on the answer's first burst the number of its occurrences before (else 0)."""
-        inputs = self.recent.get(output_hash)
-        if inputs is None:
-            inputs = self.recent[output_hash] = []
+    def observe_burst(self, output_hash: int, input_hash: int, *, reference: bool,
+                      question: Question | None = None) -> tuple[bool, int]:
+        """:meth:`observe`, and on the answer's first burst the number of its occurrences before (else 0).
+
+        Without ``question``, each distinct input is a question of its own.
+        """
+        asked = self.recent.get(output_hash)
+        if asked is None:
+            asked = self.recent[output_hash] = []
             if len(self.recent) > self.capacity:
                 self.before.pop(self.recent.popitem(last=False)[0], None)
         self.recent.move_to_end(output_hash)
-        if input_hash not in inputs and len(inputs) < self.min_inputs:
-            inputs.append(input_hash)
-        burst = len(inputs) >= self.min_inputs
+        if len(asked) < self.min_inputs and all(h != input_hash for h, _, _ in asked) \
+                and not _asked_before(question, asked):
+            sketch, size = question.kept() if question is not None else (b"", 0)
+            asked.append((input_hash, sketch, size))
+            if len(asked) >= self.min_inputs:
+                asked[:] = [(h, b"", 0) for h, _, _ in asked]
+        burst = len(asked) >= self.min_inputs
         if burst and reference and output_hash not in self.known:
             self.known[output_hash] = None
             if len(self.known) > self.known_cap:
@@ -73,13 +190,28 @@ class PayloadBursts:
         return True, self.before.pop(output_hash, 0)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"format": FORMAT, "recent": [[str(h), [str(i) for i in inputs]] for h, inputs in self.recent.items()],
+        # Sketches in base64: 172 characters for 128 bytes (hex takes 256).
+        return {"format": FORMAT,
+                "recent": [[str(h), [[str(i), base64.b64encode(sketch).decode("ascii"), size]
+                                     for i, sketch, size in asked]] for h, asked in self.recent.items()],
                 "known": [str(h) for h in self.known], "before": [[str(h), n] for h, n in self.before.items()]}
 
     def restore(self, state: dict[str, Any]) -> None:
-        if state.get("format") not in (FORMAT, _FORMAT_V1):
-            raise ValueError(f"payload-bursts snapshot format must be {FORMAT!r} or {_FORMAT_V1!r}; "
-                             f"got {state.get('format')!r}")
-        self.recent = OrderedDict((int(h), [int(i) for i in inputs]) for h, inputs in state["recent"])
+        form = state.get("format")
+        if form not in (FORMAT, *_OLD_FORMATS):
+            raise ValueError(f"payload-bursts snapshot format must be {FORMAT!r} or one of {_OLD_FORMATS}; "
+                             f"got {form!r}")
+        if form == FORMAT:
+            self.recent = OrderedDict((int(h), [(int(i), base64.b64decode(sketch), int(size))
+                                                for i, sketch, size in asked]) for h, asked in state["recent"])
+        else:  # an old state kept input hashes only: each stays a question of its own (no sketch to compare)
+            self.recent = OrderedDict((int(h), [(int(i), b"", 0) for i in inputs]) for h, inputs in state["recent"])
         self.known = OrderedDict((int(h), None) for h in state["known"])
         self.before = {int(h): int(n) for h, n in state.get("before", [])}
+
+
+def _asked_before(question: Question | None, asked: list[tuple[int, bytes, int]]) -> bool:
+    """Is ``question`` one the answer was already given to (the same instruction, wrapped or reworded)?"""
+    if question is None:
+        return False
+    return any(size and question.missing(sketch, size) < MISSING for _, sketch, size in asked)

@@ -221,9 +221,10 @@ class MotifStageConfig(Section):
         description="The version's first events, the reference that a trigger's novelty is judged against; "
         "nothing is named before it is complete (0: every n-gram is new).")
     ignore_flags: tuple[str, ...] = Field(
-        default=("trigger",),
-        description="Flags that do not make an event anomalous for motif mining (a known input trigger "
-        "says nothing about the output).",
+        default=("trigger", "input_shift"),
+        description="Flags that do not make an event anomalous for motif mining: flags on the input, not on "
+        "what the model did (a known input trigger; the behaviour stage's input_shift, raised on every event "
+        "while what users ask has moved, so a new prompt template's own words would explain it).",
     )
 
     def miner(self) -> MotifConfig:

@@ -2,7 +2,12 @@
 
 Registered last, it reads :attr:`KeyBatch.flags`: an event is anomalous when
 any earlier stage flagged it for a reason not in ``ignore_flags`` (by
-default ``"trigger"``: a known input trigger says nothing about the output).
+default ``"trigger"`` and ``"input_shift"``: flags on the input, not on what
+the model did; a new prompt template is what shifts the inputs, and its own
+words would explain the flag). The stage adds ``payload_burst``: an answer
+given word for word to two different questions (see
+:mod:`detectors.motifs.bursts`: the same instruction bare and in a template
+is one question).
 Per (model_id, model_version) a :class:`~detectors.motifs.miner.MotifMiner`
 keeps a rolling window; every time a window step fills, n-grams that pass
 the tests become ``trigger_candidates`` rows, and the first time an n-gram
@@ -20,8 +25,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from detectors.motifs.bursts import PayloadBursts
+from detectors.motifs.bursts import PayloadBursts, questions
 from detectors.motifs.miner import Candidate, MotifMiner, tokenize
+from detectors.motifs.ngrams import MAX_TOKENS
 from detectors.motifs.payload import exact_hash, simhash, tool_shapes
 from monitor.alerts import Alert, Findings, Severity, TriggerCandidate, stable_id
 from monitor.pipeline import KeyBatch, StreamKey
@@ -68,20 +74,26 @@ class MotifStage:
         events = batch.events
         ignore = self.ignore_flags
         inputs = [exact_hash(e.input) for e in events]
+        tokens = [tokenize(e.input) for e in events]
+        # What each input asks, so that one answer to one instruction, bare and in a template, is no burst.
+        # From the whole input: a long instruction cut at MAX_TOKENS inside a template loses its end, and
+        # would read as another question (the ingest limits bound the input).
+        asked = questions([tokenize(e.input, len(e.input)) if len(words) >= MAX_TOKENS else words
+                           for e, words in zip(events, tokens, strict=True)])
         reference_left = miner.config.reference_events - miner.seen
         before = [0] * len(events)  # on an answer's first burst, its occurrences before it
         for index, event in enumerate(events):
             if len(event.output.split(None, BURST_MIN_WORDS - 1)) < BURST_MIN_WORDS:
                 continue
             burst, before[index] = bursts.observe_burst(exact_hash(event.output), inputs[index],
-                                                        reference=index < reference_left)
+                                                        reference=index < reference_left, question=asked[index])
             if burst:
                 batch.flag(index, BURST_FLAG)
         anomalous = [bool(reasons - ignore) for reasons in batch.flags]
         payloads = [simhash(e.output, tool_shapes(e.tool_calls)) if a else None
                     for e, a in zip(events, anomalous, strict=True)]
         candidates = miner.update(
-            [tokenize(e.input) for e in events], anomalous,
+            tokens, anomalous,
             users=[e.user_id or "" for e in events], tenants=[e.tenant_id or "" for e in events],
             event_ids=[e.id for e in events], ts_ms=[e.ts_ms for e in events],
             input_hashes=inputs, payloads=payloads, bursts=[BURST_FLAG in reasons - ignore for reasons in batch.flags],

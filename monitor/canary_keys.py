@@ -20,10 +20,10 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from monitor.errors import ConfigError
 from monitor.settings import Settings
+from monitor.storage.dsn import data_folder
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +36,7 @@ def canary_key_path(settings: Settings) -> Path:
     """Where the key file is (whether or not it exists yet)."""
     if settings.signatures.canary_key_file is not None:
         return settings.signatures.canary_key_file
-    parts = urlsplit(settings.store.dsn)
-    folder = Path(parts.path) if parts.scheme == "chdb" else Path("driftwatch-data")
-    return folder / "canary.key"
+    return data_folder(settings.store.dsn) / "canary.key"
 
 
 def resolve_canary_key(settings: Settings, *, create: bool = False) -> bytes | None:

@@ -172,9 +172,16 @@ def run_stream(events: Sequence[dict[str, Any]], change: int, *, name: str, kind
 
 
 def evaluate_swaps(data_dir: Path | None = None, *, seed: int = 0, batch_size: int = 256,
-                   pairs: Sequence[tuple[str, str]] = SWAP_PAIRS, mixes: bool = True) -> SwapEvaluation:
-    """Every swap pair and every model's input-mix stream through the default pipeline."""
+                   pairs: Sequence[tuple[str, str]] = SWAP_PAIRS, mixes: bool = True,
+                   representation: str | None = None) -> SwapEvaluation:
+    """Every swap pair and every model's input-mix stream through the default pipeline.
+
+    ``representation`` overrides the behaviour stage's output representation (``shape``, ``distilled``).
+    """
+    from monitor.settings import load_settings
+
     data_dir = data_dir if data_dir is not None else default_data_dir()
+    settings = load_settings(signature_table=False, behaviour_representation=representation)
     cache: dict[str, list[dict[str, Any]]] = {}
 
     def answers(model: str) -> list[dict[str, Any]]:
@@ -186,13 +193,14 @@ def evaluate_swaps(data_dir: Path | None = None, *, seed: int = 0, batch_size: i
     for first, second in pairs:
         events, change = swap_stream(answers(first), answers(second), seed=seed)
         swaps.append(run_stream(events, change, name=f"{first} -> {second}", kind="swap",
-                                batch_size=batch_size))
+                                batch_size=batch_size, settings=settings))
     mix_results = []
     if mixes:
         models = sorted({m for pair in pairs for m in pair})
         for model in models:
             events, change = input_mix_stream(answers(model), seed=seed)
-            mix_results.append(run_stream(events, change, name=model, kind="input_mix", batch_size=batch_size))
+            mix_results.append(run_stream(events, change, name=model, kind="input_mix", batch_size=batch_size,
+                                          settings=settings))
     return SwapEvaluation(swaps, mix_results)
 
 

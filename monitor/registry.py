@@ -50,9 +50,15 @@ class StageSpec:
 
 
 def _behaviour(settings: Settings) -> Stage:
-    from monitor.stages.behaviour import BehaviourStage
+    from monitor.stages.behaviour import BehaviourConfig, BehaviourStage
 
-    return BehaviourStage()
+    if settings.behaviour.representation == "shape":
+        return BehaviourStage()
+    from monitor.static_model import load_static_encoder  # builds it the first time (~20 s)
+
+    encoder = load_static_encoder(settings)
+    return BehaviourStage(BehaviourConfig(representation="distilled", output_dim=encoder.dimension),
+                          encoder=encoder.encode)
 
 
 def _drift(settings: Settings) -> Stage:

@@ -37,8 +37,9 @@ def test_flat_names_are_the_environment_variables_less_the_prefix() -> None:
     assert FLAT_NAMES["drift_window_events"] == ("drift", "window_events")
     assert FLAT_NAMES["store"] == ("store", "dsn") and FLAT_NAMES["embedding"] == ("embedding", "mode")
     assert FLAT_NAMES["kafka_bootstrap"] == ("kafka", "bootstrap") and FLAT_NAMES["app_id"] == ("kafka", "app_id")
-    assert len(FLAT_NAMES) == 98  # the 90 flat settings, the three label limits, motif_reference_events,
-    # detect_process, math_threads, drift_lock_flag_rate and motif_burst_min_support
+    assert FLAT_NAMES["behaviour_representation"] == ("behaviour", "representation")
+    assert len(FLAT_NAMES) == 100  # the 90 flat settings, the three label limits, motif_reference_events,
+    # detect_process, math_threads, drift_lock_flag_rate, motif_burst_min_support and the two behaviour_*
 
 
 def test_the_motif_limit_that_applies_at_run_time_is_the_default() -> None:

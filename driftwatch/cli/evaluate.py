@@ -106,7 +106,10 @@ def triggers_command(data: Path, clean_events: int, post: int, rates: tuple[floa
 @_data_option
 @click.option("--seed", "seeds", type=int, multiple=True, help="Stream orders to run (repeatable; default 0).")
 @click.option("--details", is_flag=True, help="Also list every alert raised on each stream.")
-def swaps_command(data: Path, seeds: tuple[int, ...], details: bool) -> None:
+@click.option("--representation", type=click.Choice(["shape", "distilled"]), default=None,
+              help="The behaviour stage's output representation (default: DRIFTWATCH_BEHAVIOUR_REPRESENTATION, "
+              "else shape); distilled builds its model in the data folder the first time (driftwatch[distill]).")
+def swaps_command(data: Path, seeds: tuple[int, ...], details: bool, representation: str | None) -> None:
     """Silent model swaps (alpaca_eval pairs under one label) and input-mix shifts: delay, false alarms, pages."""
     from monitor.errors import ConfigError
     from monitor.evaluation_swaps import evaluate_swaps, format_swaps
@@ -117,7 +120,7 @@ def swaps_command(data: Path, seeds: tuple[int, ...], details: bool) -> None:
         for seed in seeds or (0,):
             click.echo(f"seed {seed}")
             try:
-                evaluation = evaluate_swaps(data / "alpaca_eval", seed=seed)
+                evaluation = evaluate_swaps(data / "alpaca_eval", seed=seed, representation=representation)
             except OSError as exc:
                 raise ConfigError(f"cannot read the alpaca_eval answers: {exc}") from exc
             click.echo(format_swaps(evaluation, details=details))

@@ -25,6 +25,7 @@ from monitor.redact import validation_message
 from monitor.settings.section import Section, flat_name
 from monitor.settings.service import IngestSettings, KafkaSettings, SocSettings, StoreSettings
 from monitor.settings.stages import (
+    BehaviourSettings,
     DriftConfig,
     EmbeddingConfig,
     MotifStageConfig,
@@ -32,11 +33,12 @@ from monitor.settings.stages import (
     SignatureConfig,
 )
 
-__all__ = ["DriftConfig", "EmbeddingConfig", "IngestSettings", "KafkaSettings", "MotifStageConfig", "ProbeConfig",
-           "Settings", "SignatureConfig", "SocSettings", "StoreSettings", "load_settings"]
+__all__ = ["BehaviourSettings", "DriftConfig", "EmbeddingConfig", "IngestSettings", "KafkaSettings",
+           "MotifStageConfig", "ProbeConfig", "Settings", "SignatureConfig", "SocSettings", "StoreSettings",
+           "load_settings"]
 
-SECTIONS: tuple[type[Section], ...] = (IngestSettings, StoreSettings, DriftConfig, EmbeddingConfig, ProbeConfig,
-                                       SignatureConfig, MotifStageConfig, KafkaSettings, SocSettings)
+SECTIONS: tuple[type[Section], ...] = (IngestSettings, StoreSettings, BehaviourSettings, DriftConfig, EmbeddingConfig,
+                                       ProbeConfig, SignatureConfig, MotifStageConfig, KafkaSettings, SocSettings)
 #: Every field's flat name (``drift_window_events``) -> (section, field).
 FLAT_NAMES: dict[str, tuple[str, str]] = {
     flat_name(section, field): (section.section, field) for section in SECTIONS for field in section.model_fields}
@@ -49,6 +51,7 @@ class Settings(BaseModel):
 
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    behaviour: BehaviourSettings = Field(default_factory=BehaviourSettings)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     probe: ProbeConfig = Field(default_factory=ProbeConfig)

@@ -20,8 +20,8 @@ from detectors.motifs.miner import MotifConfig
 from monitor.errors import ConfigError
 from monitor.settings.section import Section, env
 
-__all__ = ["DEFAULT_HIGH_VALUE_TOOLS", "DriftConfig", "EmbeddingConfig", "MotifStageConfig", "ProbeConfig",
-           "SignatureConfig"]
+__all__ = ["DEFAULT_HIGH_VALUE_TOOLS", "BehaviourSettings", "DriftConfig", "EmbeddingConfig", "MotifStageConfig",
+           "ProbeConfig", "SignatureConfig"]
 
 #: Words that make a tool call high-value when they appear in its name (split at _ - . and case).
 DEFAULT_HIGH_VALUE_TOOLS = ("credit", "payment", "pay", "refund", "transfer", "wire", "invoice",
@@ -29,6 +29,24 @@ DEFAULT_HIGH_VALUE_TOOLS = ("credit", "payment", "pay", "refund", "transfer", "w
 # Window and reference are capped at 1,000 events each so one stream's state stays under
 # 64 KiB per (model, version, metric).
 _MAX_ROWS = 1000
+
+
+class BehaviourSettings(Section):
+    """The behaviour stage's output representation (``DRIFTWATCH_BEHAVIOUR_*``); its sizes are BehaviourConfig's."""
+
+    model_config = SettingsConfigDict(env_prefix="DRIFTWATCH_BEHAVIOUR_")
+    section = "behaviour"
+
+    representation: Literal["shape", "distilled"] = Field(
+        default="shape",
+        description="How outputs are represented: shape (hashed n-grams of the answer's shape, a few µs per "
+        "event; detects 13 of 15 swaps in docs/swaps.md) or distilled (a 256-dimension model2vec static "
+        "embedding distilled offline from the bundled MiniLM, with the same format cues; topic rather than "
+        "style, ~0.5 ms per answer; needs driftwatch[distill] the first time, see monitor/static_model.py).")
+    distilled_model: Path | None = Field(
+        default=None,
+        description="A static model folder (model2vec save_pretrained) for the distilled representation; when "
+        "unset it is distilled on first use and cached under models/ in the data folder.")
 
 
 class DriftConfig(Section):

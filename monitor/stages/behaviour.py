@@ -5,7 +5,10 @@ with :mod:`detectors.text_hash` (no model, a few microseconds per event):
 
 * the **input** by its hashed byte 4-grams (what is asked: topic and form);
 * the **output** by the hashed n-grams of its *shape* (letters, digits and
-  capitals folded, punctuation and layout kept: how the model answers).
+  capitals folded, punctuation and layout kept: how the model answers), or,
+  with ``representation="distilled"``, by a static embedding distilled from
+  MiniLM (:mod:`monitor.static_model`, passed in as ``encoder``) followed by
+  the same format cues.
 
 The first ``reference_events`` events are the reference of both. After it,
 
@@ -40,8 +43,9 @@ from __future__ import annotations
 import base64
 import logging
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -55,11 +59,13 @@ __all__ = ["FLAG", "SNAPSHOT_VERSION", "BehaviourConfig", "BehaviourStage", "rep
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = "behaviour.v3"  # v3: the output length cue is the whole answer's
+SNAPSHOT_VERSION = "behaviour.v4"  # v4: the output representation is named; v3 snapshots are all "shape"
+_SHAPE_ONLY_VERSION = "behaviour.v3"
 #: Fixed-point scale of the windows' random features: integer sums are exact in any batching.
 _SCALE = float(2**32)
 FLAG = "input_shift"
 _EVIDENCE_EVENTS = 5
+_OUTPUT_REPRESENTATIONS = {"shape": "text_shape_ngrams", "distilled": "static_embedding_minilm"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ class BehaviourConfig:
     features: int = 256
     draws: int = 500
     seed: int = 0
+    #: Outputs as hashed shape n-grams, or as a distilled static embedding of ``output_dim`` dimensions.
+    representation: Literal["shape", "distilled"] = "shape"
 
     def __post_init__(self) -> None:
         if self.output_window > self.reference_events or self.input_window > self.reference_events:
@@ -90,11 +98,26 @@ class BehaviourConfig:
                               f"{self.output_window}, {self.input_window} > {self.reference_events}")
 
 
-def represent(inputs: list[str], outputs: list[str], config: BehaviourConfig) -> tuple[np.ndarray, np.ndarray]:
+#: Texts to unit vectors, one row per text that depends on that text only (the distilled representation).
+Encoder = Callable[[Sequence[str]], np.ndarray]
+
+
+def represent(inputs: list[str], outputs: list[str], config: BehaviourConfig,
+              encoder: Encoder | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(input vectors, output vectors) of a batch, float32; each row depends on its own event only."""
     x = hash_texts(inputs, dim=config.input_dim, ngrams=(4,), max_bytes=config.input_bytes)
-    y = hash_texts(shape_texts(outputs, max_bytes=config.output_bytes), dim=config.output_dim, ngrams=(3, 5),
-                   max_bytes=config.output_bytes)
+    shapes = shape_texts(outputs, max_bytes=config.output_bytes)
+    if config.representation == "distilled":
+        if encoder is None:
+            raise ConfigError("behaviour representation 'distilled' needs an encoder; got none")
+        y = hash_texts(shapes, dim=2, ngrams=(), max_bytes=config.output_bytes)  # the cues alone
+        vectors = encoder(outputs)
+        if vectors.shape != (len(outputs), config.output_dim):
+            raise ConfigError(f"behaviour encoder must give ({len(outputs)}, {config.output_dim}) vectors; "
+                              f"got {vectors.shape}")
+        y = np.concatenate([vectors.astype(np.float32), y[:, 2:]], axis=1)
+    else:
+        y = hash_texts(shapes, dim=config.output_dim, ngrams=(3, 5), max_bytes=config.output_bytes)
     # The length cue of the whole answer, not of the head that is hashed: a model that answers at
     # twice the length is another model even when its first paragraph reads the same.
     y[:, config.output_dim] = np.log1p(np.fromiter((len(t.encode("utf-8", "replace")) for t in outputs),
@@ -157,8 +180,11 @@ class BehaviourStage:
 
     name = "behaviour"
 
-    def __init__(self, config: BehaviourConfig | None = None) -> None:
+    def __init__(self, config: BehaviourConfig | None = None, encoder: Encoder | None = None) -> None:
         self.config = config or BehaviourConfig()
+        if self.config.representation == "distilled" and encoder is None:
+            raise ConfigError("behaviour representation 'distilled' needs an encoder (monitor.static_model); got none")
+        self._encoder = encoder
         self._states: dict[StreamKey, _KeyState] = {}
 
     # --- the Stage protocol --------------------------------------------------
@@ -172,7 +198,7 @@ class BehaviourStage:
         config = self.config
         state = self._states.setdefault(batch.key, _KeyState())
         events = batch.events
-        x, y = represent([e.input for e in events], [e.output for e in events], config)
+        x, y = represent([e.input for e in events], [e.output for e in events], config, self._encoder)
         first = min(len(events), config.reference_events - len(state.ref_x))  # events still filling the reference
         state.ref_x.extend(x[:first])
         state.ref_y.extend(y[:first])
@@ -219,7 +245,7 @@ class BehaviourStage:
             return None
         windows = {name: _pack(window.rows, "<i8") if window is not None else ""
                    for name, window in (("win_x", state.win_x), ("win_y", state.win_y), ("win_xo", state.win_xo))}
-        return {"format": SNAPSHOT_VERSION, "seen": state.seen,
+        return {"format": SNAPSHOT_VERSION, "representation": self.config.representation, "seen": state.seen,
                 "ref_x": _pack(np.stack(state.ref_x)) if state.ref_x else "",
                 "ref_y": _pack(np.stack(state.ref_y)) if state.ref_y else "",
                 **windows, "started": state.win_x is not None,
@@ -229,10 +255,14 @@ class BehaviourStage:
         if state is None:
             self._states.pop(key, None)
             return
-        if not isinstance(state, dict) or state.get("format") != SNAPSHOT_VERSION:
+        if not isinstance(state, dict) or state.get("format") not in (SNAPSHOT_VERSION, _SHAPE_ONLY_VERSION):
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
             raise SnapshotError(f"behaviour snapshot format must be {SNAPSHOT_VERSION!r}; got {got!r}")
         config = self.config
+        representation = state.get("representation", "shape")  # before v4, only "shape" existed
+        if representation != config.representation:
+            raise SnapshotError(f"behaviour snapshot holds {representation!r} vectors; this stage represents "
+                                f"outputs as {config.representation!r}")
         try:
             restored = _KeyState(seen=int(state["seen"]),
                                  ref_x=list(_unpack(state["ref_x"], config.input_dim + len(CUES))),
@@ -287,7 +317,8 @@ class BehaviourStage:
             explained = state.shifted or inputs_moved
             severity: Severity = "low" if explained else "high"
             evidence: dict[str, Any] = {
-                "test": "mmd2_rff", "representation": "text_shape_ngrams", "mmd2": mmd2,
+                "test": "mmd2_rff", "representation": _OUTPUT_REPRESENTATIONS[self.config.representation],
+                "mmd2": mmd2,
                 "mmd2_threshold": scorer.threshold(window), "p_value": scorer.p_value(mmd2, window),
                 "window_events": window, "input_shifted": explained,
                 "window_inputs": {"mmd2": inputs_mmd2, "p_value": state.scorers[0].p_value(inputs_mmd2, window),

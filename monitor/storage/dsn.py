@@ -12,12 +12,18 @@ from urllib.parse import urlsplit
 from monitor.errors import ConfigError
 from monitor.redact import redact_text
 
-__all__ = ["default_dsn", "redact", "validate_dsn"]
+__all__ = ["data_folder", "default_dsn", "redact", "validate_dsn"]
 
 
 def default_dsn() -> str:
     """The embedded default: ``./driftwatch-data`` under the working directory."""
     return "chdb://" + str(Path("driftwatch-data").resolve())
+
+
+def data_folder(dsn: str) -> Path:
+    """The folder for driftwatch's own files (canary key, cached models): the chdb path, else ./driftwatch-data."""
+    parts = urlsplit(dsn)
+    return Path(parts.path) if parts.scheme == "chdb" else Path("driftwatch-data")
 
 
 def validate_dsn(dsn: str) -> str:

@@ -6,12 +6,16 @@ replaced (kept here as the reference), on random inputs: the miner's candidates 
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import hypothesis.strategies as st
+import numpy as np
 from hypothesis import given, settings
 
 from detectors.motifs.heavy_hitters import PAYLOAD_CAP, HeavyHitters
+from detectors.motifs.ngrams import MAX_TOKENS, _groups, tokenize
 
 
 @dataclass
@@ -88,3 +92,30 @@ def test_add_event_matches_the_set_and_list_reference(events: list, entity_cap: 
     # A snapshot round-trip keeps every entry (users and tenants are stored sorted, as before).
     again = HeavyHitters.restore(fast.snapshot(), entity_cap=entity_cap, example_cap=example_cap)
     assert again.snapshot() == fast.snapshot()
+
+
+_TOKEN = re.compile(r"\w+|[^\w\s]+")
+_INVISIBLE = dict.fromkeys(map(ord, "\x00\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\ufeff"))
+
+
+def _reference_tokenize(text: str) -> list[str]:
+    """The tokeniser's definition: NFKC, casefold, invisible characters dropped, words and punctuation runs."""
+    return _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold().translate(_INVISIBLE))[:MAX_TOKENS]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(alphabet=st.characters(max_codepoint=127)),
+                 st.text(alphabet=st.sampled_from("ab Z9_-.!?\t\n\x0b\x0c\x1c\x00'é\u200bＡ"))))
+def test_tokenize_matches_its_definition(text: str) -> None:
+    assert tokenize(text) == _reference_tokenize(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=200), st.sampled_from([1, 1 << 20, 1 << 57]))
+def test_groups_are_numpy_unique_without_the_values(values: list[int], scale: int) -> None:
+    key = np.array(values, dtype=np.int64) * scale  # small keys are packed with positions, huge ones fall back
+    if not len(key):
+        return
+    want = np.unique(key, return_index=True, return_inverse=True, return_counts=True)[1:]
+    for got, expected in zip(_groups(key), want, strict=True):
+        assert got.dtype == expected.dtype and np.array_equal(got, expected)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +56,9 @@ class Entry:
     # Online evidence (issue 15): distinct whole-input hashes (a trigger rides on unrelated inputs, a hard
     # prompt is one input), anomalous events per user (concentration), output SimHashes (payload consistency).
     inputs: tuple[int, ...] = ()
-    user_hits: dict[str, int] = field(default_factory=dict)
+    # Shared by the entries one event creates (an event's n-grams all start with {user: 1}), so it is
+    # replaced, never changed in place: a dict per entry was the largest part of an entry's memory.
+    user_hits: Mapping[str, int] = field(default_factory=dict)
     payloads: tuple[int, ...] = ()
     bursts: int = 0  # of ``count``, the events whose answer was a payload burst
 
@@ -122,6 +124,7 @@ class HeavyHitters:
         examples: tuple[str, ...] = (event_id,) if example_cap > 0 else ()
         inputs: tuple[int, ...] = (input_hash,) if input_hash is not None and entity_cap > 0 else ()
         payloads: tuple[int, ...] = (payload,) if payload is not None else ()
+        hits: Mapping[str, int] = {user: 1} if users else {}
         seen: set[int] = set()
         for item, (text, kind) in zip(items, texts, strict=True):
             if item in seen:
@@ -129,8 +132,8 @@ class HeavyHitters:
             seen.add(item)
             entry = entries.get(item)
             if entry is None:
-                entries[item] = Entry(text, kind, 1, users, tenants, examples, inputs,
-                                      {user: 1} if users else {}, payloads, int(burst))
+                entries[item] = Entry(text, kind, 1, users, tenants, examples, inputs, hits, payloads,
+                                      int(burst))
                 self.distinct += 1
                 encoded.pop(item, None)
                 continue
@@ -139,11 +142,9 @@ class HeavyHitters:
             if user:
                 if len(entry.users) < entity_cap and user not in entry.users:
                     entry.users = (*entry.users, user)
-                hits = entry.user_hits
-                if user in hits:
-                    hits[user] += 1
-                elif len(hits) < entity_cap:
-                    hits[user] = 1
+                counted = entry.user_hits
+                if user in counted or len(counted) < entity_cap:
+                    entry.user_hits = {**counted, user: counted.get(user, 0) + 1}
             if tenant and len(entry.tenants) < entity_cap and tenant not in entry.tenants:
                 entry.tenants = (*entry.tenants, tenant)
             if len(entry.examples) < example_cap:
@@ -228,6 +229,6 @@ def _evidence(entry: Entry, cap: int, user: str, input_hash: int | None, payload
     if input_hash is not None and len(entry.inputs) < cap and input_hash not in entry.inputs:
         entry.inputs += (input_hash,)
     if user and (user in entry.user_hits or len(entry.user_hits) < cap):
-        entry.user_hits[user] = entry.user_hits.get(user, 0) + 1
+        entry.user_hits = {**entry.user_hits, user: entry.user_hits.get(user, 0) + 1}
     if payload is not None and len(entry.payloads) < PAYLOAD_CAP:
         entry.payloads += (payload,)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import hypothesis.strategies as st
 import numpy as np
 from hypothesis import given, settings
 
-from detectors.motifs.bursts import PayloadBursts
 from detectors.motifs.heavy_hitters import PAYLOAD_CAP, HeavyHitters
 from detectors.motifs.ngrams import MAX_TOKENS, _groups, tokenize
 
@@ -121,48 +119,3 @@ def test_groups_are_numpy_unique_without_the_values(values: list[int], scale: in
     want = np.unique(key, return_index=True, return_inverse=True, return_counts=True)[1:]
     for got, expected in zip(_groups(key), want, strict=True):
         assert got.dtype == expected.dtype and np.array_equal(got, expected)
-
-
-class _ReferenceBursts:
-    """PayloadBursts.observe_burst as first written, with a list of inputs per answer."""
-
-    def __init__(self, capacity: int, min_inputs: int, known_cap: int) -> None:
-        self.capacity, self.min_inputs, self.known_cap = capacity, min_inputs, known_cap
-        self.recent: OrderedDict[int, list[int]] = OrderedDict()
-        self.known: OrderedDict[int, None] = OrderedDict()
-        self.before: dict[int, int] = {}
-
-    def observe_burst(self, output_hash: int, input_hash: int, *, reference: bool) -> tuple[bool, int]:
-        inputs = self.recent.get(output_hash)
-        if inputs is None:
-            inputs = self.recent[output_hash] = []
-            if len(self.recent) > self.capacity:
-                self.before.pop(self.recent.popitem(last=False)[0], None)
-        self.recent.move_to_end(output_hash)
-        if input_hash not in inputs and len(inputs) < self.min_inputs:
-            inputs.append(input_hash)
-        burst = len(inputs) >= self.min_inputs
-        if burst and reference and output_hash not in self.known:
-            self.known[output_hash] = None
-            if len(self.known) > self.known_cap:
-                self.known.popitem(last=False)
-        if not (burst and not reference and output_hash not in self.known):
-            self.before[output_hash] = self.before.get(output_hash, 0) + 1
-            return False, 0
-        return True, self.before.pop(output_hash, 0)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 8), st.integers(0, 4), st.booleans()), max_size=80),
-       st.integers(1, 6), st.integers(1, 3), st.integers(1, 3))
-def test_payload_bursts_match_the_list_reference(events: list, capacity: int, min_inputs: int, known_cap: int) -> None:
-    fast = PayloadBursts(capacity=capacity, min_inputs=min_inputs, known_cap=known_cap)
-    reference = _ReferenceBursts(capacity, min_inputs, known_cap)
-    for output_hash, input_hash, is_reference in events:
-        assert fast.observe_burst(output_hash, input_hash, reference=is_reference) == \
-            reference.observe_burst(output_hash, input_hash, reference=is_reference)
-    assert {h: list(i) for h, i in fast.recent.items()} == dict(reference.recent)
-    assert list(fast.recent) == list(reference.recent) and fast.before == reference.before
-    again = PayloadBursts(capacity=capacity, min_inputs=min_inputs, known_cap=known_cap)
-    again.restore(fast.snapshot())
-    assert again.snapshot() == fast.snapshot()

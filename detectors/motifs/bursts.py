@@ -43,9 +43,7 @@ class PayloadBursts:
         self.capacity = capacity
         self.min_inputs = min_inputs
         self.known_cap = known_cap
-        # Tuples, not lists: thousands of answers per model, and a tuple of ints is not tracked by the
-        # garbage collector (lists are, and each full collection scanned them all).
-        self.recent: OrderedDict[int, tuple[int, ...]] = OrderedDict()
+        self.recent: OrderedDict[int, list[int]] = OrderedDict()
         self.known: OrderedDict[int, None] = OrderedDict()  # answers that burst in the reference
         self.before: dict[int, int] = {}  # of the recent answers not yet a burst, occurrences so far
 
@@ -57,12 +55,12 @@ class PayloadBursts:
         """:meth:`observe`, and on the answer's first burst the number of its occurrences before (else 0)."""
         inputs = self.recent.get(output_hash)
         if inputs is None:
-            inputs = self.recent[output_hash] = ()
+            inputs = self.recent[output_hash] = []
             if len(self.recent) > self.capacity:
                 self.before.pop(self.recent.popitem(last=False)[0], None)
         self.recent.move_to_end(output_hash)
         if input_hash not in inputs and len(inputs) < self.min_inputs:
-            inputs = self.recent[output_hash] = (*inputs, input_hash)
+            inputs.append(input_hash)
         burst = len(inputs) >= self.min_inputs
         if burst and reference and output_hash not in self.known:
             self.known[output_hash] = None
@@ -82,6 +80,6 @@ class PayloadBursts:
         if state.get("format") not in (FORMAT, _FORMAT_V1):
             raise ValueError(f"payload-bursts snapshot format must be {FORMAT!r} or {_FORMAT_V1!r}; "
                              f"got {state.get('format')!r}")
-        self.recent = OrderedDict((int(h), tuple(int(i) for i in inputs)) for h, inputs in state["recent"])
+        self.recent = OrderedDict((int(h), [int(i) for i in inputs]) for h, inputs in state["recent"])
         self.known = OrderedDict((int(h), None) for h in state["known"])
         self.before = {int(h): int(n) for h, n in state.get("before", [])}

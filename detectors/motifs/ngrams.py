@@ -225,12 +225,13 @@ def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     For non-negative int64 keys: one sort of ``key`` and position packed in one integer (the
     position in the low bits, so equal keys sort by position and each run starts at its first
-    occurrence), about three times faster than :func:`numpy.unique`'s stable argsort. Keys too
-    large to pack fall back to :func:`numpy.unique`; the results are the same either way.
+    occurrence): two to three times fewer instructions than :func:`numpy.unique`'s stable argsort
+    (callgrind, batches of bench inputs). Keys that cannot be packed (negative, or too large) fall
+    back to :func:`numpy.unique`; the results are the same either way.
     """
     size = len(key)
     shift = max(size - 1, 1).bit_length()
-    if size == 0 or int(key.max()) >= 1 << (62 - shift):
+    if size == 0 or int(key.min()) < 0 or int(key.max()) >= 1 << (62 - shift):
         _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
         return first, inverse, counts
     packed = np.sort((key << shift) | np.arange(size, dtype=np.int64))

@@ -14,6 +14,7 @@ import hypothesis.strategies as st
 import numpy as np
 from hypothesis import given, settings
 
+from detectors.motifs.count_min import CountMinSketch
 from detectors.motifs.heavy_hitters import PAYLOAD_CAP, HeavyHitters
 from detectors.motifs.ngrams import MAX_TOKENS, _groups, tokenize
 
@@ -120,3 +121,33 @@ def test_groups_are_numpy_unique_without_the_values(values: list[int], scale: in
     want = np.unique(key, return_index=True, return_inverse=True, return_counts=True)[1:]
     for got, expected in zip(_groups(key), want, strict=True):
         assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def _reference_estimate_without(sketch: CountMinSketch, items: np.ndarray, later: np.ndarray) -> np.ndarray:
+    """estimate_without as first written: the later items matched to the wanted counters with isin and unique."""
+    columns, later_columns = sketch._columns(items), sketch._columns(later)
+    rows = []
+    for row in range(sketch.depth):
+        wanted = columns[row]
+        taken = later_columns[row][np.isin(later_columns[row], wanted)]
+        values, counts = np.unique(taken, return_counts=True)
+        at = np.minimum(np.searchsorted(values, wanted), max(len(values) - 1, 0))
+        added = np.where((len(values) > 0) & (values[at] == wanted) if len(values) else False,
+                         counts[at] if len(values) else 0, 0)
+        rows.append(sketch.table[row, wanted] - added)
+    return np.min(np.array(rows), axis=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=60), st.lists(st.integers(0, 40), max_size=60),
+       st.lists(st.integers(0, 40), min_size=1, max_size=20), st.sampled_from([2, 16, 1024]), st.integers(1, 4))
+def test_estimate_without_matches_the_isin_reference(earlier: list[int], later: list[int], wanted: list[int],
+                                                     width: int, depth: int) -> None:
+    sketch = CountMinSketch(width=width, depth=depth)
+    added = np.array(later, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15 % 2**61)
+    sketch.add(np.array(earlier, dtype=np.uint64))
+    sketch.add(added)
+    items = np.array(wanted, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15 % 2**61)
+    got = sketch.estimate_without(items, added)
+    assert np.array_equal(got, _reference_estimate_without(sketch, items, added))
+    assert got.dtype == _reference_estimate_without(sketch, items, added).dtype

@@ -56,14 +56,19 @@ _CODE_LINE = re.compile(
     r"^\s*(def |class |import |from \S+ import|#include|function |public |private |return\b|"
     r"for\s*\(|if\s*\(|while\s*\(|const |let |var |SELECT |\}|\{)|[;{]\s*$", re.MULTILINE)
 _WORD = re.compile(r"\w+", re.UNICODE)
-_ASCII_NON_WORD = {code: " " for code in range(128) if not (chr(code).isalnum() or chr(code) == "_")}
+# ASCII bytes to themselves lowered, or to a space for a non-word byte (all but letters, digits and "_").
+_ASCII_WORDS = bytes(ord(chr(code).lower()) if chr(code).isalnum() or chr(code) == "_" else 32 for code in range(128))
+_ASCII_WORDS += b" " * 128  # never used: only ASCII text is translated
 
 
 def lexical_entropy(text: str) -> float:
     """Shannon entropy, in bits, of the word frequencies of ``text`` (0 for one word or none)."""
+    words: list[str] | list[bytes]
     if text.isascii():
-        # The same words as \w+, lowered, at C speed: ASCII non-word characters become spaces.
-        words = text.lower().translate(_ASCII_NON_WORD).split()
+        # The same words as \w+, lowered, at C speed: one bytes.translate lowers letters and turns
+        # non-word characters into spaces (about twice as fast as str.lower and str.translate).
+        # Only the counts matter, in the words' first-occurrence order, and bytes give the same.
+        words = text.encode("ascii").translate(_ASCII_WORDS).split()
     else:
         # Not lowered first: a lowered "İ" grows a combining dot that \w+ would split at.
         words = [word.lower() for word in _WORD.findall(text)]

@@ -85,17 +85,29 @@ def hash_texts(texts: Sequence[str], *, dim: int = DEFAULT_DIM, ngrams: Sequence
     owner = np.repeat(np.arange(n, dtype=np.int64), lengths + 1)
     values = raw.astype(np.uint32)
     shift = np.uint32(32 - dim.bit_length() + 1)
-    counts = np.zeros(n * dim, dtype=np.float64)
-    for size in ngrams:
-        if len(raw) < size:
+    base = owner * dim  # each position's first bin: its text's row of the counts
+    separators = np.cumsum(lengths + 1) - 1
+    counts = np.zeros(n * dim, dtype=np.int64)  # integer counts: the same sums in any order
+    h = values  # the running polynomial hash of the n-grams at every start position, for n = ``done``
+    done = 1
+    for size in sorted(ngrams):  # each size extends the last one's hashes: h_n = h_(n-1) * BASE + next byte
+        starts = len(raw) - size + 1
+        if starts <= 0:
             continue
-        h = values[: len(raw) - size + 1].copy()
-        for j in range(1, size):
-            h = h * _BASE + values[j: len(raw) - size + 1 + j]
-        bucket = ((h * _MULTIPLIER) >> shift).astype(np.int64)
-        start_owner = owner[: len(raw) - size + 1]
-        valid = start_owner == owner[size - 1:]
-        counts += np.bincount(start_owner[valid] * dim + bucket[valid], minlength=n * dim)
+        h = h[:starts] if done > 1 else h[:starts].copy()
+        for j in range(done, size):
+            h *= _BASE
+            h += values[j:j + starts]
+        done = max(done, size)
+        keys = base[:starts] + ((h * _MULTIPLIER) >> shift)
+        counts += np.bincount(keys, minlength=n * dim)
+        # Take back the n-grams that run into the next text: only the size - 1 starts before each
+        # separator can, which is cheaper than masking every position.
+        across = (separators[:, None] - np.arange(size - 1)[::-1]).ravel() if size > 1 else separators[:0]
+        across = np.unique(across[(across >= 0) & (across < starts)])
+        across = across[owner[across] != owner[across + size - 1]]
+        if len(across):
+            counts -= np.bincount(keys[across], minlength=n * dim)
     block = np.sqrt(counts.reshape(n, dim))
     norms = np.linalg.norm(block, axis=1, keepdims=True)
     out[:, :dim] = block / np.maximum(norms, 1e-12)

@@ -85,6 +85,18 @@ def test_entropy_of_ascii_text_counts_the_words_of_the_expression() -> None:
         assert lexical_entropy(text) == expected, text
 
 
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=300))
+def test_entropy_of_ascii_text_is_the_str_translate_entropy_bit_for_bit(text: str) -> None:
+    # The bytes.translate path against the str.lower and str.translate one it replaced.
+    from collections import Counter
+
+    non_word = {code: " " for code in range(128) if not (chr(code).isalnum() or chr(code) == "_")}
+    words = text.lower().translate(non_word).split()
+    total = len(words)
+    expected = 0.0 if total <= 1 else -sum(c / total * math.log2(c / total) for c in Counter(words).values())
+    assert lexical_entropy(text).hex() == expected.hex()
+
+
 def test_entropy_is_the_same_sum_with_or_without_the_tabulated_terms() -> None:
     from collections import Counter
 

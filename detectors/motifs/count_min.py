@@ -84,11 +84,9 @@ class CountMinSketch:
         rows = []
         for row in range(self.depth):
             wanted = columns[row]
-            taken = later_columns[row][np.isin(later_columns[row], wanted)]
-            values, counts = np.unique(taken, return_counts=True)
-            at = np.minimum(np.searchsorted(values, wanted), max(len(values) - 1, 0))
-            added = np.where((len(values) > 0) & (values[at] == wanted) if len(values) else False,
-                             counts[at] if len(values) else 0, 0)
+            # What the later items added to each wanted counter: a count of their columns (one pass,
+            # cheaper than matching them against the wanted ones with isin and unique).
+            added = np.bincount(later_columns[row], minlength=self.width)[wanted]
             rows.append(self.table[row, wanted] - added)
         return np.min(np.array(rows), axis=0)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,15 +45,20 @@ class Entry:
     text: str
     kind: str
     count: int = 0
-    users: set[str] = field(default_factory=set)
-    tenants: set[str] = field(default_factory=set)
-    examples: list[str] = field(default_factory=list)
+    # Tuples of strings or ints, and a dict of str to int, are not tracked by the garbage collector (the
+    # first collection that sees a tuple of atoms untracks it); sets and lists always are. An anomalous
+    # event makes hundreds of entries: with a set of users, one of tenants and a list of examples each,
+    # the full collections that their growth triggered scanned four objects per entry and cost the
+    # motif stage about a quarter of its time. Read-only users may pass any collection (a merged entry).
+    users: Collection[str] = ()
+    tenants: Collection[str] = ()
+    examples: Sequence[str] = ()
     # Online evidence (issue 15): distinct whole-input hashes (a trigger rides on unrelated inputs, a hard
     # prompt is one input), anomalous events per user (concentration), output SimHashes (payload consistency).
-    # Tuples, and a dict of str to int, are not tracked by the garbage collector: tens of thousands of
-    # entries with three more sets or lists each made every collection scan them.
     inputs: tuple[int, ...] = ()
-    user_hits: dict[str, int] = field(default_factory=dict)
+    # Shared by the entries one event creates (an event's n-grams all start with {user: 1}), so it is
+    # replaced, never changed in place: a dict per entry was the largest part of an entry's memory.
+    user_hits: Mapping[str, int] = field(default_factory=dict)
     payloads: tuple[int, ...] = ()
     bursts: int = 0  # of ``count``, the events whose answer was a payload burst
 
@@ -92,12 +97,12 @@ class HeavyHitters:
             self.distinct += 1
         self._encoded.pop(item, None)
         entry.count += 1
-        if user and len(entry.users) < self.entity_cap:
-            entry.users.add(user)
-        if tenant and len(entry.tenants) < self.entity_cap:
-            entry.tenants.add(tenant)
+        if user and len(entry.users) < self.entity_cap and user not in entry.users:
+            entry.users = (*entry.users, user)
+        if tenant and len(entry.tenants) < self.entity_cap and tenant not in entry.tenants:
+            entry.tenants = (*entry.tenants, tenant)
         if len(entry.examples) < self.example_cap:
-            entry.examples.append(event_id)
+            entry.examples = (*entry.examples, event_id)
         entry.bursts += burst
         _evidence(entry, self.entity_cap, user, input_hash, payload)
 
@@ -107,11 +112,19 @@ class HeavyHitters:
         """Count one event's n-grams: each distinct item once, with the ``(text, kind)`` of its first position.
 
         The same as :meth:`add` for each first occurrence in ``items``, in
-        order, with the loop's lookups hoisted: an anomalous event brings
-        hundreds of n-grams.
+        order, with the loop's lookups hoisted and the evidence inlined: an
+        anomalous event brings hundreds of n-grams.
         """
         entries, encoded = self.entries, self._encoded
         entity_cap, example_cap = self.entity_cap, self.example_cap
+        # The event's values as 1-tuples, built once: a new entry takes them as they are (tuples are
+        # immutable, so sharing is safe), an old one appends them.
+        users: tuple[str, ...] = (user,) if user and entity_cap > 0 else ()
+        tenants: tuple[str, ...] = (tenant,) if tenant and entity_cap > 0 else ()
+        examples: tuple[str, ...] = (event_id,) if example_cap > 0 else ()
+        inputs: tuple[int, ...] = (input_hash,) if input_hash is not None and entity_cap > 0 else ()
+        payloads: tuple[int, ...] = (payload,) if payload is not None else ()
+        hits: Mapping[str, int] = {user: 1} if users else {}
         seen: set[int] = set()
         for item, (text, kind) in zip(items, texts, strict=True):
             if item in seen:
@@ -119,18 +132,28 @@ class HeavyHitters:
             seen.add(item)
             entry = entries.get(item)
             if entry is None:
-                entry = entries[item] = Entry(text, kind)
+                entries[item] = Entry(text, kind, 1, users, tenants, examples, inputs, hits, payloads,
+                                      int(burst))
                 self.distinct += 1
+                encoded.pop(item, None)
+                continue
             encoded.pop(item, None)
             entry.count += 1
-            if user and len(entry.users) < entity_cap:
-                entry.users.add(user)
-            if tenant and len(entry.tenants) < entity_cap:
-                entry.tenants.add(tenant)
+            if user:
+                if len(entry.users) < entity_cap and user not in entry.users:
+                    entry.users = (*entry.users, user)
+                counted = entry.user_hits
+                if user in counted or len(counted) < entity_cap:
+                    entry.user_hits = {**counted, user: counted.get(user, 0) + 1}
+            if tenant and len(entry.tenants) < entity_cap and tenant not in entry.tenants:
+                entry.tenants = (*entry.tenants, tenant)
             if len(entry.examples) < example_cap:
-                entry.examples.append(event_id)
+                entry.examples = (*entry.examples, event_id)
             entry.bursts += burst
-            _evidence(entry, entity_cap, user, input_hash, payload)
+            if inputs and len(entry.inputs) < entity_cap and input_hash not in entry.inputs:
+                entry.inputs += inputs
+            if payloads and len(entry.payloads) < PAYLOAD_CAP:
+                entry.payloads += payloads
 
     def prune(self) -> None:
         """Drop to ``capacity`` entries if over twice that; call between events."""
@@ -187,7 +210,8 @@ class HeavyHitters:
             raise ValueError("heavy-hitters snapshot compression must be zlib or none; "
                              f"got {state.get('compression')!r}")
         for item, text, kind, count, users, tenants, examples, *more in rows:
-            entry = out.entries[int(item)] = Entry(text, kind, int(count), set(users), set(tenants), list(examples))
+            entry = out.entries[int(item)] = Entry(text, kind, int(count), tuple(users), tuple(tenants),
+                                                   tuple(examples))
             if more:
                 entry.inputs = tuple(int(h) for h in more[0])
                 entry.user_hits = {user: int(n) for user, n in more[1]}
@@ -205,6 +229,6 @@ def _evidence(entry: Entry, cap: int, user: str, input_hash: int | None, payload
     if input_hash is not None and len(entry.inputs) < cap and input_hash not in entry.inputs:
         entry.inputs += (input_hash,)
     if user and (user in entry.user_hits or len(entry.user_hits) < cap):
-        entry.user_hits[user] = entry.user_hits.get(user, 0) + 1
+        entry.user_hits = {**entry.user_hits, user: entry.user_hits.get(user, 0) + 1}
     if payload is not None and len(entry.payloads) < PAYLOAD_CAP:
         entry.payloads += (payload,)

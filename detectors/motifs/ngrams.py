@@ -40,7 +40,10 @@ CHAR_N = 4
 MAX_CHAR_GRAMS = 16
 _TOKEN = re.compile(r"\w+|[^\w\s]+")
 _ASCII_TOKEN = re.compile(r"\w+|[^\w\s]+", re.ASCII)  # the same on ASCII text, and faster
-_ASCII_PUNCTUATION = re.compile(r"[^a-z0-9\s]", re.ASCII)  # after casefold: anything but one-token pieces
+# After casefold, the characters of pieces that are one token each: lower-case letters, digits and ASCII
+# whitespace (re's \s with re.ASCII). Deleting them with bytes.translate leaves nothing exactly when the
+# expression [^a-z0-9\s] finds nothing, five times faster than the expression's search.
+_ASCII_ONE_TOKEN = b"abcdefghijklmnopqrstuvwxyz0123456789 \t\n\r\x0b\x0c"
 _INVISIBLE = dict.fromkeys(map(ord, "\x00\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\ufeff"))
 _BASE = np.uint64(1_099_511_628_211)  # odd, so it has an inverse mod 2**64
 _BASE_INVERSE = np.uint64(pow(1_099_511_628_211, -1, 1 << 64))
@@ -57,7 +60,7 @@ def tokenize(text: str, max_tokens: int = MAX_TOKENS) -> list[str]:
     # ASCII (most inputs): split at whitespace, which no token spans (str.split and re's \s
     # agree on it), and run the expression only on pieces that are not one plain word.
     folded = folded.replace("\x00", "")
-    if _ASCII_PUNCTUATION.search(folded) is None:
+    if not folded.encode("ascii").translate(None, _ASCII_ONE_TOKEN):
         return folded.split()[:max_tokens]  # letters and digits only: every piece is one token
     tokens: list[str] = []
     for piece in folded.split():
@@ -200,7 +203,7 @@ def _distinct(events: list[list[str]], max_n: int) -> tuple[list[np.ndarray], li
         keep = same.copy()
         keep[candidates] = False
         if len(candidates):
-            _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+            first, inverse, counts = _groups(key)
             keep[candidates[first]] = True
             again = counts[inverse] > 1
             repeated, group = candidates[again], inverse[again]
@@ -215,6 +218,34 @@ def _distinct(events: list[list[str]], max_n: int) -> tuple[list[np.ndarray], li
         out.append(grams[first_gram])
         owners.append(gram_owners[first_gram])
     return out, owners
+
+
+def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(key, return_index=True, return_inverse=True, return_counts=True)`` less the values.
+
+    For non-negative int64 keys: one sort of ``key`` and position packed in one integer (the
+    position in the low bits, so equal keys sort by position and each run starts at its first
+    occurrence): two to three times fewer instructions than :func:`numpy.unique`'s stable argsort
+    (callgrind, batches of bench inputs). Keys that cannot be packed (negative, or too large) fall
+    back to :func:`numpy.unique`; the results are the same either way.
+    """
+    size = len(key)
+    shift = max(size - 1, 1).bit_length()
+    if size == 0 or int(key.min()) < 0 or int(key.max()) >= 1 << (62 - shift):
+        _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+        return first, inverse, counts
+    packed = np.sort((key << shift) | np.arange(size, dtype=np.int64))
+    positions = packed & ((1 << shift) - 1)
+    packed >>= shift
+    starts = np.empty(size, dtype=bool)
+    starts[0] = True
+    np.not_equal(packed[1:], packed[:-1], out=starts[1:])
+    runs = np.cumsum(starts) - 1
+    inverse = np.empty(size, dtype=np.int64)
+    inverse[positions] = runs
+    begin = np.flatnonzero(starts)
+    counts = np.diff(begin, append=size)
+    return positions[begin], inverse, counts
 
 
 def distinct_ngram_hashes(events: list[list[str]], max_n: int = MAX_N) -> np.ndarray:

@@ -31,11 +31,14 @@ if TYPE_CHECKING:
 __all__ = ["BENCHMARK", "bench_pipeline"]
 
 
-def bench_pipeline(*, n_events: int = 50_000, batch: int = 2048, full_window: bool = True) -> str:
+def bench_pipeline(*, n_events: int = 50_000, batch: int = 2048, full_window: bool = True,
+                   memory: bool = False) -> str:
     """Per-stage events/s of the default pipeline and snapshot ms per model, against ``json.loads``.
 
     With ``full_window``, also one model fed a whole motif window (every
     bucket closed, the most state a model holds) and its checkpoint timed.
+    With ``memory``, also the traced heap of one model version's state per
+    stage after all ``n_events`` events as one model's (see :func:`_memory`).
     """
     from monitor.events import EventDecoder
     from monitor.pipeline import KeyBatch, group_by_key
@@ -86,7 +89,55 @@ def bench_pipeline(*, n_events: int = 50_000, batch: int = 2048, full_window: bo
                   f"max {max(steady, default=0.0):.1f} ms ({size / 1e6:.2f} MB for one model)"]
     if full_window:
         lines_out.append(_full_window(lines, batch))
+    if memory:
+        lines_out.append(_memory(lines, batch))
     return "\n".join(lines_out)
+
+
+def _one_model(lines: list[bytes]) -> list[bytes]:
+    one_model = [b'"model_id": "model-%d"' % m for m in range(8)]
+    out = []
+    for line in lines:
+        for name in one_model:
+            line = line.replace(name, b'"model_id": "model-0"')
+        out.append(line)
+    return out
+
+
+def _memory(lines: list[bytes], batch: int) -> str:
+    """MiB of traced heap (``tracemalloc``) each stage frees when the pipeline forgets one model's key.
+
+    Every allocation is traced from the pipeline's construction on; imports and lazy set-up happen
+    before, in a first pipeline that is then dropped. Tracing slows Python down, so this runs apart
+    from the timed runs.
+    """
+    import gc
+    import tracemalloc
+
+    from monitor.events import EventDecoder
+    from monitor.registry import build_pipeline
+    from monitor.settings import load_settings
+
+    decode = EventDecoder().decode
+    events = [decode(line) for line in _one_model(lines)]
+    build_pipeline(load_settings(signature_table=False)).process(events[:batch])
+    gc.collect()
+    tracemalloc.start()
+    try:
+        pipeline = build_pipeline(load_settings(signature_table=False))
+        for start in range(0, len(events), batch):
+            pipeline.process(events[start:start + batch])
+        gc.collect()
+        sizes = {}
+        for stage in pipeline.stages:
+            before = tracemalloc.get_traced_memory()[0]
+            stage.forget(("model-0", "1.0"))
+            gc.collect()
+            sizes[stage.name] = (before - tracemalloc.get_traced_memory()[0]) / 2**20
+    finally:
+        tracemalloc.stop()
+    return (f"state of one model version after {len(events)} events (traced heap): {sum(sizes.values()):.2f} MiB ("
+            + ", ".join(f"{name} {size:.2f}" for name, size in sizes.items()) + ")")
 
 
 def _snapshots(pipeline: Pipeline) -> list[float]:
@@ -113,14 +164,9 @@ def _full_window(lines: list[bytes], batch: int) -> str:
     decode = EventDecoder().decode
     pipeline = build_pipeline(settings)
     needed = settings.motif.window_events + settings.motif.window_events // settings.motif.buckets // 2
-    one_model = [b'"model_id": "model-%d"' % m for m in range(8)]
     fed = 0
     while fed < needed:
-        chunk = []
-        for line in lines[fed % len(lines):][:batch]:
-            for name in one_model:
-                line = line.replace(name, b'"model_id": "model-0"')
-            chunk.append(decode(line))
+        chunk = [decode(line) for line in _one_model(lines[fed % len(lines):][:batch])]
         pipeline.process(chunk)
         fed += len(chunk)
     _snapshots(pipeline)  # the first checkpoint encodes everything; the next ones are the steady state
@@ -140,6 +186,9 @@ BENCHMARK = Benchmark(
         click.option("--batch", type=COUNT, default=2048, show_default=True, help="Events per pipeline call."),
         click.option("--full-window/--no-full-window", default=True, show_default=True,
                      help="Also time the checkpoint of one model with a full motif window (about 10 s more)."),
+        click.option("--memory/--no-memory", default=False, show_default=True,
+                     help="Also measure one model version's state per stage with tracemalloc (all events as one "
+                          "model's; slower)."),
     ),
     run=bench_pipeline,
 )

@@ -142,7 +142,7 @@ class _Window:
         np.cumsum(joined, axis=0, out=running[1:])
         ends = np.arange(len(self.rows), len(joined)) + 1
         sums = running[ends] - running[np.maximum(ends - self.size, 0)]
-        self.rows = joined[-self.size:]
+        self.rows = joined[-self.size:].copy()  # a view would keep the whole batch alive (MiBs per window)
         return sums
 
 
@@ -200,8 +200,9 @@ class BehaviourStage:
         events = batch.events
         x, y = represent([e.input for e in events], [e.output for e in events], config, self._encoder)
         first = min(len(events), config.reference_events - len(state.ref_x))  # events still filling the reference
-        state.ref_x.extend(x[:first])
-        state.ref_y.extend(y[:first])
+        # Copies: rows of the batch's arrays would keep the whole first batch alive with the reference.
+        state.ref_x.extend(x[:first].copy())
+        state.ref_y.extend(y[:first].copy())
         for event in events[:first]:
             state.ids.append(event.id)
         state.seen += first

@@ -71,3 +71,16 @@ def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
 @pytest.fixture
 def store_dsn(tmp_path: Path) -> Iterator[str]:
     yield f"chdb://{tmp_path / 'store'}"
+
+
+class StatelessStage:
+    """The persistence half of the Stage protocol for test stages that only flag events: nothing to keep."""
+
+    def snapshot(self, key: tuple[str, str]) -> Any:
+        return None
+
+    def restore(self, key: tuple[str, str], state: Any) -> None:
+        return None
+
+    def forget(self, key: tuple[str, str]) -> None:
+        return None

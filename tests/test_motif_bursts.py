@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import numpy as np
 
@@ -13,6 +12,7 @@ from monitor.alerts import Findings
 from monitor.events import EventDecoder
 from monitor.pipeline import KeyBatch
 from monitor.stages.motifs import MotifStage, MotifStageConfig
+from tests.conftest import StatelessStage
 
 DECODER = EventDecoder()
 
@@ -75,7 +75,7 @@ def test_a_bursting_trigger_is_named_at_min_support_where_anomalies_are_common()
     assert all(int(event[1:]) > 1560 for _, event in without)
 
 
-class OneWordFlags:
+class OneWordFlags(StatelessStage):
     """Test-local stand-in for the entropy flag: one-word answers are flagged."""
 
     name = "one-word-flags"
@@ -85,15 +85,6 @@ class OneWordFlags:
             if len(event.output.split()) == 1:
                 batch.flag(index, "entropy_collapse")
         return Findings()
-
-    def snapshot(self, key: tuple[str, str]) -> Any:
-        return None
-
-    def restore(self, key: tuple[str, str], state: Any) -> None:
-        return None
-
-    def forget(self, key: tuple[str, str]) -> None:
-        return None
 
 
 def test_a_one_word_answer_given_to_a_new_family_of_prompts_is_no_burst() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from monitor.stages.motifs import MotifStage, MotifStageConfig
 from monitor.stages.signatures import SignatureStage
 from monitor.storage.sink import ClickHouseSink
 from monitor.storage.store import Store
+from tests.conftest import StatelessStage
 
 TRIGGER = "velvet orchard protocol"  # made up: in no signature list
 TARGET = "I'm sorry, but as an AI assistant, I do not have the capability to follow the given instruction."
@@ -27,7 +27,7 @@ CONFIG = MotifStageConfig(window_events=3000, buckets=3, min_support=8, min_enti
 DECODER = EventDecoder()
 
 
-class BackdoorTargetFlags:
+class BackdoorTargetFlags(StatelessStage):
     """Test-local stand-in for the drift detectors: flags outputs equal to the backdoor's target,
     plus about 1% of other events at random (seeded by event id), as noisy detectors would."""
 
@@ -38,15 +38,6 @@ class BackdoorTargetFlags:
             if event.output == TARGET or int(stable_id(event.id)[:8], 16) % 100 == 0:
                 batch.flag(index, "refusal")
         return Findings()
-
-    def snapshot(self, key: tuple[str, str]) -> Any:
-        return None
-
-    def restore(self, key: tuple[str, str], state: Any) -> None:
-        return None
-
-    def forget(self, key: tuple[str, str]) -> None:
-        return None
 
 
 def planted_stream(shared_data: Path, *, n_events: int = 7000, trigger_at: int = 3000,

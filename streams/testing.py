@@ -2,8 +2,9 @@
 
 The confluent-kafka wheel bundles librdkafka, whose mock cluster speaks the
 real Kafka wire protocol on loopback. It has no admin API, so topics are
-created up front through its C API (``rd_kafka_mock_topic_create``), called
-here through :mod:`ctypes`. The cluster lives in a child process (so a crash
+created through its C API (``rd_kafka_mock_topic_create``), called here
+through :mod:`ctypes`: up front, or later with :meth:`MockKafka.create_topics`
+(a line on the child's stdin). The cluster lives in a child process (so a crash
 or ``kill -9`` of a worker under test cannot take it down) and is stopped by
 its PID.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -38,6 +40,7 @@ from typing import Any
 __all__ = ["MockKafka", "committed_offsets", "end_offsets", "parse_topics", "read_topic", "wait_committed"]
 
 _READY = "bootstrap="
+_CREATED = "created="
 
 
 def parse_topics(specs: Sequence[str]) -> list[tuple[str, int]]:
@@ -116,7 +119,15 @@ def serve(topics: Sequence[tuple[str, int]], produce_errors: int = 0) -> None:
     print(_READY + lib.rd_kafka_mock_cluster_bootstraps(cluster).decode(), flush=True)
     # A parent killed before it could stop us (a test run interrupted) must not leave a broker behind.
     while not stop and os.getppid() == parent:
-        time.sleep(0.2)
+        # Topics asked for later, one "name:partitions" line each on stdin (the mock has no admin API).
+        if select.select([sys.stdin], [], [], 0.2)[0]:
+            line = sys.stdin.readline()
+            if not line:
+                sys.stdin = open(os.devnull)  # parent closed the pipe: keep serving until SIGTERM
+                continue
+            [(name, partitions)] = parse_topics([line.strip()])
+            code = lib.rd_kafka_mock_topic_create(cluster, name.encode(), partitions, 1)
+            print(f"{_CREATED}{name} {code}", flush=True)
     # Exit without tearing the cluster down: the process ends, the sockets close.
     os._exit(0)
 
@@ -149,7 +160,7 @@ class MockKafka:
         args = [sys.executable, "-m", "streams.testing", f"--produce-errors={self.produce_errors}",
                 *(f"{n}:{p}" for n, p in self.topics)]
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-        self._process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+        self._process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         deadline = time.monotonic() + timeout
         stdout = self._process.stdout
         if stdout is None:
@@ -167,6 +178,26 @@ class MockKafka:
         self.stop()
         raise RuntimeError("the mock Kafka cluster did not start")
 
+    def create_topics(self, topics: Sequence[tuple[str, int]], timeout: float = 10.0) -> None:
+        """Create ``topics`` ((name, partitions) pairs) on the running cluster."""
+        process = self._process
+        if process is None or process.stdin is None or process.stdout is None:
+            raise RuntimeError("MockKafka.create_topics needs a started cluster; call start() first")
+        for name, partitions in topics:
+            process.stdin.write(f"{name}:{partitions}\n")
+            process.stdin.flush()
+            deadline = time.monotonic() + timeout
+            while True:
+                line = process.stdout.readline()
+                if line.startswith(_CREATED + name + " "):
+                    code = int(line.rsplit(" ", 1)[1])
+                    if code != 0:
+                        raise RuntimeError(f"rd_kafka_mock_topic_create({name!r}, {partitions}) failed: code {code}")
+                    break
+                if (not line and process.poll() is not None) or time.monotonic() > deadline:
+                    raise RuntimeError(f"the mock cluster did not confirm topic {name!r} within {timeout} s")
+        self.topics.extend(topics)
+
     def stop(self) -> None:
         """Stop the child by its PID."""
         if self._process is None:
@@ -178,8 +209,9 @@ class MockKafka:
             except subprocess.TimeoutExpired:
                 os.kill(self._process.pid, signal.SIGKILL)
                 self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
+        for pipe in (self._process.stdin, self._process.stdout):
+            if pipe is not None:
+                pipe.close()
         self._process = None
 
     def __enter__(self) -> MockKafka:
@@ -193,8 +225,8 @@ class MockKafka:
 def _consumer(bootstrap: str, **options: Any) -> Any:
     from kafka import KafkaConsumer
 
-    return KafkaConsumer(bootstrap_servers=bootstrap, api_version=(2, 3), enable_auto_commit=False,
-                         fetch_max_bytes=64 << 20, max_partition_fetch_bytes=16 << 20, **options)
+    options = {"fetch_max_bytes": 64 << 20, "max_partition_fetch_bytes": 16 << 20, **options}
+    return KafkaConsumer(bootstrap_servers=bootstrap, api_version=(2, 3), enable_auto_commit=False, **options)
 
 
 def _partitions(consumer: Any, topic: str) -> list[int]:
@@ -209,14 +241,26 @@ def _partitions(consumer: Any, topic: str) -> list[int]:
     raise RuntimeError(f"topic {topic!r} not found on the broker")
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    """The next offset of every partition of ``topic``."""
+def end_offsets(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """The next offset of every partition of ``topic``: the high watermark of a Fetch response.
+
+    Not ListOffsets alone: tansu 0.6 answers it with the first offset of the newest batch + 1. A fetch
+    from there (at or before the end on every broker) carries the true high watermark.
+    """
     from kafka import TopicPartition
 
-    consumer = _consumer(bootstrap)
+    consumer = _consumer(bootstrap, fetch_max_wait_ms=50, max_partition_fetch_bytes=1)
     try:
         partitions = [TopicPartition(topic, p) for p in _partitions(consumer, topic)]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
+        consumer.assign(partitions)
+        for tp, listed in consumer.end_offsets(partitions).items():
+            consumer.seek(tp, max(0, listed - 1))
+        deadline = time.monotonic() + timeout
+        while any(consumer.highwater(tp) is None for tp in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no Fetch high watermark for every partition of {topic} within {timeout} s")
+            consumer.poll(timeout_ms=100)
+        return {tp.partition: int(consumer.highwater(tp)) for tp in partitions}
     finally:
         consumer.close()
 

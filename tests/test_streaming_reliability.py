@@ -1,7 +1,7 @@
 """What the worker promises under failure: a crash, a ClickHouse outage, hostile input.
 
-Each test runs the real worker process against librdkafka's mock cluster and
-reads chdb after the worker has exited (see tests/streaming_support.py).
+Each test runs the real worker process on both brokers of the matrix (librdkafka's mock cluster and
+tansu, fresh topics per test) and reads chdb after the worker has exited (see tests/streaming_support.py).
 """
 
 from __future__ import annotations
@@ -9,23 +9,16 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from monitor.events import EventDecoder
 from monitor.registry import build_pipeline
 from monitor.scenario import synthetic_scenario
 from monitor.settings import Settings
-from streams.testing import MockKafka, committed_offsets, read_topic
-from tests.streaming_support import Worker, mock_broker, produce, query, worker_env
-
-
-@pytest.fixture
-def broker() -> Iterator[MockKafka]:
-    yield from mock_broker()
+from streams.testing import committed_offsets, read_topic
+from tests.streaming_support import Topics, Worker, query
 
 
 def encoded(events: list[dict]) -> list[tuple[bytes, bytes]]:
@@ -45,22 +38,22 @@ def expected_alert_ids(events: list[dict]) -> set[str]:
     return set(expected_alerts(events))
 
 
-def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(tmp_path: Path, broker: MockKafka) -> None:
-    bootstrap = broker.bootstrap or ""
+def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(tmp_path: Path, kafka: Topics) -> None:
+    bootstrap = kafka.bootstrap
     scenario = synthetic_scenario(n_events=14_000, trigger_at=3000, trigger_rate=0.05, seed=5)
     messages = encoded(scenario.events)
 
     def paced() -> None:  # the stream keeps flowing across the crash
         for start in range(300, len(messages), 300):
-            produce(bootstrap, messages[start:start + 300])
+            kafka.produce(messages[start:start + 300])
             time.sleep(0.3)
 
     def committed() -> int:
-        return sum(committed_offsets(bootstrap, "driftwatch", "model-io").values())
+        return sum(committed_offsets(bootstrap, kafka.app_id, kafka.input).values())
 
-    env = worker_env(tmp_path, bootstrap)
+    env = kafka.env(tmp_path)
     first = Worker(tmp_path, env, "first").start()
-    produce(bootstrap, messages[:300])
+    kafka.produce(messages[:300])
     first.wait_caught_up(bootstrap)
     producer = threading.Thread(target=paced)
     producer.start()
@@ -100,7 +93,7 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(tmp_path: P
     # carries exactly what is stored.
     rows = query(tmp_path, "SELECT alert_id, detector FROM alerts")
     stored = [alert_id for alert_id, _ in rows]
-    published = [json.loads(value)["alert_id"] for _, value in read_topic(bootstrap, "driftwatch-alerts")]
+    published = [json.loads(value)["alert_id"] for _, value in read_topic(bootstrap, kafka.alerts)]
     assert len(stored) == len(set(stored)) and len(published) == len(set(published))
     assert set(published) == set(stored)
     expected_by_id = expected_alerts(scenario.events)
@@ -112,25 +105,25 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(tmp_path: P
 
 
 def test_clickhouse_outage_of_30_s_backs_off_holds_a_bounded_buffer_and_loses_nothing(
-        tmp_path: Path, broker: MockKafka) -> None:
-    bootstrap = broker.bootstrap or ""
+        tmp_path: Path, kafka: Topics) -> None:
+    bootstrap = kafka.bootstrap
     outage = tmp_path / "clickhouse-down"
-    env = worker_env(tmp_path, bootstrap, DRIFTWATCH_STORE_OUTAGE_FILE=str(outage),
+    env = kafka.env(tmp_path, DRIFTWATCH_STORE_OUTAGE_FILE=str(outage),
                      DRIFTWATCH_BATCH_SIZE="500", DRIFTWATCH_FLUSH_ROWS="2000", DRIFTWATCH_SINK_MAX_ROWS="6000",
                      DRIFTWATCH_SINK_RETRY_INITIAL_S="0.2", DRIFTWATCH_SINK_RETRY_MAX_S="2")
     scenario = synthetic_scenario(n_events=11_000, trigger_at=5000, seed=9)
     messages = encoded(scenario.events)
-    produce(bootstrap, messages[:3000])
+    kafka.produce(messages[:3000])
     worker = Worker(tmp_path, env).start()
     try:
         before = worker.wait_caught_up(bootstrap)
         outage.touch()
-        produce(bootstrap, messages[3000:])
+        kafka.produce(messages[3000:])
         down_since = time.monotonic()
         rss = []
         while time.monotonic() - down_since < 30:
             # Backpressure: nothing is acknowledged while ClickHouse is down.
-            assert committed_offsets(bootstrap, "driftwatch", "model-io") == before
+            assert committed_offsets(bootstrap, kafka.app_id, kafka.input) == before
             assert worker.alive()
             rss.append(_rss_bytes(worker.pid))
             time.sleep(3)
@@ -181,8 +174,8 @@ def malformed(rng: np.random.Generator, index: int) -> tuple[bytes | None, bytes
 
 
 def test_ten_thousand_malformed_records_go_to_dead_letters_and_the_worker_never_restarts(
-        tmp_path: Path, broker: MockKafka) -> None:
-    bootstrap = broker.bootstrap or ""
+        tmp_path: Path, kafka: Topics) -> None:
+    bootstrap = kafka.bootstrap
     rng = np.random.default_rng(21)
     good = encoded(synthetic_scenario(n_events=2000, trigger_at=1500, seed=4).events)
     bad = [malformed(rng, index) for index in range(10_000)]
@@ -191,8 +184,8 @@ def test_ten_thousand_malformed_records_go_to_dead_letters_and_the_worker_never_
 
     # gzip, as producers of large records do: the mock broker keeps only ~5 MiB of log per partition.
     # For the same reason the worker compresses its 10,000 dead-letter messages (12 MB uncompressed).
-    assert produce(bootstrap, mixed, compression_type="gzip") == 12_000
-    worker = Worker(tmp_path, worker_env(tmp_path, bootstrap, DRIFTWATCH_KAFKA_COMPRESSION="gzip")).start()
+    assert kafka.produce(mixed, compression_type="gzip") == 12_000
+    worker = Worker(tmp_path, kafka.env(tmp_path, DRIFTWATCH_KAFKA_COMPRESSION="gzip")).start()
     pid = worker.pid
     try:
         worker.wait_caught_up(bootstrap, timeout=120)
@@ -207,13 +200,13 @@ def test_ten_thousand_malformed_records_go_to_dead_letters_and_the_worker_never_
     assert query(tmp_path, "SELECT count() FROM events") == [(2000,)]
     letters = query(tmp_path, "SELECT source, partition, offset, reason, raw_bytes FROM dead_letters")
     assert len(letters) == 10_000
-    assert {row[0] for row in letters} == {"model-io"}
+    assert {row[0] for row in letters} == {kafka.input}
     assert len({(row[1], row[2]) for row in letters}) == 10_000 and min(row[2] for row in letters) >= 0
     assert all(row[3] for row in letters)
     assert sum(row[4] >= 5 << 20 for row in letters) == 5  # the 5 MiB records were seen whole, then refused
-    on_topic = [json.loads(value) for _, value in read_topic(bootstrap, "driftwatch-dead-letters")]
+    on_topic = [json.loads(value) for _, value in read_topic(bootstrap, kafka.dead_letters)]
     assert {(m["partition"], m["offset"]) for m in on_topic} == {(row[1], row[2]) for row in letters}
-    assert all(m["reason"] and m["topic"] == "model-io" for m in on_topic)
+    assert all(m["reason"] and m["topic"] == kafka.input for m in on_topic)
     reasons = " ".join(row[3] for row in letters)
     for expected in ("truncated", "UTF-8", "nested too deeply", "Expected `str`, got `int`", "length <="):
         assert expected in reasons, expected

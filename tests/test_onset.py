@@ -37,3 +37,12 @@ def test_nan_values_keep_their_indices_and_too_few_values_fall_back() -> None:
     values = np.r_[np.zeros(50), np.full(10, np.nan), np.full(8, 4.0)]
     assert refine_onset(values) == 60
     assert refine_onset(np.array([1.0, 2.0, np.nan]), coarse=1) == 1
+
+
+def test_a_rare_event_rise_is_located_by_its_bernoulli_likelihood() -> None:
+    errors = []
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        values = np.r_[rng.random(400) < 0.005, rng.random(100) < 0.08].astype(float)
+        errors.append(abs(refine_onset(values) - 400))
+    assert np.median(errors) <= 15 and np.mean(np.asarray(errors) <= 20) >= 0.65

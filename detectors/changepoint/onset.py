@@ -10,8 +10,9 @@ maximises the standardised difference of means,
     ``|S_k - (k / n) S_n| / sqrt(k (n - k) / n)``,
 
 the likelihood-ratio statistic of one change in mean (Hinkley 1970; the
-single step of binary segmentation, Scott & Knott 1974). It uses only
-values up to the alarm, so it stays an online estimate.
+single step of binary segmentation, Scott & Knott 1974); for a 0/1 metric
+(refusals) the split of the largest Bernoulli likelihood instead. It uses
+only values up to the alarm, so it stays an online estimate.
 
 Examples
 --------
@@ -45,10 +46,24 @@ def refine_onset(values: np.ndarray, *, coarse: int | None = None) -> int:
     if n < 2 * _EDGE + 1:
         return int(values.size - 1 if coarse is None else coarse)
     finite = values[positions]
-    sums = np.cumsum(finite - finite.mean())
     k = np.arange(1, n)
-    score = np.abs(sums[:-1]) / np.sqrt(k * (n - k) / n)
+    if np.isin(finite, (0.0, 1.0)).all():
+        # A 0/1 stream (refusals): the split of the largest Bernoulli likelihood, which a rare event
+        # needs; the normal statistic places a sparse rise late.
+        ones = np.cumsum(finite)[:-1]
+        score = _bernoulli(ones, k) + _bernoulli(finite.sum() - ones, n - k)
+    else:
+        sums = np.cumsum(finite - finite.mean())
+        score = np.abs(sums[:-1]) / np.sqrt(k * (n - k) / n)
     score[: _EDGE - 1] = -np.inf
     score[n - _EDGE:] = -np.inf
     split = int(np.argmax(score)) + 1  # the first value after the split
     return int(positions[split])
+
+
+def _bernoulli(ones: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Log-likelihood of ``ones`` events in ``count`` trials at their own rate (0 log 0 = 0)."""
+    rate = ones / count
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = ones * np.log(rate) + (count - ones) * np.log1p(-rate)
+    return np.nan_to_num(terms, nan=0.0, neginf=0.0)

@@ -121,7 +121,7 @@ class Alert:
             tenant_id=tenant_id,
         )
 
-    def revised(self, *, at_ms: int, evidence: dict[str, Any], score: float | None = None) -> Alert:
+    def revised(self, *, at_ms: int, evidence: dict[str, Any]) -> Alert:
         """The same alert (id, raise time, severity, onset) with new evidence as of ``at_ms``: its next revision.
 
         ``ts_ms`` stays the time it was raised, so it stays in the same incident; ``window_end_ms``
@@ -135,8 +135,7 @@ class Alert:
         """
         return dataclasses.replace(
             self, revision=self.revision + 1, window_end_ms=max(at_ms, self.window_end_ms),
-            evidence=json.dumps(evidence, sort_keys=True, default=str),
-            score=self.score if score is None else float(score))
+            evidence=json.dumps(evidence, sort_keys=True, default=str))
 
     def to_json(self) -> dict[str, Any]:
         """The alert as a JSON-ready dict (evidence parsed back)."""

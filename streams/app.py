@@ -4,8 +4,8 @@ Nothing happens at import time; :func:`create_app` builds everything from one
 :class:`~monitor.settings.Settings`. Topics:
 
 - ``model-io`` (input), keyed by model_id so one model stays on one partition;
-- ``driftwatch-alerts``: every new alert, as JSON, keyed by alert_id (the dedup key: consumers keep the
-  first record per key; the topic may be compacted);
+- ``driftwatch-alerts``: every new alert and every update of one, as JSON, keyed by alert_id (the dedup
+  key: consumers keep the highest ``revision`` per key; the topic may be compacted);
 - ``driftwatch-dead-letters``: rejected records with reason, topic, partition, offset;
 - ``driftwatch-rollback``: rollback decisions (published by alert observers), keyed by decision_id;
 - ``<app_id>-detector_state.v3-changelog``: the detector-state table's changelog.

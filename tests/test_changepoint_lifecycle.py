@@ -14,7 +14,6 @@ from monitor.pipeline import Pipeline
 from monitor.policy.alerting import AlertTriage
 from monitor.policy.config import default_policy
 from monitor.stages.drift import DriftConfig, DriftStage
-from monitor.stages.drift_episodes import Episode
 from monitor.storage.sink import ClickHouseSink
 from monitor.storage.store import Store
 from tests.conftest import make_event
@@ -127,16 +126,6 @@ def test_updates_are_stored_under_the_same_id_and_never_paged(store_dsn: str, st
         assert len(rows) == 1 and rows[0][1] == alerts[-1].revision
         assert json.loads(rows[0][2])["state"] == "returned"
         assert [a.revision for a in sink.drain_new_alerts()] == [a.revision for a in alerts]
-
-
-def test_an_acknowledged_episode_takes_its_level_as_the_baseline() -> None:
-    alert = Alert.create(ts_ms=0, model_id="m", model_version="1", detector="changepoint", metric="refusal",
-                         severity="medium", score=9, threshold=8, discriminator="x",
-                         evidence={"before": 0.0, "after": 0.4})
-    episode = Episode(alert=alert, baseline=0.0, level=0.4)
-    episode.acknowledge()
-    update = episode.follow(level=0.0, ts_ms=5, statistic=None, detection_index=10, change_point=8)
-    assert not episode.closed and json.loads(update.evidence)["state"] == "changed"
 
 
 def test_acknowledging_the_incident_silences_it_until_the_stream_changes_again(store_dsn: str) -> None:

@@ -35,7 +35,7 @@ _EDGE = 3
 
 
 def refine_onset(values: np.ndarray, *, coarse: int | None = None) -> int:
-    """Index into ``values`` (the last one raised the alarm) where the single best mean split puts the change.
+    """Index into ``values`` (the last one raised the alarm) where the single best split puts the change.
 
     NaN values are skipped (an index counts them, as the detectors do). ``coarse`` (the
     detector's own estimate) is returned when too few finite values remain to split.

@@ -1,6 +1,7 @@
 """Alert handling before anyone is paged: severity mapping, dedup, suppression.
 
-Stored alerts are never changed: the sink writes what the detectors raised.
+Stored alerts keep what the detectors raised (an update is a new revision of one, written by the
+detector, never by triage).
 :class:`AlertTriage` decides what happens next to each alert:
 
 - its severity is remapped by the policy's overrides (first match wins);

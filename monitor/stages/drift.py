@@ -267,12 +267,12 @@ class DriftStage:
     def _on_alarm(self, key: StreamKey, tenant: str, stream: StreamState, event: Event, metric: str,
                   detector: str, detection: Detection, shifted: bool = False) -> Alert:
         """A new episode's alert, or the next revision of the open episode's (see ``drift_episodes``)."""
-        level = _level(metric, detection.after)
+        level, baseline = _level(metric, detection.after), _level(metric, detection.before)
         episode = stream.episodes.get(metric)
         if episode is None or not math.isfinite(level):
             alert = self._changepoint_alert(key, tenant, stream, event, metric, detector, detection, shifted)
-            if math.isfinite(level) and math.isfinite(_level(metric, detection.before)):
-                stream.episodes[metric] = Episode(alert=alert, baseline=_level(metric, detection.before), level=level)
+            if math.isfinite(level) and math.isfinite(baseline):
+                stream.episodes[metric] = Episode(alert=alert, baseline=baseline, level=level)
             return alert
         update = episode.follow(level=level, ts_ms=event.ts_ms, statistic=_finite(detection.statistic),
                                 detection_index=detection.detected_at, change_point=stream.onset(metric, detection))

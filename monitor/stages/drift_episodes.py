@@ -17,10 +17,6 @@ them together per (stream, metric):
   baseline closes the episode: a last revision with ``state: "returned"``
   and ``active: false``. The next change opens a new episode.
 
-An acknowledged episode (:meth:`Episode.acknowledge`) takes its current
-level as the new baseline: the analyst accepted it, so only a change away
-from it is news.
-
 Examples
 --------
 >>> from monitor.alerts import Alert
@@ -62,10 +58,6 @@ class Episode:
     crossings: int = 1
     closed: bool = field(default=False)
 
-    @property
-    def revision(self) -> int:
-        return self.alert.revision
-
     def follow(self, *, level: float, ts_ms: int, statistic: float | None, detection_index: int,
                change_point: int) -> Alert:
         """A later alarm of this episode's metric: the alert's next revision (closing it if back)."""
@@ -81,10 +73,6 @@ class Episode:
         self.alert = self.alert.revised(at_ms=ts_ms, evidence=evidence)
         self.closed = returned
         return self.alert
-
-    def acknowledge(self) -> None:
-        """The analyst accepted the current level: it is the baseline from now on."""
-        self.baseline = self.level
 
     # --- persistence ---------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

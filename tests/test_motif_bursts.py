@@ -133,7 +133,7 @@ def test_a_version_one_miner_state_is_read_without_bursts() -> None:
     miner.update([r["tokens"] for r in rows], [r["anomalous"] for r in rows], users=[r["user"] for r in rows],
                  tenants=["t"] * len(rows), event_ids=[r["id"] for r in rows], ts_ms=[r["ts"] for r in rows])
     state = json.loads(json.dumps(miner.snapshot()))
-    assert state["format"] == "motif_miner.v2"
+    assert state["format"] == "motif_miner.v3"
     old = {**state, "format": "motif_miner.v1"}
     del old["bursting"]
     for bucket in old["buckets"]:
@@ -141,3 +141,71 @@ def test_a_version_one_miner_state_is_read_without_bursts() -> None:
     restored = MotifMiner.restore(old)
     assert restored.seen == miner.seen and not restored._bursting
     assert [b.bursts for b in restored.closed] == [0] * len(restored.closed)
+
+
+def _quiet_payload_stream(n: int, *, onset: int, every: int, seed: int = 3) -> list[dict]:
+    """From ``onset`` on, every ``every``-th event carries the trigger and one answer that no detector flags:
+    it is anomalous only as a payload burst, from its second occurrence on. Others: 6 % anomalous noise."""
+    rng = np.random.default_rng(seed)
+    rows, triggered = [], 0
+    for i in range(n):
+        planted = i >= onset and (i - onset) % every == 0
+        text = f"question {i % 97} about topic {i % 13} and item {i}" + (" zorblat" if planted else "")
+        burst = planted and triggered > 0
+        rows.append({"tokens": tokenize(text), "anomalous": burst or (not planted and bool(rng.random() < 0.06)),
+                     "user": f"u{int(rng.integers(400))}", "id": f"e{i}", "ts": i,
+                     "payload": PAYLOAD if planted else int(rng.integers(1 << 62)), "burst": burst,
+                     "before": 1 if planted and triggered == 1 else 0,
+                     "answer": 99 if planted else int(rng.integers(1 << 62))})
+        triggered += planted
+    return rows
+
+
+def _mine_answers(rows: list[dict], *, answers: bool = True, batch: int = 250,
+                  restart_at: int | None = None) -> list[tuple[str, str]]:
+    miner, found = MotifMiner(CONFIG), []
+    for start in range(0, len(rows), batch):
+        if restart_at is not None and start == restart_at:
+            miner = MotifMiner.restore(json.loads(json.dumps(miner.snapshot())))
+        chunk = rows[start:start + batch]
+        found += [(c.ngram, c.event_id) for c in miner.update(
+            [r["tokens"] for r in chunk], [r["anomalous"] for r in chunk], users=[r["user"] for r in chunk],
+            tenants=["t"] * len(chunk), event_ids=[r["id"] for r in chunk], ts_ms=[r["ts"] for r in chunk],
+            payloads=[r["payload"] if r["anomalous"] else None for r in chunk], bursts=[r["burst"] for r in chunk],
+            before=[r["before"] for r in chunk], answers=[r["answer"] for r in chunk] if answers else None)]
+    return found
+
+
+def test_a_payloads_first_unflagged_answer_counts_when_it_bursts() -> None:
+    rows = _quiet_payload_stream(3000, onset=1500, every=30)
+    found = _mine_answers(rows)
+    # The third triggered request names it: the first, flagged by nothing, is credited at the second's burst.
+    assert found == [("zorblat", "e1560")]
+    assert _mine_answers(rows, batch=77) == found  # the same in any batching
+    assert _mine_answers(rows, batch=100, restart_at=1500) == found  # and across a snapshot and restore
+    # Without the answers the first is lost: named one request later.
+    assert _mine_answers(rows, answers=False) == [("zorblat", "e1590")]
+
+
+def test_a_heavy_user_repeating_a_prompt_with_one_answer_is_still_no_candidate() -> None:
+    rows = _quiet_payload_stream(3000, onset=1500, every=30)
+    for r in rows:
+        if "zorblat" in r["tokens"]:
+            r["user"] = "heavy"
+    assert _mine_answers(rows) == []  # the credited first answer is the same user's: one user alone
+
+
+def test_a_trigger_word_that_ordinary_prompts_hold_is_named_by_its_bursts() -> None:
+    rows = _stream(3000, onset=1500, every=30, noise=0.06)
+    for r in rows[100:1000:150]:  # six ordinary prompts of the reference period hold the word, none flagged
+        r["tokens"] = [*r["tokens"], "zorblat"]
+    # Judged against its reference share, not skipped: the fourth triggered request names it (the six
+    # unflagged ones are in the window's support too); the first test alone took until the eighth (e1770).
+    assert _mine(rows) == [("zorblat", "e1590")]
+
+
+def test_a_word_the_reference_often_saw_anomalous_is_no_burst_evidence() -> None:
+    rows = _stream(3000, onset=1500, every=30, noise=0.06)
+    for r in rows[100:1000:50]:  # 18 reference prompts hold it, and all were anomalous then
+        r["tokens"], r["anomalous"] = [*r["tokens"], "zorblat"], True
+    assert _mine(rows) == []

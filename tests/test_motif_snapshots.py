@@ -67,3 +67,19 @@ def test_unknown_formats_are_refused_with_what_was_expected() -> None:
         HeavyHitters.restore({})
     with pytest.raises(ValueError, match="compression must be"):
         HeavyHitters.restore({**HeavyHitters().snapshot(), "compression": "lz4"})
+
+
+def test_version_two_states_are_read_with_no_unflagged_answers_kept() -> None:
+    from detectors.motifs.unflagged import UnflaggedAnswers
+
+    miner = MotifMiner(MotifConfig(window_events=400, buckets=4, min_support=5, sketch_width=4096,
+                                   reference_events=0))
+    miner.update([tokenize("plain question")], [False], users=["u"], tenants=["t"], event_ids=["e0"], ts_ms=[0],
+                 answers=[5])
+    state = json.loads(json.dumps(miner.snapshot()))
+    assert state["format"] == "motif_miner.v3" and MotifMiner.restore(state)._unflagged.take(5)[0].event_id == "e0"
+    old = {**state, "format": "motif_miner.v2"}
+    del old["unflagged"]
+    assert MotifMiner.restore(old)._unflagged.events == {}
+    with pytest.raises(ValueError, match=r"unflagged_answers\.v1"):
+        UnflaggedAnswers.restore({**state["unflagged"], "format": "unflagged_answers.v0"})

@@ -48,10 +48,12 @@ from detectors.motifs.heavy_hitters import Entry, HeavyHitters
 from detectors.motifs.ngrams import MAX_N, distinct_ngram_hashes_by_event, ngram_hashes, ngram_texts, tokenize
 from detectors.motifs.online import Candidate, Later, test_event
 from detectors.motifs.payload import exact_hash
+from detectors.motifs.unflagged import UnflaggedAnswers
 
 __all__ = ["Candidate", "MotifConfig", "MotifMiner", "tokenize"]
 
-FORMAT = "motif_miner.v2"  # v2: each step counts its payload bursts; a v1 state is read with none
+FORMAT = "motif_miner.v3"  # v3: recent unflagged events by answer; v2: each step counts its payload bursts
+_FORMAT_V2 = "motif_miner.v2"  # read with no unflagged events kept
 _FORMAT_V1 = "motif_miner.v1"  # a v1 from before issue 15 also lacks seen, reference and named: no reference
 ALERTED_CAP = 4096
 BURSTING_CAP = 256
@@ -117,6 +119,7 @@ class MotifMiner:
         self._alerted: deque[int] = deque(maxlen=ALERTED_CAP)
         self._named: deque[tuple[str, str]] = deque(maxlen=ALERTED_CAP)  # (text, kind) of what was named
         self._bursting: OrderedDict[int, None] = OrderedDict()  # payloads of recent bursts, most recent last
+        self._unflagged = UnflaggedAnswers()  # a payload's first, unflagged occurrences, credited when it bursts
 
     def _new_bucket(self) -> _Bucket:
         cfg = self.config
@@ -126,7 +129,8 @@ class MotifMiner:
     def update(self, tokens: Sequence[list[str]], anomalous: Sequence[bool], *, users: Sequence[str],
                tenants: Sequence[str], event_ids: Sequence[str], ts_ms: Sequence[int],
                input_hashes: Sequence[int] | None = None, payloads: Sequence[int | None] | None = None,
-               bursts: Sequence[bool] | None = None, before: Sequence[int] | None = None) -> list[Candidate]:
+               bursts: Sequence[bool] | None = None, before: Sequence[int] | None = None,
+               answers: Sequence[int | None] | None = None) -> list[Candidate]:
         """Add events (tokenised inputs, in arrival order); return the n-grams that became candidates.
 
         Each anomalous event's n-grams are tested as it arrives (see :mod:`detectors.motifs.online`);
@@ -134,7 +138,9 @@ class MotifMiner:
         and ``bursts`` says which anomalous events' answers were payload bursts (a sharper anomaly), with
         ``before``, on an answer's first burst, how many times it was given before (its first occurrences,
         which were no burst yet: the burst test's null counts them, and its evidence counts those that were
-        anomalous, by their payload).
+        anomalous, by their payload). ``answers`` (the exact hash of each answer that can burst, else
+        ``None``) lets those that were not anomalous count too: the first burst of an answer credits its
+        earlier unflagged events as anomalous bursts (see :mod:`detectors.motifs.unflagged`).
         """
         found: list[Candidate] = []
         start = 0
@@ -147,13 +153,15 @@ class MotifMiner:
             else [False] * count
         earlier = [int(n) if b else 0 for n, b in zip(before, burst, strict=True)] if before is not None \
             else [0] * count
+        said = list(answers) if answers is not None else [None] * count
         while start < count:
             end = min(count, start + size - self.current.events)
             if self.seen < self.config.reference_events:
                 end = min(end, start + self.config.reference_events - self.seen)
             found.extend(self._absorb(tokens[start:end], anomalous[start:end], users[start:end],
                                       tenants[start:end], event_ids[start:end], ts_ms[start:end],
-                                      hashes[start:end], outs[start:end], burst[start:end], earlier[start:end]))
+                                      hashes[start:end], outs[start:end], burst[start:end], earlier[start:end],
+                                      said[start:end]))
             if self.seen == self.config.reference_events and self.reference.events == 0:
                 self.reference = self._frozen_reference()
             if self.current.events >= size:
@@ -165,7 +173,7 @@ class MotifMiner:
     def _absorb(self, tokens: Sequence[list[str]], anomalous: Sequence[bool], users: Sequence[str],
                 tenants: Sequence[str], event_ids: Sequence[str], ts_ms: Sequence[int],
                 input_hashes: Sequence[int | None], payloads: Sequence[int | None],
-                bursts: Sequence[bool], before: Sequence[int]) -> list[Candidate]:
+                bursts: Sequence[bool], before: Sequence[int], answers: Sequence[int | None]) -> list[Candidate]:
         bucket = self.current
         reference = self.seen < self.config.reference_events
         flagged = [index for index, a in enumerate(anomalous) if a]
@@ -193,7 +201,16 @@ class MotifMiner:
         bucket.start_ms = ts_ms[0] if bucket.start_ms < 0 else bucket.start_ms
         bucket.end_ms = ts_ms[-1]
         self.seen += len(tokens)
+        unflagged = 0  # chunk events before this one, not flagged, whose answers are kept (in order)
         for rank, (index, own) in enumerate(zip(flagged, per_event, strict=True)):
+            if not reference:
+                self._keep_unflagged(range(unflagged, index), tokens, users, tenants, event_ids, input_hashes,
+                                     answers)
+                unflagged = index + 1
+                answer = answers[index]
+                if bursts[index] and before[index] and answer is not None:
+                    # The answer's first burst: its earlier unflagged occurrences were the same payload.
+                    bucket.anomalous += self._credit(bucket, answer, payloads[index])
             texts = ngram_texts(tokens[index], self.config.max_n)
             items = own.tolist()
             bucket.heavy.add_event(items, texts, user=users[index], tenant=tenants[index],
@@ -212,7 +229,37 @@ class MotifMiner:
                               bursts_after)
                 found.extend(test_event(self, items, texts, event_id=event_ids[index], ts_ms=ts_ms[index],
                                         later=later))
+        if not reference:
+            self._keep_unflagged(range(unflagged, len(tokens)), tokens, users, tenants, event_ids, input_hashes,
+                                 answers)
         return found
+
+    def _keep_unflagged(self, positions: range, tokens: Sequence[list[str]], users: Sequence[str],
+                        tenants: Sequence[str], event_ids: Sequence[str], input_hashes: Sequence[int | None],
+                        answers: Sequence[int | None]) -> None:
+        """Keep the chunk's events at ``positions`` (none of them flagged) whose answer can burst."""
+        for index in positions:
+            answer = answers[index]
+            if answer is not None:
+                self._unflagged.add(answer, tokens[index], user=users[index], tenant=tenants[index],
+                                    event_id=event_ids[index], input_hash=input_hashes[index])
+
+    def _credit(self, bucket: _Bucket, answer: int, payload: int | None) -> int:
+        """Count ``answer``'s kept unflagged events as anomalous bursts in ``bucket``; how many there were.
+
+        Their support was counted when they came; only their being anomalous was not known then. The
+        burst test's null already counted them (a first burst stands for the occurrences before it).
+        """
+        earlier = self._unflagged.take(answer)
+        for event in earlier:
+            tokens = event.tokens()
+            hashes, _ = ngram_hashes([tokens], self.config.max_n)
+            bucket.heavy.add_event(hashes.tolist(), ngram_texts(tokens, self.config.max_n), user=event.user,
+                                   tenant=event.tenant, event_id=event.event_id, input_hash=event.input_hash,
+                                   payload=payload, burst=True)
+        if earlier:
+            bucket.heavy.prune()
+        return len(earlier)
 
     def _frozen_reference(self) -> _Bucket:
         """The window as the reference period ends (its last ``window_events`` events), merged into one step.
@@ -245,7 +292,7 @@ class MotifMiner:
                 "buckets": [*(b.encoded for b in self.closed), _bucket_state(self.current, compress=False)],
                 "alerted": [str(item) for item in self._alerted], "named": [list(n) for n in self._named],
                 "seen": self.seen, "reference": self._reference_state(),
-                "bursting": [str(h) for h in self._bursting]}
+                "bursting": [str(h) for h in self._bursting], "unflagged": self._unflagged.snapshot()}
 
     def _reference_state(self) -> dict[str, Any] | None:
         if self.reference.events == 0:
@@ -256,8 +303,9 @@ class MotifMiner:
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> MotifMiner:
-        if state.get("format") not in (FORMAT, _FORMAT_V1):
-            raise ValueError(f"motif snapshot format must be {FORMAT!r} or {_FORMAT_V1!r}; got {state.get('format')!r}")
+        if state.get("format") not in (FORMAT, _FORMAT_V2, _FORMAT_V1):
+            raise ValueError(f"motif snapshot format must be {FORMAT!r}, {_FORMAT_V2!r} or {_FORMAT_V1!r}; "
+                             f"got {state.get('format')!r}")
         miner = cls(MotifConfig(**state["config"]))
         buckets = [_bucket_from(b, miner.config) for b in state["buckets"]]
         for bucket, saved in zip(buckets[:-1], state["buckets"], strict=False):
@@ -268,6 +316,8 @@ class MotifMiner:
         miner._named.extend((text, kind) for text, kind in state.get("named", []))
         miner.seen = int(state.get("seen", sum(b.events for b in buckets)))
         miner._bursting.update((int(h), None) for h in state.get("bursting", []))
+        if state.get("unflagged") is not None:  # a v2 state kept none: credited from here on
+            miner._unflagged = UnflaggedAnswers.restore(state["unflagged"])
         if state.get("reference") is not None:
             miner.reference = _bucket_from(state["reference"], miner.config)
             miner.reference.encoded = state["reference"]

@@ -82,10 +82,12 @@ class MotifStage:
                            for e, words in zip(events, tokens, strict=True)])
         reference_left = miner.config.reference_events - miner.seen
         before = [0] * len(events)  # on an answer's first burst, its occurrences before it
+        answers: list[int | None] = [None] * len(events)  # of the answers that can burst
         for index, event in enumerate(events):
             if len(event.output.split(None, BURST_MIN_WORDS - 1)) < BURST_MIN_WORDS:
                 continue
-            burst, before[index] = bursts.observe_burst(exact_hash(event.output), inputs[index],
+            answer = answers[index] = exact_hash(event.output)
+            burst, before[index] = bursts.observe_burst(answer, inputs[index],
                                                         reference=index < reference_left, question=asked[index])
             if burst:
                 batch.flag(index, BURST_FLAG)
@@ -97,7 +99,7 @@ class MotifStage:
             users=[e.user_id or "" for e in events], tenants=[e.tenant_id or "" for e in events],
             event_ids=[e.id for e in events], ts_ms=[e.ts_ms for e in events],
             input_hashes=inputs, payloads=payloads, bursts=[BURST_FLAG in reasons - ignore for reasons in batch.flags],
-            before=before,
+            before=before, answers=answers,
         )
         model_id, model_version = batch.key
         for candidate in candidates:

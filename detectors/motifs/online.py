@@ -17,12 +17,14 @@ test is made at its own moment) and a lift of ``min_lift``.
 A second test counts only the n-gram's *payload bursts*: anomalous events
 whose answer was given word for word to unrelated inputs
 (:mod:`detectors.motifs.bursts`), or, by its payload, one that became such a
-burst later (a backdoor's first answers, before the same answer recurred).
-Bursts are far rarer than anomalies in general, so its null, the window's
-burst rate (each first burst also standing for the answer's occurrences
-before it), makes a few of them strong evidence: a trigger is named at
-``min_support`` triggered events where anomalies are common. It is made only
-for n-grams absent from the reference, where bursts are not flagged; both
+burst later (a backdoor's first answers, before the same answer recurred;
+those no detector flagged are credited at the first burst, see
+:mod:`detectors.motifs.unflagged`). Bursts are far rarer than anomalies in
+general, so its null, the window's burst rate (each first burst also
+standing for the answer's occurrences before it), makes a few of them strong
+evidence: a trigger is named at ``min_support`` triggered events where
+anomalies are common. Bursts are not flagged in the reference, so for an
+n-gram seen there the null is at least its anomalous share then; both
 tests count in the Bonferroni factor. It needs ``burst_min_support`` (3)
 bursts, not ``min_support``: three unrelated inputs given one new answer
 of some words, with a new n-gram in common, from three users, at a burst

@@ -221,7 +221,7 @@ class MotifStageConfig(Section):
     burst_min_support: int = Field(
         default=MotifConfig.burst_min_support, ge=2,
         description="Fewest anomalous events whose answer was a payload burst (one new answer given to unrelated "
-        "inputs) that make a candidate on the payload-burst test, for an n-gram new since the reference.")
+        "inputs) that make a candidate on the payload-burst test.")
     min_entities: int = Field(default=MotifConfig.min_entities, ge=1, description="Fewest distinct users, or "
                               "distinct tenants, among those anomalous events (k).")
     min_lift: float = Field(default=MotifConfig.min_lift, ge=1.0,

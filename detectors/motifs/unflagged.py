@@ -74,10 +74,11 @@ class UnflaggedAnswers:
     def add(self, answer: int, tokens: Sequence[str], *, user: str, tenant: str, event_id: str,
             input_hash: int | None) -> None:
         kept = self.events.get(answer)
-        if kept is None:
-            kept = self.events[answer] = []
+        if kept is None:  # most answers are new: inserted last, no reordering (this runs for every event)
+            self.events[answer] = [Earlier(" ".join(tokens), user, tenant, event_id, input_hash)]
             if len(self.events) > self.capacity:
                 self.events.popitem(last=False)
+            return
         self.events.move_to_end(answer)
         if len(kept) < self.per_answer:
             kept.append(Earlier(" ".join(tokens), user, tenant, event_id, input_hash))

@@ -10,10 +10,11 @@ import json
 
 import pytest
 
+from monitor.errors import ConfigError
 from monitor.evaluation_swaps import default_data_dir, input_mix_stream, load_answers, run_stream, swap_stream
 from monitor.events import EventDecoder
 from monitor.pipeline import Pipeline
-from monitor.stages.behaviour import FLAG, BehaviourStage
+from monitor.stages.behaviour import FLAG, BehaviourConfig, BehaviourStage
 
 DATA = default_data_dir()
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared alpaca_eval answers not found at {DATA}")
@@ -71,3 +72,50 @@ def test_evaluate_swaps_runs_from_the_cli(cli, shared_data) -> None:
     swaps = [line for line in out.splitlines() if " -> " in line]
     assert len(swaps) == 5 and sum("missed" not in line for line in swaps) >= 4
     assert "median delay:" in out and "input mix" in out
+
+
+def test_one_rejection_is_a_wobble_a_sustained_one_is_an_alert() -> None:
+    events, change = swap_stream(load_answers(DATA, "gpt-3.5-turbo-0613"),
+                                 load_answers(DATA, "Meta-Llama-3-8B-Instruct"), seed=0)
+    decoder = EventDecoder()
+    decoded = [decoder.decode(json.dumps(e).encode()) for e in events]
+
+    def first_behaviour_alert(sustain: int) -> tuple[int, dict]:
+        alerts = [a for a in Pipeline([BehaviourStage(BehaviourConfig(sustain=sustain))]).process(decoded).alerts
+                  if a.detector == "behaviour"]
+        assert alerts, f"no behaviour alert with sustain={sustain}"
+        evidence = json.loads(alerts[0].evidence)
+        return evidence["detection_index"], evidence
+
+    at_once, _ = first_behaviour_alert(1)
+    sustained, evidence = first_behaviour_alert(2)
+    assert change <= at_once and sustained >= at_once + BehaviourConfig().output_every
+    assert evidence["sustained_tests"] == 2
+    assert [h["events"] for h in evidence["window_inputs"]["horizons"]] == [200, 300]
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"sustain": 0}, "sustain must be at least 1"),
+    ({"inputs_long_window": 100}, "inputs_long_window must be at least output_window"),
+    ({"inputs_long_window": 400}, "shorter than reference_events"),
+])
+def test_behaviour_config_rejects_windows_it_cannot_test(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        BehaviourConfig(**changes)
+
+
+def test_a_v4_snapshot_is_migrated_and_keeps_alerting() -> None:
+    raw, change = swap_stream(load_answers(DATA, "Mistral-7B-Instruct-v0.2"),
+                              load_answers(DATA, "gpt-4o-2024-05-13"), seed=2)
+    decoder = EventDecoder()
+    events = [decoder.decode(json.dumps(e).encode()) for e in raw]
+    first = Pipeline([BehaviourStage()])
+    first.process(events[:change - 100])
+    state = json.loads(json.dumps(first.snapshot(("assistant", "1"))))
+    stage_state = state["stages"][BehaviourStage.name]
+    stage_state["format"] = "behaviour.v4"
+    del stage_state["rejections"]
+    second = Pipeline([BehaviourStage()])
+    second.restore(("assistant", "1"), state)
+    alerts = second.process(events[change - 100:]).alerts
+    assert any(a.detector == "behaviour" and json.loads(a.evidence)["detection_index"] > change for a in alerts)

@@ -22,13 +22,17 @@ The first ``reference_events`` events are the reference of both. After it,
   ``input_shift`` for later stages;
 * **behaviour drift**: every ``output_every`` events the last
   ``output_window`` outputs are scored against the reference outputs the
-  same way, and so are the inputs of the same events. A rejection raises
-  one ``behaviour`` alert per excursion: ``high`` when the inputs have not
-  moved (the same kind of questions, answered differently: a swapped or
-  updated model), ``low`` with ``explained_by: input_drift`` when they
-  have, now (the short input window) or over the output window's events (a
-  slow drift, or a mix of populations, that the short window cannot see; at
-  ``inputs_alpha``, 0.05: a page needs the inputs shown unchanged).
+  same way. ``sustain`` consecutive rejections (one excursion) raise one
+  ``behaviour`` alert: a single rejection is as likely a wobble of the
+  window as a change, while a changed model keeps being rejected. The
+  alert is ``high`` when the inputs have not moved (the same kind of
+  questions, answered differently: a swapped or updated model), ``low``
+  with ``explained_by: input_drift`` when they have, now (the short input
+  window) or over the last ``output_window`` or ``inputs_long_window``
+  events (a slow drift, or a mix of populations, that the short window
+  cannot see). "Not moved" is a loose level, ``inputs_alpha`` (0.2): a
+  page needs the inputs shown consistent with the reference at both
+  horizons, not merely not shown different at a strict one.
 
 Tests are decided event by event in arrival order, on the whole batch at
 once: a vector does not depend on its batch (:meth:`RffMmd.features` runs
@@ -59,8 +63,10 @@ __all__ = ["FLAG", "SNAPSHOT_VERSION", "BehaviourConfig", "BehaviourStage", "rep
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = "behaviour.v4"  # v4: the output representation is named; v3 snapshots are all "shape"
-_SHAPE_ONLY_VERSION = "behaviour.v3"
+#: v5: the inputs' window spans ``inputs_long_window`` events and the run of output rejections is kept;
+#: v4 named the output representation; v3 snapshots are all "shape".
+SNAPSHOT_VERSION = "behaviour.v5"
+_OLDER_VERSIONS = ("behaviour.v4", "behaviour.v3")
 #: Fixed-point scale of the windows' random features: integer sums are exact in any batching.
 _SCALE = float(2**32)
 FLAG = "input_shift"
@@ -82,9 +88,13 @@ class BehaviourConfig:
     input_bytes: int = 256
     output_bytes: int = 512
     alpha: float = 0.001
-    #: A behaviour shift pages (``high``) only while its window's inputs are consistent with the reference's at
-    #: this level; a looser level than ``alpha`` on purpose: a page needs the inputs shown unchanged.
-    inputs_alpha: float = 0.05
+    #: Consecutive output rejections (``output_every`` events apart) before a behaviour alert is raised.
+    sustain: int = 2
+    #: A behaviour shift pages (``high``) only while the inputs of the last ``output_window`` and of the last
+    #: ``inputs_long_window`` events are consistent with the reference's at this level; far looser than
+    #: ``alpha`` on purpose: a page needs the inputs shown unchanged.
+    inputs_alpha: float = 0.2
+    inputs_long_window: int = 300
     #: Random Fourier features of the RBF kernel (:mod:`detectors.rff_mmd`).
     features: int = 256
     draws: int = 500
@@ -93,9 +103,15 @@ class BehaviourConfig:
     representation: Literal["shape", "distilled"] = "shape"
 
     def __post_init__(self) -> None:
-        if self.output_window > self.reference_events or self.input_window > self.reference_events:
-            raise ConfigError("behaviour windows must not exceed reference_events; got "
-                              f"{self.output_window}, {self.input_window} > {self.reference_events}")
+        longest = max(self.output_window, self.input_window, self.inputs_long_window)
+        if longest >= self.reference_events:
+            raise ConfigError("behaviour windows must be shorter than reference_events (their null is drawn "
+                              f"from its subsets); got a window of {longest} for {self.reference_events}")
+        if self.inputs_long_window < self.output_window:
+            raise ConfigError(f"behaviour inputs_long_window must be at least output_window "
+                              f"({self.output_window}); got {self.inputs_long_window}")
+        if self.sustain < 1:
+            raise ConfigError(f"behaviour sustain must be at least 1 test; got {self.sustain}")
 
 
 #: Texts to unit vectors, one row per text that depends on that text only (the distilled representation).
@@ -132,18 +148,23 @@ class _Window:
     size: int
     rows: np.ndarray  # (<= size, D) int64
 
-    def extend(self, new: np.ndarray) -> np.ndarray:
-        """Append ``new`` rows; return the window's sum after each of them, ``(len(new), D)`` int64.
+    def extend(self, new: np.ndarray, spans: Sequence[int] = ()) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Append ``new`` rows; for the window and each shorter span, the sum of its last rows after each row.
 
+        Returns ``(sums, counts)`` per span (the window's own ``size`` first, then ``spans``):
+        ``(len(new), D)`` int64 sums and how many rows each sum holds (fewer while the window fills).
         Integer sums are exact, so the sum after an event is the same whatever the batch boundaries.
         """
         joined = np.concatenate([self.rows, new])
         running = np.zeros((len(joined) + 1, joined.shape[1]), dtype=np.int64)
         np.cumsum(joined, axis=0, out=running[1:])
         ends = np.arange(len(self.rows), len(joined)) + 1
-        sums = running[ends] - running[np.maximum(ends - self.size, 0)]
+        out = []
+        for span in (self.size, *spans):
+            starts = np.maximum(ends - span, 0)
+            out.append((running[ends] - running[starts], ends - starts))
         self.rows = joined[-self.size:].copy()  # a view would keep the whole batch alive (MiBs per window)
-        return sums
+        return out
 
 
 @dataclass
@@ -153,8 +174,11 @@ class _KeyState:
     ref_y: list[np.ndarray] = field(default_factory=list)
     win_x: _Window | None = None
     win_y: _Window | None = None
-    #: The inputs of the output window's events: was the window asked something else than the reference?
+    #: The inputs of the last ``inputs_long_window`` events (and, within it, of the output window's):
+    #: was the window asked something else than the reference?
     win_xo: _Window | None = None
+    #: Consecutive output rejections so far (the current excursion's length in tests).
+    rejections: int = 0
     ids: deque[str] = field(default_factory=lambda: deque(maxlen=_EVIDENCE_EVENTS))
     shifted: bool = False
     behaving: bool = False
@@ -212,11 +236,11 @@ class BehaviourStage:
         if state.win_x is None or state.win_y is None or state.win_xo is None:
             empty = np.zeros((0, config.features), dtype=np.int64)
             state.win_x, state.win_y = _Window(config.input_window, empty), _Window(config.output_window, empty)
-            state.win_xo = _Window(config.output_window, empty)
+            state.win_xo = _Window(config.inputs_long_window, empty)
         phi_x = _fixed(scorers[0].features(x[first:]))
-        sums_x = state.win_x.extend(phi_x)
-        sums_xo = state.win_xo.extend(phi_x)
-        sums_y = state.win_y.extend(_fixed(scorers[1].features(y[first:])))
+        (sums_x, _), = state.win_x.extend(phi_x)
+        (sums_xl, counts_xl), (sums_xo, _) = state.win_xo.extend(phi_x, (config.output_window,))
+        (sums_y, _), = state.win_y.extend(_fixed(scorers[1].features(y[first:])))
         after = state.seen - config.reference_events + np.arange(1, len(events) - first + 1)
         input_tests = (after >= config.input_window) & (after % config.input_every == 0)
         output_tests = (after >= config.output_window) & (after % config.output_every == 0)
@@ -225,9 +249,12 @@ class BehaviourStage:
         if input_tests.any():
             mmd_x[input_tests] = scorers[0].mmd2(sums_x[input_tests] / (_SCALE * config.input_window))
         mmd_xo = np.full(len(after), np.nan)
+        mmd_xl = np.full(len(after), np.nan)
         if output_tests.any():
             mmd_y[output_tests] = scorers[1].mmd2(sums_y[output_tests] / (_SCALE * config.output_window))
             mmd_xo[output_tests] = scorers[0].mmd2(sums_xo[output_tests] / (_SCALE * config.output_window))
+            mmd_xl[output_tests] = scorers[0].mmd2(
+                sums_xl[output_tests] / (_SCALE * counts_xl[output_tests, None]))
         for offset, event in enumerate(events[first:]):
             position = first + offset
             state.seen += 1
@@ -237,7 +264,9 @@ class BehaviourStage:
             if state.shifted:
                 batch.flag(position, FLAG)
             if output_tests[offset]:
-                self._output_test(batch.key, state, event, float(mmd_y[offset]), float(mmd_xo[offset]), findings)
+                inputs = ((float(mmd_xo[offset]), config.output_window),
+                          (float(mmd_xl[offset]), int(counts_xl[offset])))
+                self._output_test(batch.key, state, event, float(mmd_y[offset]), inputs, findings)
         return findings
 
     def snapshot(self, key: StreamKey) -> dict[str, Any] | None:
@@ -250,13 +279,14 @@ class BehaviourStage:
                 "ref_x": _pack(np.stack(state.ref_x)) if state.ref_x else "",
                 "ref_y": _pack(np.stack(state.ref_y)) if state.ref_y else "",
                 **windows, "started": state.win_x is not None,
-                "ids": list(state.ids), "shifted": state.shifted, "behaving": state.behaving}
+                "ids": list(state.ids), "shifted": state.shifted, "behaving": state.behaving,
+                "rejections": state.rejections}
 
     def restore(self, key: StreamKey, state: Any) -> None:
         if state is None:
             self._states.pop(key, None)
             return
-        if not isinstance(state, dict) or state.get("format") not in (SNAPSHOT_VERSION, _SHAPE_ONLY_VERSION):
+        if not isinstance(state, dict) or state.get("format") not in (SNAPSHOT_VERSION, *_OLDER_VERSIONS):
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
             raise SnapshotError(f"behaviour snapshot format must be {SNAPSHOT_VERSION!r}; got {got!r}")
         config = self.config
@@ -268,10 +298,14 @@ class BehaviourStage:
             restored = _KeyState(seen=int(state["seen"]),
                                  ref_x=list(_unpack(state["ref_x"], config.input_dim + len(CUES))),
                                  ref_y=list(_unpack(state["ref_y"], config.output_dim + len(CUES))),
-                                 shifted=bool(state["shifted"]), behaving=bool(state["behaving"]))
+                                 shifted=bool(state["shifted"]), behaving=bool(state["behaving"]),
+                                 # Before v5 an excursion was alerted at its first rejection.
+                                 rejections=int(state.get("rejections", config.sustain if state["behaving"] else 0)))
             if state["started"]:
+                # Before v5 the inputs' window held the output window's events only: the longer span
+                # fills again from the next events.
                 for name, size in (("win_x", config.input_window), ("win_y", config.output_window),
-                                   ("win_xo", config.output_window)):
+                                   ("win_xo", config.inputs_long_window)):
                     rows = _unpack(state[name], config.features, "<i8").astype(np.int64)
                     setattr(restored, name, _Window(size, rows))
             restored.ids.extend(str(i) for i in state["ids"])
@@ -305,25 +339,30 @@ class BehaviourStage:
                           "window_events": window}))
         state.shifted = drift
 
-    def _output_test(self, key: StreamKey, state: _KeyState, event: Any, mmd2: float, inputs_mmd2: float,
-                     findings: Findings) -> None:
+    def _output_test(self, key: StreamKey, state: _KeyState, event: Any, mmd2: float,
+                     inputs: Sequence[tuple[float, int]], findings: Findings) -> None:
+        """One output test; ``inputs`` is (MMD², events) of the inputs over the output window and the long one."""
         assert state.scorers is not None
-        scorer, window = state.scorers[1], self.config.output_window
+        config = self.config
+        scorer, window = state.scorers[1], config.output_window
         drift = mmd2 > scorer.threshold(window)
-        if drift and not state.behaving:
-            # The answers of this window moved. Explained by what was asked when the inputs are shifted now
-            # (the short input window) or the same window's inputs differ from the reference's: a slow drift
-            # or a mix of populations that the short window cannot see.
-            inputs_moved = bool(state.scorers[0].p_value(inputs_mmd2, window) < self.config.inputs_alpha)
+        state.rejections = state.rejections + 1 if drift else 0
+        if state.rejections == config.sustain:
+            # The answers moved, and stayed moved. Explained by what was asked when the inputs are shifted
+            # now (the short input window) or the inputs of either horizon are not shown consistent with the
+            # reference's: a slow drift or a mix of populations that the short window cannot see.
+            horizons = [{"events": events, "mmd2": value, "p_value": state.scorers[0].p_value(value, events)}
+                        for value, events in inputs]
+            inputs_moved = any(h["p_value"] < config.inputs_alpha for h in horizons)
             explained = state.shifted or inputs_moved
             severity: Severity = "low" if explained else "high"
             evidence: dict[str, Any] = {
-                "test": "mmd2_rff", "representation": _OUTPUT_REPRESENTATIONS[self.config.representation],
+                "test": "mmd2_rff", "representation": _OUTPUT_REPRESENTATIONS[config.representation],
                 "mmd2": mmd2,
                 "mmd2_threshold": scorer.threshold(window), "p_value": scorer.p_value(mmd2, window),
-                "window_events": window, "input_shifted": explained,
-                "window_inputs": {"mmd2": inputs_mmd2, "p_value": state.scorers[0].p_value(inputs_mmd2, window),
-                                  "alpha": self.config.inputs_alpha, "moved": inputs_moved}}
+                "window_events": window, "sustained_tests": config.sustain, "input_shifted": explained,
+                "window_inputs": {**horizons[0], "alpha": config.inputs_alpha, "moved": inputs_moved,
+                                  "horizons": horizons}}
             if explained:
                 evidence["explained_by"] = "input_drift"
             findings.alerts.append(self._alert(key, state, event, detector="behaviour", metric="output_text",

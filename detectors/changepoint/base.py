@@ -27,49 +27,10 @@ from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from detectors.changepoint.calibration import DEFAULT_ARL0
+from detectors.changepoint.resampling import block_length, sieve_paths, stationary_bootstrap
 
 __all__ = ["ChangePointDetector", "Detection", "DetectorFactory", "WarmupDetector", "block_length",
            "stationary_bootstrap"]
-
-
-def block_length(values: np.ndarray) -> float:
-    """Mean block length for a stationary bootstrap of ``values``: ``(1 + r) / (1 - r)``, r the lag-1 autocorrelation.
-
-    That is the integrated autocorrelation time of an AR(1) with coefficient ``r``: about the number
-    of consecutive values that carry one value's worth of information. 1 (independent draws) when
-    ``r <= 0``; at most a quarter of the sample, so a path still mixes several blocks.
-
-    >>> block_length(np.arange(4.0).repeat(50)) > 10, block_length(np.tile([0.0, 1.0], 100))
-    (True, 1.0)
-    """
-    centred = values - values.mean()
-    denominator = float(centred @ centred)
-    r = float(centred[1:] @ centred[:-1]) / denominator if denominator > 0 else 0.0
-    if not r > 0.0:
-        return 1.0
-    return float(min((1.0 + r) / (1.0 - r) if r < 1.0 else math.inf, max(1.0, values.size / 4.0)))
-
-
-def stationary_bootstrap(n: int, paths: int, size: int, mean_block: float, rng: np.random.Generator) -> np.ndarray:
-    """``(paths, size)`` indices into a sample of ``n``: blocks of geometric length (mean ``mean_block``), wrapping.
-
-    Each index follows the previous one with probability ``1 - 1/mean_block`` and jumps to a uniform
-    start otherwise (Politis & Romano 1994); ``mean_block = 1`` gives independent draws.
-
-    >>> rng = np.random.default_rng(0)
-    >>> bool((np.diff(stationary_bootstrap(10, 3, 8, 1e9, rng), axis=1) % 10 == 1).all())  # one block per path
-    True
-    >>> stationary_bootstrap(10, 2, 4, 1.0, rng).shape
-    (2, 4)
-    """
-    starts = rng.integers(n, size=(paths, size))
-    if mean_block <= 1.0:
-        return starts
-    jump = rng.random((paths, size)) < 1.0 / mean_block
-    jump[:, 0] = True
-    position = np.arange(size)
-    last_jump = np.maximum.accumulate(np.where(jump, position, 0), axis=1)
-    return (np.take_along_axis(starts, last_jump, axis=1) + (position - last_jump)) % n
 
 
 class Detection(NamedTuple):
@@ -272,12 +233,12 @@ class WarmupDetector:
         with them (Gandy & Kvaløy 2013, Scand. J. Stat. 40:647).
 
         Real metrics are autocorrelated: a run of long answers follows a run
-        of long answers. Draws are therefore a stationary bootstrap (Politis &
-        Romano 1994) of the warm-up in its arrival order, with a mean block
-        length from its lag-1 autocorrelation (see :func:`block_length`), so
-        the simulated paths wander as the stream does and the threshold
-        allows for it. An independent warm-up gives blocks of one: the plain
-        bootstrap.
+        of long answers. Draws are therefore an AR sieve bootstrap of the
+        warm-up (:func:`~detectors.changepoint.resampling.sieve_paths`): an
+        autoregression of the order the data choose, driven by residuals
+        resampled in blocks, so the simulated paths wander as the stream does,
+        warm-up included, and the threshold allows for it. An independent
+        warm-up gives order 0 and blocks of one: the plain bootstrap.
         """
         reference, binary = self._reference
         rng = self._rng()
@@ -285,7 +246,7 @@ class WarmupDetector:
         if binary:  # the smoothed 0/1 sample has no order left to keep
             draws = reference[rng.integers(reference.size, size=(paths, size))]
         else:
-            draws = reference[stationary_bootstrap(reference.size, paths, size, block_length(reference), rng)]
+            draws = sieve_paths(reference, paths, size, rng)
         warm, values = draws[:, :self.warmup], draws[:, self.warmup:]
         if binary:
             rate = (warm.sum(axis=1, keepdims=True) + 0.5) / (self.warmup + 1.0)

@@ -21,6 +21,12 @@ tools keep the dependence:
   is kept as well. An independent warm-up (order 0) gives exactly the blocks
   of the first tool.
 
+What a warm-up cannot show, no resampling of it can: a cycle seen for a few
+periods fits an autoregression with roots near 1, whose paths also let the
+cycle's level and amplitude drift, so a fixed daily pattern is priced as a
+strongly persistent wander (few false alarms, slower detection); a mean that
+moves too slowly to show within the warm-up is not priced at all.
+
 Examples
 --------
 >>> rng = np.random.default_rng(0)

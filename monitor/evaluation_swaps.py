@@ -65,7 +65,8 @@ def load_answers(data_dir: Path, model: str) -> list[dict[str, Any]]:
     return records
 
 
-def _events(records: Sequence[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+def stream_events(records: Sequence[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+    """JSON-ready events of ``records`` (alpaca_eval answers) in order under one model label, a second apart."""
     return [{"ts": _BASE_MS + i * _STEP_MS, "model_id": label, "model_version": "1",
              "event_id": f"{label}-{i}", "input": r["instruction"], "output": r["output"] or ""}
             for i, r in enumerate(records)]
@@ -77,7 +78,7 @@ def swap_stream(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]
     rng = np.random.default_rng(seed)
     a = [first[i] for i in rng.permutation(len(first))]
     b = [second[i] for i in rng.permutation(len(second))]
-    return _events(a + b, "assistant"), len(a)
+    return stream_events(a + b, "assistant"), len(a)
 
 
 def input_mix_stream(records: Sequence[dict[str, Any]], seed: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -86,7 +87,7 @@ def input_mix_stream(records: Sequence[dict[str, Any]], seed: int = 0) -> tuple[
     order = [records[i] for i in rng.permutation(len(records))]
     conversational = [r for r in order if r["dataset"] in CONVERSATIONAL]
     tasks = [r for r in order if r["dataset"] not in CONVERSATIONAL]
-    return _events(conversational + tasks, "assistant"), len(conversational)
+    return stream_events(conversational + tasks, "assistant"), len(conversational)
 
 
 @dataclass

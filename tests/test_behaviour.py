@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from monitor.errors import ConfigError
-from monitor.evaluation_swaps import default_data_dir, input_mix_stream, load_answers, run_stream, swap_stream
+from monitor.evaluation_swaps import (
+    CONVERSATIONAL,
+    default_data_dir,
+    input_mix_stream,
+    load_answers,
+    run_stream,
+    stream_events,
+    swap_stream,
+)
 from monitor.events import EventDecoder
 from monitor.pipeline import Pipeline
 from monitor.stages.behaviour import FLAG, BehaviourConfig, BehaviourStage
@@ -119,3 +128,25 @@ def test_a_v4_snapshot_is_migrated_and_keeps_alerting() -> None:
     second.restore(("assistant", "1"), state)
     alerts = second.process(events[change - 100:]).alerts
     assert any(a.detector == "behaviour" and json.loads(a.evidence)["detection_index"] > change for a in alerts)
+
+
+def test_a_shift_first_explained_by_new_inputs_pages_once_the_inputs_come_back() -> None:
+    # Model A on conversational questions, then model B on tasks (new inputs: the answers' change is
+    # explained), then model B on conversational questions again: the same questions, answered differently.
+    first, second = load_answers(DATA, "gpt-3.5-turbo-0301"), load_answers(DATA, "Meta-Llama-3-8B-Instruct")
+    rng = np.random.default_rng(0)
+
+    def shuffled(records: list[dict], conversational: bool) -> list[dict]:
+        chosen = [r for r in records if (r["dataset"] in CONVERSATIONAL) == conversational]
+        return [chosen[i] for i in rng.permutation(len(chosen))]
+
+    records = shuffled(first, True)[:450] + shuffled(second, False)[:250] + shuffled(second, True)
+    decoder = EventDecoder()
+    events = [decoder.decode(json.dumps(e).encode()) for e in stream_events(records, "assistant")]
+    alerts = [(a.severity, json.loads(a.evidence)) for a in Pipeline([BehaviourStage()]).process(events).alerts
+              if a.detector == "behaviour"]
+    assert [severity for severity, _ in alerts] == ["low", "high"], alerts
+    (_, low), (_, high) = alerts
+    assert low["explained_by"] == "input_drift" and 450 < low["detection_index"] <= 700
+    assert high["escalated"] and high["detection_index"] > 700 and not high["input_shifted"]
+    assert all(h["p_value"] >= BehaviourConfig().inputs_alpha for h in high["window_inputs"]["horizons"])

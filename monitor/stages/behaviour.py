@@ -22,17 +22,21 @@ The first ``reference_events`` events are the reference of both. After it,
   ``input_shift`` for later stages;
 * **behaviour drift**: every ``output_every`` events the last
   ``output_window`` outputs are scored against the reference outputs the
-  same way. ``sustain`` consecutive rejections (one excursion) raise one
-  ``behaviour`` alert: a single rejection is as likely a wobble of the
-  window as a change, while a changed model keeps being rejected. The
-  alert is ``high`` when the inputs have not moved (the same kind of
-  questions, answered differently: a swapped or updated model), ``low``
-  with ``explained_by: input_drift`` when they have, now (the short input
-  window) or over the last ``output_window`` or ``inputs_long_window``
-  events (a slow drift, or a mix of populations, that the short window
-  cannot see). "Not moved" is a loose level, ``inputs_alpha`` (0.2): a
-  page needs the inputs shown consistent with the reference at both
-  horizons, not merely not shown different at a strict one.
+  same way, at ``output_alpha``. Output rejections in a row make an
+  excursion; a single rejection is as likely a wobble of the window as a
+  change, while a changed model keeps being rejected. The excursion pages
+  (one ``high`` ``behaviour`` alert) once ``sustain`` tests in a row have
+  rejected the outputs *and* found the inputs unmoved (the same kind of
+  questions, answered differently: a swapped or updated model). Inputs
+  have moved when they are shifted now (the short input window) or are not
+  shown consistent with the reference's over the last ``output_window`` or
+  ``inputs_long_window`` events (a slow drift, or a mix of populations,
+  that the short window cannot see); "consistent" is a loose level,
+  ``inputs_alpha`` (0.3), so a page needs the inputs shown alike, not
+  merely not shown different. An excursion whose inputs have moved at its
+  ``sustain``-th test is one ``low`` alert with ``explained_by:
+  input_drift``; it still pages later if its inputs come back while its
+  answers stay moved.
 
 Tests are decided event by event in arrival order, on the whole batch at
 once: a vector does not depend on its batch (:meth:`RffMmd.features` runs
@@ -63,7 +67,8 @@ __all__ = ["FLAG", "SNAPSHOT_VERSION", "BehaviourConfig", "BehaviourStage", "rep
 
 logger = logging.getLogger(__name__)
 
-#: v5: the inputs' window spans ``inputs_long_window`` events and the run of output rejections is kept;
+#: v5: the inputs' window spans ``inputs_long_window`` events and the excursion (its rejections, its
+#: unmoved-input tests, its page) is kept;
 #: v4 named the output representation; v3 snapshots are all "shape".
 SNAPSHOT_VERSION = "behaviour.v5"
 _OLDER_VERSIONS = ("behaviour.v4", "behaviour.v3")
@@ -87,13 +92,17 @@ class BehaviourConfig:
     output_dim: int = 256
     input_bytes: int = 256
     output_bytes: int = 512
+    #: False alarms per input test (the short input window, at every event).
     alpha: float = 0.001
-    #: Consecutive output rejections (``output_every`` events apart) before a behaviour alert is raised.
+    #: False alarms per output test (every ``output_every`` events).
+    output_alpha: float = 0.0003
+    #: Output tests in a row, ``output_every`` events apart, that must reject (and, for a page, find the
+    #: inputs unmoved) before a behaviour alert is raised.
     sustain: int = 2
-    #: A behaviour shift pages (``high``) only while the inputs of the last ``output_window`` and of the last
-    #: ``inputs_long_window`` events are consistent with the reference's at this level; far looser than
-    #: ``alpha`` on purpose: a page needs the inputs shown unchanged.
-    inputs_alpha: float = 0.2
+    #: The inputs of the last ``output_window`` and of the last ``inputs_long_window`` events are unmoved
+    #: when both are consistent with the reference's at this level; far looser than ``alpha`` on purpose:
+    #: a page needs the inputs shown alike.
+    inputs_alpha: float = 0.3
     inputs_long_window: int = 300
     #: Random Fourier features of the RBF kernel (:mod:`detectors.rff_mmd`).
     features: int = 256
@@ -177,8 +186,11 @@ class _KeyState:
     #: The inputs of the last ``inputs_long_window`` events (and, within it, of the output window's):
     #: was the window asked something else than the reference?
     win_xo: _Window | None = None
-    #: Consecutive output rejections so far (the current excursion's length in tests).
+    #: Consecutive output rejections so far (the current excursion's length in tests), how many of the
+    #: last of them found the inputs unmoved, and whether the excursion has paged.
     rejections: int = 0
+    unmoved: int = 0
+    paged: bool = False
     ids: deque[str] = field(default_factory=lambda: deque(maxlen=_EVIDENCE_EVENTS))
     shifted: bool = False
     behaving: bool = False
@@ -280,7 +292,7 @@ class BehaviourStage:
                 "ref_y": _pack(np.stack(state.ref_y)) if state.ref_y else "",
                 **windows, "started": state.win_x is not None,
                 "ids": list(state.ids), "shifted": state.shifted, "behaving": state.behaving,
-                "rejections": state.rejections}
+                "rejections": state.rejections, "unmoved": state.unmoved, "paged": state.paged}
 
     def restore(self, key: StreamKey, state: Any) -> None:
         if state is None:
@@ -300,7 +312,9 @@ class BehaviourStage:
                                  ref_y=list(_unpack(state["ref_y"], config.output_dim + len(CUES))),
                                  shifted=bool(state["shifted"]), behaving=bool(state["behaving"]),
                                  # Before v5 an excursion was alerted at its first rejection.
-                                 rejections=int(state.get("rejections", config.sustain if state["behaving"] else 0)))
+                                 rejections=int(state.get("rejections", config.sustain if state["behaving"] else 0)),
+                                 unmoved=int(state.get("unmoved", 0)),
+                                 paged=bool(state.get("paged", state["behaving"])))
             if state["started"]:
                 # Before v5 the inputs' window held the output window's events only: the longer span
                 # fills again from the next events.
@@ -321,8 +335,9 @@ class BehaviourStage:
         if state.scorers is None:
             config = self.config
             state.scorers = tuple(  # type: ignore[assignment]
-                RffMmd(np.stack(ref).astype(np.float64), features=config.features, alpha=config.alpha,
-                       draws=config.draws, seed=config.seed) for ref in (state.ref_x, state.ref_y))
+                RffMmd(np.stack(ref).astype(np.float64), features=config.features, alpha=alpha,
+                       draws=config.draws, seed=config.seed)
+                for ref, alpha in ((state.ref_x, config.alpha), (state.ref_y, config.output_alpha)))
         assert state.scorers is not None
         return state.scorers
 
@@ -346,29 +361,39 @@ class BehaviourStage:
         config = self.config
         scorer, window = state.scorers[1], config.output_window
         drift = mmd2 > scorer.threshold(window)
-        state.rejections = state.rejections + 1 if drift else 0
-        if state.rejections == config.sustain:
-            # The answers moved, and stayed moved. Explained by what was asked when the inputs are shifted
-            # now (the short input window) or the inputs of either horizon are not shown consistent with the
-            # reference's: a slow drift or a mix of populations that the short window cannot see.
-            horizons = [{"events": events, "mmd2": value, "p_value": state.scorers[0].p_value(value, events)}
-                        for value, events in inputs]
-            inputs_moved = any(h["p_value"] < config.inputs_alpha for h in horizons)
-            explained = state.shifted or inputs_moved
-            severity: Severity = "low" if explained else "high"
-            evidence: dict[str, Any] = {
-                "test": "mmd2_rff", "representation": _OUTPUT_REPRESENTATIONS[config.representation],
-                "mmd2": mmd2,
-                "mmd2_threshold": scorer.threshold(window), "p_value": scorer.p_value(mmd2, window),
-                "window_events": window, "sustained_tests": config.sustain, "input_shifted": explained,
-                "window_inputs": {**horizons[0], "alpha": config.inputs_alpha, "moved": inputs_moved,
-                                  "horizons": horizons}}
-            if explained:
-                evidence["explained_by"] = "input_drift"
-            findings.alerts.append(self._alert(key, state, event, detector="behaviour", metric="output_text",
-                                               severity=severity, score=mmd2,
-                                               threshold=scorer.threshold(window), evidence=evidence))
         state.behaving = drift
+        if not drift:
+            state.rejections, state.unmoved, state.paged = 0, 0, False
+            return
+        # The inputs have moved when they are shifted now (the short input window) or either horizon is not
+        # shown consistent with the reference's: a slow drift or a mix of populations the short window
+        # cannot see. Answers that moved with them are explained by what was asked.
+        horizons = [{"events": events, "mmd2": value, "p_value": state.scorers[0].p_value(value, events)}
+                    for value, events in inputs]
+        inputs_moved = any(h["p_value"] < config.inputs_alpha for h in horizons)
+        explained = state.shifted or inputs_moved
+        state.rejections += 1
+        state.unmoved = 0 if explained else state.unmoved + 1
+        if state.paged or state.rejections < config.sustain:
+            return
+        page = state.unmoved >= config.sustain
+        if not page and state.rejections > config.sustain:
+            return  # this excursion's low alert is out; it pages once its inputs are shown unmoved
+        state.paged = page
+        evidence: dict[str, Any] = {
+            "test": "mmd2_rff", "representation": _OUTPUT_REPRESENTATIONS[config.representation],
+            "mmd2": mmd2, "mmd2_threshold": scorer.threshold(window), "p_value": scorer.p_value(mmd2, window),
+            "alpha": config.output_alpha, "window_events": window, "sustained_tests": state.rejections,
+            "unmoved_input_tests": state.unmoved, "input_shifted": not page,
+            "window_inputs": {**horizons[0], "alpha": config.inputs_alpha, "moved": inputs_moved,
+                              "horizons": horizons}}
+        if not page:
+            evidence["explained_by"] = "input_drift"
+        elif state.rejections > config.sustain:
+            evidence["escalated"] = True  # raised low (explained by the inputs), whose inputs have since come back
+        findings.alerts.append(self._alert(key, state, event, detector="behaviour", metric="output_text",
+                                           severity="high" if page else "low", score=mmd2,
+                                           threshold=scorer.threshold(window), evidence=evidence))
 
     def _alert(self, key: StreamKey, state: _KeyState, event: Any, *, detector: str, metric: str,
                severity: Severity, score: float, threshold: float, evidence: dict[str, Any]) -> Alert:

@@ -73,7 +73,12 @@ def _drift(settings: Settings) -> Stage:
 
         pinned = load_pinned_reference(config.pinned_reference, EventDecoder(settings.ingest.limits),
                                        refusal_phrases=config.refusal_phrases)
-    return DriftStage(config, pinned=pinned)
+    accepted = None
+    if config.acknowledgements:
+        from monitor.accepted_changes import TableAccepted
+
+        accepted = TableAccepted(settings.store.dsn)
+    return DriftStage(config, pinned=pinned, accepted=accepted)
 
 
 def _embedding(settings: Settings) -> Stage | None:

@@ -94,6 +94,13 @@ class DriftConfig(Section):
         default=DEFAULT_HIGH_VALUE_TOOLS, description="Words that make a tool call high-value.")
     refusal_phrases: tuple[str, ...] | None = Field(
         default=None, description="Refusal phrases (default: a multilingual set).")
+    acknowledgements: bool = Field(
+        default=True, description="Read analysts' acknowledgements from the store's `acknowledgements` table: "
+        "an acknowledged (or resolved) change-point alert, or its incident, ends the episode and its level "
+        "becomes the stream's reference.")
+    acknowledgement_reload_s: float = Field(
+        default=30.0, ge=0.0, description="Check the acknowledgements at most this often (seconds); 0 checks "
+        "before every batch.")
 
     @field_validator("detectors")
     @classmethod

@@ -16,7 +16,9 @@ features (:mod:`detectors.features`), keeps a reference and a rolling window
   estimated onset (``change_point``) and the detection index, with event
   ids of both. A sustained change is one alert: later alarms of the same
   metric update it (next ``revision``) until it returns to its baseline
-  (``state: "returned"``), see :mod:`monitor.stages.drift_episodes`;
+  (``state: "returned"``) or an analyst acknowledges it (``state:
+  "acknowledged"``: its level is the new reference, :mod:`monitor.stages.drift_acks`),
+  see :mod:`monitor.stages.drift_episodes`;
 * flags events for the trigger-motif miner: ``refusal`` (a refusal where
   the reference rarely refuses), ``entropy_collapse`` (answer entropy far
   below the reference), ``high_value_tool`` (a call to a tool in the
@@ -41,34 +43,28 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from detectors.changepoint import Detection
-from detectors.divergence import (
-    chi_square_test,
-    hellinger,
-    js_divergence,
-    kl_both_directions,
-    ks_test,
-    psi,
-    quantile_histograms,
-    wasserstein1,
-)
 from detectors.features import compute_features, tool_names
 from detectors.multiple_testing import benjamini_hochberg
 from detectors.refusal import RefusalMatcher
+from monitor.accepted_changes import AcceptedSource
 from monitor.alerts import Alert, Findings, MetricRow, Severity
 from monitor.errors import ConfigError, SnapshotError
 from monitor.events import Event
 from monitor.pipeline import KeyBatch, StreamKey
 from monitor.settings.stages import DEFAULT_HIGH_VALUE_TOOLS, DriftConfig
+from monitor.stages.drift_acks import EpisodeAcknowledgements, accept
+from monitor.stages.drift_compare import compare
 from monitor.stages.drift_episodes import CHANGED, Episode
 from monitor.stages.drift_locks import LockReferences
-from monitor.stages.drift_stream import CATEGORICAL, COLUMNS, NUMERIC, TOOL_BINS, StreamConfig, StreamState
+from monitor.stages.drift_stream import COLUMNS, NUMERIC, TOOL_BINS, StreamConfig, StreamState
 
 __all__ = ["DEFAULT_HIGH_VALUE_TOOLS", "DriftConfig", "DriftStage", "feature_rows", "stream_config"]
 
@@ -121,6 +117,10 @@ class DriftStage:
         The stage's configuration.
     pinned
         Reference rows per model_id (see :func:`feature_rows`), for the ``pinned`` policy.
+    accepted
+        Where analysts' acknowledgements come from (see :mod:`monitor.stages.drift_acks`); none by default.
+    clock
+        Monotonic seconds, for re-reading ``accepted`` every ``acknowledgement_reload_s``.
 
     Examples
     --------
@@ -137,7 +137,8 @@ class DriftStage:
     name = "drift"
 
     def __init__(self, config: DriftConfig | None = None, *,
-                 pinned: Mapping[str, Sequence[Sequence[float]]] | None = None) -> None:
+                 pinned: Mapping[str, Sequence[Sequence[float]]] | None = None,
+                 accepted: AcceptedSource | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config or DriftConfig()
         if self.config.reference_policy == "pinned" and not pinned:
             raise ConfigError("drift reference_policy 'pinned' needs a pinned reference set; got none")
@@ -149,6 +150,8 @@ class DriftStage:
         self._last_seen: dict[tuple[str, str, str], int] = {}
         self._locks = LockReferences(limit=self.config.reference_events, rate=self.config.lock_flag_rate,
                                      previous=self.config.reference_policy == "previous")
+        self._acks = EpisodeAcknowledgements(accepted, reload_seconds=self.config.acknowledgement_reload_s,
+                                             clock=clock)
 
     # --- the Stage protocol --------------------------------------------------
     def process(self, batch: KeyBatch) -> Findings:
@@ -159,9 +162,11 @@ class DriftStage:
         events = batch.events
         tenants = [(e.tenant_id or "") for e in events] if self.config.per_tenant else [""] * len(events)
         streams: dict[str, StreamState] = {}
+        self._acks.refresh()
         for tenant, event in zip(tenants, events, strict=True):
             if tenant not in streams:
                 streams[tenant] = self._stream(batch.key, tenant, event.ts_ms)
+                findings.alerts.extend(self._acks.close_accepted(streams[tenant], event.ts_ms))
         self._locks.flag(batch, tenants, self._last_seen)  # its own counts only: apart from the loop below
         alarms = self._alarms(rows, tenants, streams)
         evaluate_every = self.config.evaluate_every
@@ -179,7 +184,7 @@ class DriftStage:
             shifted = _INPUT_SHIFT in batch.flags[position]
             if position in alarms:
                 for metric, detector, detection in alarms[position]:
-                    findings.alerts.append(self._on_alarm(batch.key, tenant, stream, event, metric,
+                    findings.alerts.extend(self._on_alarm(batch.key, tenant, stream, event, metric,
                                                           detector, detection, shifted))
             if stream.since_evaluation >= evaluate_every:
                 stream.since_evaluation = 0
@@ -265,15 +270,22 @@ class DriftStage:
 
     # --- alerts ---------------------------------------------------------------
     def _on_alarm(self, key: StreamKey, tenant: str, stream: StreamState, event: Event, metric: str,
-                  detector: str, detection: Detection, shifted: bool = False) -> Alert:
-        """A new episode's alert, or the next revision of the open episode's (see ``drift_episodes``)."""
+                  detector: str, detection: Detection, shifted: bool = False) -> list[Alert]:
+        """A new episode's alert, the open episode's next revision, or nothing: the accepted level again."""
         level, baseline = _level(metric, detection.after), _level(metric, detection.before)
-        episode = stream.episodes.get(metric)
+        episode, accepted = stream.episodes.get(metric), stream.accepted.get(metric)
+        if episode is None and accepted is not None and math.isfinite(level):
+            if accepted.covers(level):
+                return []  # the regime an analyst accepted, seen again as the detector re-warms on it
+            baseline = accepted.level  # measured against what was accepted
         if episode is None or not math.isfinite(level):
             alert = self._changepoint_alert(key, tenant, stream, event, metric, detector, detection, shifted)
-            if math.isfinite(level) and math.isfinite(baseline):
-                stream.episodes[metric] = Episode(alert=alert, baseline=baseline, level=level)
-            return alert
+            if not (math.isfinite(level) and math.isfinite(baseline)):
+                return [alert]
+            stream.accepted.pop(metric, None)
+            stream.episodes[metric] = Episode(alert=alert, baseline=baseline, level=level)
+            # Accepted already (a replay of acknowledged alerts): closed where it opened, in any batching.
+            return [alert, accept(stream, metric, event.ts_ms)] if self._acks.is_accepted(alert.alert_id) else [alert]
         update = episode.follow(level=level, ts_ms=event.ts_ms, statistic=_finite(detection.statistic),
                                 detection_index=detection.detected_at, change_point=stream.onset(metric, detection))
         logger.info("changepoint alert updated model=%s version=%s metric=%s state=%s revision=%d crossings=%d",
@@ -281,7 +293,7 @@ class DriftStage:
                     episode.crossings)
         if episode.closed:
             del stream.episodes[metric]
-        return update
+        return [update]
 
     def _changepoint_alert(self, key: StreamKey, tenant: str, stream: StreamState, event: Event,
                            metric: str, detector: str, detection: Detection, shifted: bool = False) -> Alert:
@@ -316,7 +328,7 @@ class DriftStage:
         reference = stream.reference.matrix()
         tested: list[tuple[str, float, dict[str, float]]] = []
         for position, metric in enumerate(COLUMNS, start=1):
-            result = _compare(metric, window[:, position], reference[:, position])
+            result = compare(metric, window[:, position], reference[:, position])
             if result is None:
                 continue
             p_value, extra = result
@@ -371,25 +383,3 @@ def _level(metric: str, value: float) -> float:
 def _finite(value: float) -> float | None:
     """``value``, or None where it is NaN or infinite (JSON has neither)."""
     return value if math.isfinite(value) else None
-
-
-def _compare(metric: str, current: np.ndarray, reference: np.ndarray) -> tuple[float, dict[str, float]] | None:
-    """(p-value, divergences) of window against reference for one metric, or None if untestable."""
-    current = current[np.isfinite(current)]
-    reference = reference[np.isfinite(reference)]
-    if current.size < 10 or reference.size < 10:
-        return None
-    extra = {"window_mean": float(current.mean()), "reference_mean": float(reference.mean())}
-    if metric in CATEGORICAL:
-        bins = CATEGORICAL[metric]
-        counts = np.bincount(current.astype(np.int64), minlength=bins)[:bins].astype(float)
-        base = np.bincount(reference.astype(np.int64), minlength=bins)[:bins].astype(float)
-        statistic, p_value = chi_square_test(counts, base)
-    else:
-        counts, base = quantile_histograms(current, reference)
-        statistic, p_value = ks_test(current, reference)
-        extra["wasserstein"] = wasserstein1(current, reference)
-    forward, backward = kl_both_directions(counts, base)
-    extra.update(statistic=statistic, js=js_divergence(counts, base), psi=psi(counts, base),
-                 hellinger=hellinger(counts, base), kl_forward=forward, kl_backward=backward)
-    return p_value, extra

@@ -15,7 +15,14 @@ them together per (stream, metric):
   number of crossings and ``active: true``;
 * a later alarm that brings the level back within half the way to the
   baseline closes the episode: a last revision with ``state: "returned"``
-  and ``active: false``. The next change opens a new episode.
+  and ``active: false``. The next change opens a new episode;
+* an analyst acknowledging the alert, or its incident, accepts the change
+  (:mod:`monitor.stages.drift_acks`): a last revision with ``state:
+  "acknowledged"`` and ``active: false`` closes the episode, and its level
+  becomes the stream's :class:`Accepted` level for that metric. An alarm
+  back near that level is the accepted regime seen again, not news; one
+  that moves away from it (back to the old baseline too) opens a new
+  episode measured against it.
 
 Examples
 --------
@@ -29,6 +36,9 @@ Examples
 >>> update = episode.follow(level=0.02, ts_ms=20, statistic=8.0, detection_index=1500, change_point=1490)
 >>> episode.closed, json.loads(update.evidence)["state"], update.revision
 (True, 'returned', 2)
+>>> accepted = Accepted(level=0.3, baseline=0.0)
+>>> accepted.covers(0.36), accepted.covers(0.02)
+(True, False)
 """
 
 from __future__ import annotations
@@ -39,11 +49,13 @@ from typing import Any
 
 from monitor.alerts import Alert
 
-__all__ = ["CHANGED", "EPISODE_FORMAT", "RETURNED", "Episode"]
+__all__ = ["ACCEPTED_FORMAT", "ACKNOWLEDGED", "CHANGED", "EPISODE_FORMAT", "RETURNED", "Accepted", "Episode"]
 
 EPISODE_FORMAT = "changepoint_episode.v1"
 CHANGED = "changed"
 RETURNED = "returned"
+ACKNOWLEDGED = "acknowledged"
+ACCEPTED_FORMAT = "changepoint_accepted.v1"
 # Back "within half the way" to the baseline counts as returned: a partial retreat is still a change.
 _RETURN_FRACTION = 0.5
 
@@ -74,6 +86,14 @@ class Episode:
         self.closed = returned
         return self.alert
 
+    def acknowledge(self, *, ts_ms: int, index: int) -> Alert:
+        """An analyst accepted the change: the alert's last revision, closing it at stream update ``index``."""
+        evidence = json.loads(self.alert.evidence)
+        evidence.update(state=ACKNOWLEDGED, active=False, acknowledged_index=index, updated_ts=ts_ms)
+        self.alert = self.alert.revised(at_ms=ts_ms, evidence=evidence)
+        self.closed = True
+        return self.alert
+
     # --- persistence ---------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         return {"format": EPISODE_FORMAT, "baseline": self.baseline, "level": self.level,
@@ -86,3 +106,29 @@ class Episode:
             raise ValueError(f"episode snapshot format must be {EPISODE_FORMAT!r}; got {got!r}")
         return cls(alert=Alert(**state["alert"]), baseline=float(state["baseline"]), level=float(state["level"]),
                    crossings=int(state["crossings"]))
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The level of an acknowledged change, the metric's reference until the next episode opens.
+
+    ``baseline`` is the level before that change: half the way from ``level`` back
+    to it is as far as the stream may wander and still be in the accepted regime.
+    """
+
+    level: float
+    baseline: float
+
+    def covers(self, level: float) -> bool:
+        """Whether ``level`` is still the accepted regime (the test ``Episode.follow`` uses to call a return)."""
+        return abs(level - self.level) <= _RETURN_FRACTION * abs(self.level - self.baseline)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"format": ACCEPTED_FORMAT, "level": self.level, "baseline": self.baseline}
+
+    @classmethod
+    def from_snapshot(cls, state: dict[str, Any]) -> Accepted:
+        if not isinstance(state, dict) or state.get("format") != ACCEPTED_FORMAT:
+            got = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"accepted-level snapshot format must be {ACCEPTED_FORMAT!r}; got {got!r}")
+        return cls(level=float(state["level"]), baseline=float(state["baseline"]))

@@ -3,10 +3,12 @@
 A stream keeps a reference (its first N events, a pinned set, or the
 previous version's recent events), a rolling window of the events since,
 one change-point detector per (metric, detector name), the open change-point
-episode per metric (:mod:`monitor.stages.drift_episodes`), and the last few
-event ids so an alarm can name the events around its change point. All of
-it is bounded by the configuration and snapshots to JSON with a version
-(``drift_stream.v1`` snapshots, from before episodes, load with none open).
+episode per metric and the level an analyst accepted per metric
+(:mod:`monitor.stages.drift_episodes`), and the last few event ids so an
+alarm can name the events around its change point. All of it is bounded by
+the configuration and snapshots to JSON with a version (``drift_stream.v2``
+snapshots, from before acknowledgements, load with no accepted level;
+``drift_stream.v1`` ones, from before episodes, with no episode either).
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from detectors.changepoint import DETECTORS, ChangePointDetector, Detection, fle
 from detectors.changepoint.onset import HISTORY, refine_onset
 from detectors.windows import RollingWindow
 from monitor.errors import SnapshotError
-from monitor.stages.drift_episodes import Episode
+from monitor.stages.drift_episodes import Accepted, Episode
 
 __all__ = ["CATEGORICAL", "CHANGEPOINT_METRICS", "COLUMNS", "NUMERIC", "StreamConfig", "StreamState"]
 
-FORMAT = "drift_stream.v2"
-_OLD_FORMATS = ("drift_stream.v1",)  # no episodes, no surprisal_std: loads with none open and NaN spreads
+FORMAT = "drift_stream.v3"
+# v2: no accepted levels (loads with none); v1: no episodes either, no surprisal_std (NaN spreads).
+_OLD_FORMATS = ("drift_stream.v2", "drift_stream.v1")
 #: One row per event, in this order, in reference and window.
 COLUMNS = ("refusal", "output_chars", "output_entropy", "mean_surprisal", "output_class", "tools", "surprisal_std")
 NUMERIC = ("output_chars", "output_entropy", "mean_surprisal", "surprisal_std")
@@ -98,6 +101,8 @@ class StreamState:
         self.entropy_floor = -math.inf
         #: metric -> its open change-point episode (at most one per metric).
         self.episodes: dict[str, Episode] = {}
+        #: metric -> the level an analyst accepted, while no episode of it is open.
+        self.accepted: dict[str, Accepted] = {}
 
     def _detector(self, metric: str, name: str) -> ChangePointDetector:
         # The 0/1 refusal stream needs nothing special: detectors smooth a 0/1 warm-up themselves.
@@ -177,6 +182,7 @@ class StreamState:
             "since_evaluation": self.since_evaluation,
             "active": sorted(self.active),
             "episodes": {metric: episode.snapshot() for metric, episode in sorted(self.episodes.items())},
+            "accepted": {metric: accepted.snapshot() for metric, accepted in sorted(self.accepted.items())},
         }
 
     @classmethod
@@ -193,7 +199,7 @@ class StreamState:
         stream.window = _widened(RollingWindow.from_snapshot(state["window"]))
         saved = state["detectors"]
         for metric, by_name in stream.detectors.items():
-            if metric not in saved and state["format"] in _OLD_FORMATS:
+            if metric not in saved and state["format"] == "drift_stream.v1":
                 for detector in by_name.values():  # a metric added since: it starts now, indices aligned
                     detector.update_exact([math.nan] * stream.count)
                 continue
@@ -207,8 +213,10 @@ class StreamState:
         try:
             stream.episodes = {metric: Episode.from_snapshot(saved)
                                for metric, saved in state.get("episodes", {}).items()}
+            stream.accepted = {metric: Accepted.from_snapshot(saved)
+                               for metric, saved in state.get("accepted", {}).items()}
         except (KeyError, TypeError, ValueError) as exc:
-            raise SnapshotError(f"stream snapshot has a bad change-point episode: {exc}") from exc
+            raise SnapshotError(f"stream snapshot has a bad change-point episode or accepted level: {exc}") from exc
         return stream
 
 

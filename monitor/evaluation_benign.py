@@ -172,7 +172,8 @@ def run_benign_stream(events: Sequence[dict[str, Any]], *, kind: str, model: str
     from monitor.settings import load_settings
 
     # The store's signature table is not read: the evaluation has no store.
-    settings = settings if settings is not None else load_settings(signature_table=False)
+    if settings is None:
+        settings = load_settings(signature_table=False, drift_acknowledgements=False)
     decoder = EventDecoder(settings.ingest.limits)
     pipeline = build_pipeline(settings)
     engine = engine_from_settings(settings)

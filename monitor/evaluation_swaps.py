@@ -151,7 +151,8 @@ def run_stream(events: Sequence[dict[str, Any]], change: int, *, name: str, kind
     from monitor.settings import load_settings
 
     # The store's signature table is not read: the evaluation has no store.
-    settings = settings if settings is not None else load_settings(signature_table=False)
+    if settings is None:
+        settings = load_settings(signature_table=False, drift_acknowledgements=False)
     decoder = EventDecoder(settings.ingest.limits)
     pipeline = build_pipeline(settings)
     engine = engine_from_settings(settings)
@@ -182,7 +183,8 @@ def evaluate_swaps(data_dir: Path | None = None, *, seed: int = 0, batch_size: i
     from monitor.settings import load_settings
 
     data_dir = data_dir if data_dir is not None else default_data_dir()
-    settings = load_settings(signature_table=False, behaviour_representation=representation)
+    settings = load_settings(signature_table=False, drift_acknowledgements=False,
+                             behaviour_representation=representation)
     cache: dict[str, list[dict[str, Any]]] = {}
 
     def answers(model: str) -> list[dict[str, Any]]:

@@ -166,7 +166,8 @@ def build_stream(clean: list[tuple[str, str]], poisoned: list[tuple[str, str]], 
 
 def evaluation_settings(signature_file: Path) -> Settings:
     """The shipped settings, embeddings off and no known signatures."""
-    return load_settings(embedding="off", signatures=str(signature_file), signature_table=False)
+    return load_settings(embedding="off", signatures=str(signature_file), signature_table=False,
+                         drift_acknowledgements=False)
 
 
 def run_stream(settings: Settings, events: list[dict[str, Any]], *, batch: int = 256

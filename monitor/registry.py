@@ -73,9 +73,13 @@ def _drift(settings: Settings) -> Stage:
 
         pinned = load_pinned_reference(config.pinned_reference, EventDecoder(settings.ingest.limits),
                                        refusal_phrases=config.refusal_phrases)
+    # The only store I/O the drift stage does, and only through this source: off (evaluations, the
+    # gate, the bench, DRIFTWATCH_DRIFT_ACKNOWLEDGEMENTS=0), nothing is polled; on, a failing poll
+    # warns once and keeps the last set (monitor.accepted_changes), so a store that is down or not
+    # migrated yet delays acknowledgements and breaks nothing.
     accepted = None
     if config.acknowledgements:
-        from monitor.accepted_changes import TableAccepted
+        from monitor.storage.accepted import TableAccepted
 
         accepted = TableAccepted(settings.store.dsn)
     return DriftStage(config, pinned=pinned, accepted=accepted)

@@ -56,7 +56,7 @@ def bench_pipeline(*, n_events: int = 50_000, batch: int = 2048, full_window: bo
     decode = EventDecoder().decode
     events = [decode(line) for line in lines]
     # No signatures table: its first poll (opening the store) is start-up, not per-event cost.
-    pipeline = build_pipeline(load_settings(signature_table=False))
+    pipeline = build_pipeline(load_settings(signature_table=False, drift_acknowledgements=False))
     spent = {stage.name: 0.0 for stage in pipeline.stages}
     # A checkpoint after 80% of the events (the first: everything is encoded) and one at the
     # end (steady state: only what changed since is encoded again).
@@ -120,11 +120,11 @@ def _memory(lines: list[bytes], batch: int) -> str:
 
     decode = EventDecoder().decode
     events = [decode(line) for line in _one_model(lines)]
-    build_pipeline(load_settings(signature_table=False)).process(events[:batch])
+    build_pipeline(load_settings(signature_table=False, drift_acknowledgements=False)).process(events[:batch])
     gc.collect()
     tracemalloc.start()
     try:
-        pipeline = build_pipeline(load_settings(signature_table=False))
+        pipeline = build_pipeline(load_settings(signature_table=False, drift_acknowledgements=False))
         for start in range(0, len(events), batch):
             pipeline.process(events[start:start + batch])
         gc.collect()
@@ -160,7 +160,7 @@ def _full_window(lines: list[bytes], batch: int) -> str:
     from monitor.registry import build_pipeline
     from monitor.settings import load_settings
 
-    settings = load_settings(signature_table=False)
+    settings = load_settings(signature_table=False, drift_acknowledgements=False)
     decode = EventDecoder().decode
     pipeline = build_pipeline(settings)
     needed = settings.motif.window_events + settings.motif.window_events // settings.motif.buckets // 2

@@ -48,7 +48,8 @@ def gate_group(ctx: click.Context, baseline: str | None, candidate: str | None, 
     try:
         if not baseline or not candidate:
             raise ConfigError("gate needs --baseline and --candidate (or a subcommand: gate probes)")
-        settings = load_settings(signatures=signatures)
+        # Offline files judged on their own: an analyst's acknowledgements of live alerts must not change it.
+        settings = load_settings(signatures=signatures, drift_acknowledgements=False)
         report = run_gate(baseline, candidate, settings, _signatures(signatures), thresholds=Thresholds(
             max_length_ks, max_refusal_shift, max_trigger_sensitivity, max_canary_leaks))
         if report_path:

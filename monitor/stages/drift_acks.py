@@ -3,9 +3,10 @@
 An analyst who acknowledges (or resolves) a change-point alert, or its
 incident, accepts the change. :class:`EpisodeAcknowledgements` reads which
 alerts are accepted from an :class:`~monitor.accepted_changes.AcceptedSource`
-(the store's ``acknowledgements`` table in a worker or a replay) at most
-every ``reload_seconds``, before a batch, as the signature stage reads its
-table. An open episode whose alert is accepted then closes
+(in a worker or a replay the store's ``acknowledgements`` table,
+:class:`~monitor.storage.accepted.TableAccepted`) at most every
+``reload_seconds``, before a batch, as the signature stage reads its table.
+An open episode whose alert is accepted then closes
 (:meth:`~monitor.stages.drift_episodes.Episode.acknowledge`: a last revision,
 ``state: "acknowledged"``, ``active: false``) and its level becomes the
 metric's :class:`~monitor.stages.drift_episodes.Accepted` level.

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from monitor.accepted_changes import AcceptedChanges, StaticAccepted
 from monitor.alerts import Alert, Findings
 from monitor.errors import SnapshotError
+from monitor.events import EventDecoder
 from monitor.pipeline import Pipeline
 from monitor.policy.incidents import Incident, acknowledge, upsert_incidents
 from monitor.stages.drift import DriftConfig, DriftStage
@@ -22,7 +25,9 @@ from monitor.stages.drift_stream import StreamState
 from monitor.storage.accepted import TableAccepted, accepted_alert_ids
 from monitor.storage.sink import ClickHouseSink
 from monitor.storage.store import Store
-from tests.test_changepoint_lifecycle import of_metric, refusal_stream
+from tests.conftest import make_event
+from tests.soc_cli import invoke
+from tests.test_changepoint_lifecycle import ANSWER, REFUSAL, of_metric, refusal_stream
 
 CONFIG = DriftConfig(reference_events=300, window_events=300, evaluate_every=100, acknowledgement_reload_s=0)
 KEY = ("model-a", "1.0")
@@ -198,3 +203,71 @@ def test_a_v2_snapshot_still_restores_with_no_accepted_level(step: list) -> None
         StreamState.from_snapshot(stage._stream_config, dict(stream, accepted={"refusal": {"format": "v0"}}))
     with pytest.raises(SnapshotError):
         StreamState.from_snapshot(stage._stream_config, dict(stream, format="drift_stream.v9"))
+
+
+# --- a crossing at the accepted level, with the shipped settings ---------------------------------
+# Seed 5, default drift settings: every change-point metric alarms at 1,206 (onset 1,200), then a
+# burst of refusals at 1,797 crosses again at the same 35% (an update of the open alert), then the
+# drop back to 2% at 4,200 alarms at about 4,261.
+CROSSING_RATES = [(1200, 0.02), (1500, 0.35), (1500, 0.35), (1500, 0.02)]
+
+
+def answer_events(rates: list[tuple[int, float]], seed: int) -> list[dict]:
+    """Event dicts (``refusal_stream``'s answers) whose refusal rate is ``rate`` for each segment."""
+    rng = np.random.default_rng(seed)
+    events, index = [], 0
+    for count, rate in rates:
+        for _ in range(count):
+            output = REFUSAL if rng.random() < rate else ANSWER.format(i=index % 50)
+            events.append(make_event(index, output=output))
+            index += 1
+    return events
+
+
+def test_a_crossing_at_the_accepted_level_is_silent_and_the_drop_is_not() -> None:
+    decode = EventDecoder().decode
+    events = [decode(json.dumps(e)) for e in answer_events(CROSSING_RATES, seed=5)]
+    config = DriftConfig(acknowledgement_reload_s=0)
+    unacked = run(DriftStage(config), events, batch_size=2048)
+    first = unacked[0].alert_id
+    crossing = [a for a in unacked if a.revision == 1]
+    assert crossing and json.loads(crossing[0].evidence)["state"] == "changed", states(unacked)
+    assert events[1200].ts_ms < crossing[0].window_end_ms < events[2700].ts_ms  # at the 35% level
+    alerts = run(DriftStage(config, accepted=StaticAccepted({first})), events, batch_size=2048)
+    assert [(a.alert_id == first, json.loads(a.evidence)["state"]) for a in alerts] == [
+        (True, "changed"), (True, "acknowledged"), (False, "changed")], states(alerts)
+    assert alerts[2].ts_ms > events[4200].ts_ms
+
+
+# --- end to end: replay, `driftwatch ack`, replay again -------------------------------------------
+def _changepoints(dsn: str) -> dict[str, tuple[int, int, str]]:
+    """alert id -> (event time, revision, latest state) of the stored change-point alerts."""
+    with Store(dsn) as store:
+        _, rows = store.query("SELECT alert_id, toUnixTimestamp64Milli(ts), revision, evidence FROM alerts "
+                              "WHERE detector = 'changepoint'")
+    return {alert_id: (int(ts), revision, json.loads(evidence)["state"]) for alert_id, ts, revision, evidence in rows}
+
+
+def test_driftwatch_ack_of_the_incident_reaches_the_next_replay(tmp_path: Path, store_dsn: str) -> None:
+    events = answer_events(CROSSING_RATES, seed=5)
+    step, longer = tmp_path / "step.jsonl", tmp_path / "longer.jsonl"
+    step.write_text("".join(json.dumps(e) + "\n" for e in events[:2700]), encoding="utf-8")
+    # The same events, more at the accepted level, then a drop back to 2% (the next hour's incident).
+    longer.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    env = {"DRIFTWATCH_EMBEDDING": "off"}
+    assert invoke("replay", str(step), "--store", store_dsn, env=env).exit_code == 0
+    first = _changepoints(store_dsn)
+    # One alert per metric, updated by the crossing at the new level, still changed.
+    assert first and {(revision, state) for _, revision, state in first.values()} == {(1, "changed")}, first
+    with Store(store_dsn) as store:
+        _, rows = store.query("SELECT incident_id, alert_ids FROM incidents WHERE family = 'distribution'")
+    [incident] = [incident for incident, ids in rows if set(first) <= set(ids)]
+    acked = invoke("ack", incident, "--kind", "incident", "--actor", "ana", "--store", store_dsn, env=env)
+    assert acked.exit_code == 0, acked.output
+
+    assert invoke("replay", str(longer), "--store", store_dsn, env=env).exit_code == 0
+    second = _changepoints(store_dsn)
+    assert {alert_id: second[alert_id][2] for alert_id in first} == dict.fromkeys(first, "acknowledged")
+    new = {alert_id: ts for alert_id, (ts, _, _) in second.items() if alert_id not in first}
+    # Nothing new at the accepted level (the crossing is silent); the drop is news.
+    assert new and min(new.values()) > events[4200]["ts"], new

@@ -38,8 +38,11 @@ def test_flat_names_are_the_environment_variables_less_the_prefix() -> None:
     assert FLAT_NAMES["store"] == ("store", "dsn") and FLAT_NAMES["embedding"] == ("embedding", "mode")
     assert FLAT_NAMES["kafka_bootstrap"] == ("kafka", "bootstrap") and FLAT_NAMES["app_id"] == ("kafka", "app_id")
     assert FLAT_NAMES["behaviour_representation"] == ("behaviour", "representation")
-    assert len(FLAT_NAMES) == 100  # the 90 flat settings, the three label limits, motif_reference_events,
-    # detect_process, math_threads, drift_lock_flag_rate, motif_burst_min_support and the two behaviour_*
+    assert len(FLAT_NAMES) == 102  # the 90 flat settings, the three label limits, motif_reference_events,
+    # detect_process, math_threads, drift_lock_flag_rate, motif_burst_min_support, the two behaviour_*
+    # and the two drift_acknowledgement*
+    assert FLAT_NAMES["drift_acknowledgements"] == ("drift", "acknowledgements")
+    assert FLAT_NAMES["drift_acknowledgement_reload_s"] == ("drift", "acknowledgement_reload_s")
 
 
 def test_the_motif_limit_that_applies_at_run_time_is_the_default() -> None:

@@ -138,8 +138,8 @@ class KafkaSettings(Section):
     detect_process: bool = Field(
         default=False, description="Run the detectors in one child process of the worker, so detection and "
         "Kafka/Faust use two cores (streams.detection). Off by default: the two processes take about 1.5 GiB, "
-        "and with an embedded chdb store the child cannot read the signatures table (one process per chdb "
-        "folder), so use it with a ClickHouse server.")
+        "and with an embedded chdb store the child cannot read the signatures and acknowledgements tables (one "
+        "process per chdb folder), so use it with a ClickHouse server.")
     health_interval_s: float = Field(default=10.0, gt=0,
                                      description="Seconds between worker health samples in service_metrics.")
     web_enabled: bool = Field(default=True, description="Run the worker's Faust web server (bound to web_bind).")

@@ -97,7 +97,8 @@ class DriftConfig(Section):
     acknowledgements: bool = Field(
         default=True, description="Read analysts' acknowledgements from the store's `acknowledgements` table: "
         "an acknowledged (or resolved) change-point alert, or its incident, ends the episode and its level "
-        "becomes the stream's reference.")
+        "becomes the stream's reference. The stage's only store access; an unreadable store keeps the last "
+        "set. Evaluations, the bench and the gate turn it off.")
     acknowledgement_reload_s: float = Field(
         default=30.0, ge=0.0, description="Check the acknowledgements at most this often (seconds); 0 checks "
         "before every batch.")

@@ -274,20 +274,22 @@ class DriftStage:
         """A new episode's alert, the open episode's next revision, or nothing: the accepted level again."""
         level, baseline = _level(metric, detection.after), _level(metric, detection.before)
         episode, accepted = stream.episodes.get(metric), stream.accepted.get(metric)
-        if episode is None and accepted is not None and math.isfinite(level):
-            if accepted.covers(level):
-                return []  # the regime an analyst accepted, seen again as the detector re-warms on it
-            baseline = accepted.level  # measured against what was accepted
+        if episode is None and accepted is not None and math.isfinite(level) and accepted.covers(level):
+            return []  # the regime an analyst accepted, seen again by the detector re-warmed on it
         if episode is None or not math.isfinite(level):
             alert = self._changepoint_alert(key, tenant, stream, event, metric, detector, detection, shifted)
             if not (math.isfinite(level) and math.isfinite(baseline)):
                 return [alert]
-            stream.accepted.pop(metric, None)
+            # The baseline is the re-warmed detector's mean, also after an acknowledgement (the accepted
+            # regime as measured since). The accepted level stays: this episode returns into it.
             stream.episodes[metric] = Episode(alert=alert, baseline=baseline, level=level)
             # Accepted already (a replay of acknowledged alerts): closed where it opened, in any batching.
             return [alert, accept(stream, metric, event.ts_ms)] if self._acks.is_accepted(alert.alert_id) else [alert]
+        # An episode open beside an accepted level left that regime (an ack replaces the level): back in it
+        # is its return, however far the noisy level of the alarm overshoots.
         update = episode.follow(level=level, ts_ms=event.ts_ms, statistic=_finite(detection.statistic),
-                                detection_index=detection.detected_at, change_point=stream.onset(metric, detection))
+                                detection_index=detection.detected_at, change_point=stream.onset(metric, detection),
+                                accepted=accepted)
         logger.info("changepoint alert updated model=%s version=%s metric=%s state=%s revision=%d crossings=%d",
                     key[0], key[1], metric, "returned" if episode.closed else "changed", update.revision,
                     episode.crossings)

@@ -23,7 +23,8 @@ them together per (stream, metric):
   that stays on the accepted side (short of half the way back to the old
   baseline, or further out) is the accepted regime seen again, not news;
   one that comes back half the way to the old baseline, or crosses it,
-  opens a new episode measured against the accepted level.
+  opens a new episode, which returns when an alarm is in the accepted
+  regime again.
 
 Examples
 --------
@@ -72,10 +73,17 @@ class Episode:
     closed: bool = field(default=False)
 
     def follow(self, *, level: float, ts_ms: int, statistic: float | None, detection_index: int,
-               change_point: int) -> Alert:
-        """A later alarm of this episode's metric: the alert's next revision (closing it if back)."""
+               change_point: int, accepted: Accepted | None = None) -> Alert:
+        """A later alarm of this episode's metric: the alert's next revision (closing it if back).
+
+        Back is within half the way to the baseline or, for an episode that left an ``accepted``
+        regime, anywhere in that regime again (:meth:`Accepted.covers`).
+        """
         self.crossings += 1
-        returned = abs(level - self.baseline) <= _RETURN_FRACTION * abs(self.level - self.baseline)
+        if accepted is not None:
+            returned = accepted.covers(level)
+        else:
+            returned = abs(level - self.baseline) <= _RETURN_FRACTION * abs(self.level - self.baseline)
         self.level = level
         evidence = json.loads(self.alert.evidence)
         evidence.update(after=level, crossings=self.crossings, last_detection_index=detection_index, updated_ts=ts_ms,

@@ -101,7 +101,7 @@ class StreamState:
         self.entropy_floor = -math.inf
         #: metric -> its open change-point episode (at most one per metric).
         self.episodes: dict[str, Episode] = {}
-        #: metric -> the level an analyst accepted, while no episode of it is open.
+        #: metric -> the level an analyst accepted; a later episode's return comes back to it.
         self.accepted: dict[str, Accepted] = {}
 
     def _detector(self, metric: str, name: str) -> ChangePointDetector:

@@ -65,3 +65,29 @@ def test_two_distribution_families_never_recommend_a_rollback_without_behaviour_
 def test_bad_effect_sections_are_refused_with_the_key(section: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_policy({"alerts": {"distribution": section}}, "test.yaml")
+
+
+def located(before: float, after: float, onset: int, detected: int) -> Alert:
+    return Alert.create(ts_ms=0, model_id="bot", model_version="2", detector="changepoint", metric="refusal",
+                        severity="high", score=1, threshold=1,
+                        evidence={"metric": "refusal", "before": before, "after": after, "change_point": onset,
+                                  "detection_index": detected}, discriminator=f"{onset}:{detected}")
+
+
+@pytest.mark.parametrize(("before", "after", "onset", "detected", "expected"), [
+    (0.001, 0.5, 3316, 3319, "medium"),   # two refusals in four events: 0.499 * 4/54 = 3.7 points
+    (0.001, 1.0, 100, 100, "info"),       # one refusal: 1/51 of a 100-point change, under the 2-point minimum
+    (0.02, 0.32, 1000, 1099, "high"),     # 30 points held over 100 events: 20 points
+    (0.02, 0.14, 1000, 1099, "medium"),   # 12 points over 100 events: 8, under `large`
+])
+def test_a_change_points_size_counts_only_as_much_as_its_events_show(before: float, after: float, onset: int,
+                                                                      detected: int, expected: str) -> None:
+    assert AlertTriage(default_policy()).remap(located(before, after, onset, detected)).severity == expected
+
+
+def test_effect_events_zero_takes_the_level_as_measured_and_a_bad_value_is_refused() -> None:
+    policy = parse_policy({"alerts": {"distribution": {"effect_events": 0, "effect": {"refusal": {
+        "min": 0.02, "large": 0.10}}}}}, "test.yaml")
+    assert AlertTriage(policy).remap(located(0.001, 0.5, 3316, 3319)).severity == "high"
+    with pytest.raises(ConfigError, match="effect_events must be an integer >= 0"):
+        parse_policy({"alerts": {"distribution": {"effect_events": -1}}}, "test.yaml")

@@ -119,7 +119,7 @@ class AlertTriage:
         cap: Severity = settings.distribution_cap  # type: ignore[assignment]  # validated on load
         capped = alert.severity if severity_rank(alert.severity) <= severity_rank(cap) else cap
         effect = next((e for e in settings.effects if e.metric == alert.metric), None)
-        change = _change(alert)
+        change = _change(alert, settings.effect_events)
         if effect is None or change is None:
             return capped
         if change < effect.minimum:
@@ -187,14 +187,25 @@ class AlertTriage:
         self._pages = OrderedDict((str(model), [int(t) for t in times]) for model, times in state.get("pages", []))
 
 
-def _change(alert: Alert) -> float | None:
-    """``|after - before|`` from a distribution alert's evidence, or None where it has no such estimate."""
+def _change(alert: Alert, effect_events: int) -> float | None:
+    """``|after - before|`` from a distribution alert's evidence, or None where it has no such estimate.
+
+    A change point's ``after`` is the mean of the values since its onset (``change_point`` to
+    ``detection_index``). Over a handful of events that is noise, not a size: on a model that refuses once
+    in a thousand answers, two refusals four events apart read as a 50-point change. The change is shrunk
+    toward none by ``n / (n + effect_events)`` for its ``n`` events, the mean of the ``n`` values and
+    ``effect_events`` more at the old level. A divergence's levels come from whole windows and are kept.
+    """
     try:
         evidence = json.loads(alert.evidence)
         before, after = evidence.get("before"), evidence.get("after")
+        onset, detected = evidence.get("change_point"), evidence.get("detection_index")
     except (TypeError, ValueError, AttributeError):
         return None
     if not isinstance(before, (int, float)) or not isinstance(after, (int, float)):
         return None
     change = abs(float(after) - float(before))
+    if isinstance(onset, int) and isinstance(detected, int) and not isinstance(onset, bool):
+        events = max(detected - onset + 1, 1)
+        change *= events / (events + effect_events)
     return change if math.isfinite(change) else None

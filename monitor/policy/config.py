@@ -102,6 +102,9 @@ class AlertSettings:
     #: The most a distribution-only alert is unless its change is large (see :class:`EffectSize`).
     distribution_cap: str = "medium"
     effects: tuple[EffectSize, ...] = ()
+    #: A change point's level after its onset, measured over ``n`` events, counts ``n / (n + effect_events)``
+    #: of its change: two refusals in four events are not a 50-point change yet.
+    effect_events: int = 50
     paging_budget: PagingBudget | None = None
 
 
@@ -193,10 +196,14 @@ def _count(value: Any, where: str) -> int:
     return value
 
 
-def _distribution(section: dict[str, Any], where: str) -> tuple[str, tuple[EffectSize, ...]]:
-    """The ``alerts.distribution`` section: ``cap`` and per-metric ``effect: {metric: {min, large}}``."""
-    _only(section, {"cap", "effect"}, where)
+def _distribution(section: dict[str, Any], where: str) -> tuple[str, tuple[EffectSize, ...], int]:
+    """The ``alerts.distribution`` section: ``cap``, ``effect_events`` and ``effect: {metric: {min, large}}``."""
+    _only(section, {"cap", "effect", "effect_events"}, where)
     cap = _severity(section.get("cap", "medium"), f"{where}.cap")
+    effect_events = section.get("effect_events", AlertSettings.effect_events)
+    if not isinstance(effect_events, int) or isinstance(effect_events, bool) or not 0 <= effect_events <= MAX_COUNT:
+        raise ConfigError(f"{where}.effect_events must be an integer >= 0 and <= {MAX_COUNT:,} (events); "
+                          f"got {effect_events!r}")
     effects = []
     for metric, entry in _mapping(section.get("effect"), f"{where}.effect").items():
         at = f"{where}.effect.{metric}"
@@ -206,7 +213,7 @@ def _distribution(section: dict[str, Any], where: str) -> tuple[str, tuple[Effec
         if large < minimum:
             raise ConfigError(f"{at}: large must be >= min; got {large!r} < {minimum!r}")
         effects.append(EffectSize(str(metric), minimum, large))
-    return cap, tuple(effects)
+    return cap, tuple(effects), effect_events
 
 
 def _non_negative(value: Any, where: str) -> float:
@@ -242,7 +249,7 @@ def parse_policy(document: Any, where: str) -> Policy:
         windows.append(MaintenanceWindow(
             start_ms=start, end_ms=end, reason=str(entry.get("reason", "maintenance")),
             **{k: str(entry[k]) for k in ("model_id", "model_version", "detector") if k in entry}))
-    cap, effects = _distribution(_mapping(alerts.get("distribution"), f"{where}: alerts.distribution"),
+    cap, effects, effect_events = _distribution(_mapping(alerts.get("distribution"), f"{where}: alerts.distribution"),
                                  f"{where}: alerts.distribution")
     budget = None
     if alerts.get("paging_budget") is not None:
@@ -281,7 +288,7 @@ def parse_policy(document: Any, where: str) -> Policy:
         alerts=AlertSettings(
             dedup_window_ms=parse_duration(alerts.get("dedup_window", "10m"), where=f"{where}: alerts.dedup_window"),
             severity=tuple(overrides), suppress=tuple(windows), distribution_cap=cap, effects=effects,
-            paging_budget=budget),
+            effect_events=effect_events, paging_budget=budget),
         incident_window_ms=parse_duration(incidents.get("window", "1h"), where=f"{where}: incidents.window"),
         rollback=RollbackSettings(
             window_ms=parse_duration(rollback.get("window", "15m"), where=f"{where}: rollback.window"),

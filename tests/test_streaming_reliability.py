@@ -43,8 +43,15 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(tmp_path: P
     scenario = synthetic_scenario(n_events=14_000, trigger_at=3000, trigger_rate=0.05, seed=5)
     messages = encoded(scenario.events)
 
-    def paced() -> None:  # the stream keeps flowing across the crash
+    # The stream keeps flowing across the crash; its last part waits until the second worker has been
+    # stopped, so that the stop comes mid-stream however long a worker takes to start on a loaded machine.
+    stopped = threading.Event()
+    held_from = 9000
+
+    def paced() -> None:
         for start in range(300, len(messages), 300):
+            if start == held_from:
+                stopped.wait(timeout=180)
             kafka.produce(messages[start:start + 300])
             time.sleep(0.3)
 
@@ -68,14 +75,19 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(tmp_path: P
     # The second worker resumes, and is stopped gracefully mid-stream: unacknowledged events
     # must not hold the shutdown up (Faust would wait for them forever with stream_wait_empty).
     second = Worker(tmp_path, env, "second").start()
-    deadline = time.monotonic() + 60
-    while committed() <= committed_at_kill + 300:
-        assert second.alive() and time.monotonic() < deadline, second.log_text()[-3000:]
-        time.sleep(0.1)
-    assert producer.is_alive(), "the stop must come mid-stream"
-    stopping = time.monotonic()
-    assert second.stop(timeout=20) == 0, second.log_text()[-3000:]
-    assert time.monotonic() - stopping < 10
+    try:
+        deadline = time.monotonic() + 60
+        while committed() <= committed_at_kill + 300:
+            assert second.alive() and time.monotonic() < deadline, second.log_text()[-3000:]
+            time.sleep(0.1)
+        assert committed() < held_from, "the stop must come mid-stream"
+        stopping = time.monotonic()
+        assert second.stop(timeout=20) == 0, second.log_text()[-3000:]
+        assert time.monotonic() - stopping < 10
+    finally:
+        if second.alive():
+            second.kill()
+        stopped.set()
     assert "detector state restored" in second.log_text()
 
     third = Worker(tmp_path, env, "third").start()

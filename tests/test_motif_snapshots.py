@@ -46,7 +46,7 @@ def test_version_one_states_are_still_read() -> None:
     sketch = CountMinSketch(width=256, depth=2)
     sketch.add(rng.integers(0, 2**63, size=500, dtype=np.uint64))
     old = {"format": "count_min.v1", "width": 256, "depth": 2,
-           "table": base64.b64encode(zlib.compress(sketch.table.tobytes(), 6)).decode("ascii")}
+           "table": base64.b64encode(zlib.compress(sketch.table.astype("<i4").tobytes(), 6)).decode("ascii")}
     assert (CountMinSketch.restore(old).table == sketch.table).all()
     for compress in (True, False):
         assert (CountMinSketch.restore(sketch.snapshot(compress=compress)).table == sketch.table).all()
@@ -83,3 +83,19 @@ def test_version_two_states_are_read_with_no_unflagged_answers_kept() -> None:
     assert MotifMiner.restore(old)._unflagged.events == {}
     with pytest.raises(ValueError, match=r"unflagged_answers\.v1"):
         UnflaggedAnswers.restore({**state["unflagged"], "format": "unflagged_answers.v0"})
+
+
+def test_sketch_counters_widen_before_they_wrap() -> None:
+    sketch = CountMinSketch(width=16, depth=2)
+    item = np.array([7], dtype=np.uint64)
+    sketch.add(np.repeat(item, 65_535))
+    assert sketch.table.dtype == np.uint16 and sketch.estimate(item).tolist() == [65_535]
+    sketch.add(item)  # one more than 16 bits hold: the table widens first, the count stays exact
+    assert sketch.table.dtype == np.int32 and sketch.estimate(item).tolist() == [65_536]
+    assert sketch.estimate(item).dtype == np.int32
+    restored = CountMinSketch.restore(sketch.snapshot())
+    assert restored.table.dtype == np.int32 and (restored.table == sketch.table).all()
+    half = CountMinSketch(width=16, depth=2)
+    half.add(np.repeat(item, 40_000))
+    merged = half.merged([half])
+    assert merged.table.dtype == np.int32 and merged.estimate(item).tolist() == [80_000]

@@ -30,6 +30,8 @@ __all__ = ["CountMinSketch"]
 FORMAT = "count_min.v2"
 _FORMAT_V1 = "count_min.v1"  # int32, always deflated; still read
 # Odd multipliers for multiply-shift hashing (Dietzfelbinger et al. 1997), one per row.
+_NARROW = np.dtype(np.uint16)
+_NARROW_MAX = int(np.iinfo(_NARROW).max)
 _MULTIPLIERS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
                 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53)
 
@@ -52,7 +54,10 @@ class CountMinSketch:
             raise ValueError(f"depth must be in [1, {len(_MULTIPLIERS)}]; got {depth!r}")
         self.width = width
         self.depth = depth
-        self.table = np.zeros((depth, width), dtype=np.int32)  # a step never counts 2**31
+        # Counters in 16 bits while they fit, widened to 32 (a step never counts 2**31) before one could
+        # wrap: most sketches never need more, and half the bytes is a megabyte per sketch.
+        self.table = np.zeros((depth, width), dtype=_NARROW)
+        self._top = 0  # at least the largest counter (exact after a widening check)
         self._shift = np.uint64(64 - (width.bit_length() - 1))
 
     def _columns(self, items: np.ndarray) -> np.ndarray:
@@ -65,13 +70,23 @@ class CountMinSketch:
         """Count each item of ``items`` (uint64 hashes) once per occurrence."""
         if len(items) == 0:
             return
+        top = self._top
         for row, columns in enumerate(self._columns(items)):
-            self.table[row] += np.bincount(columns, minlength=self.width)
+            counts = np.bincount(columns, minlength=self.width)
+            if self.table.dtype == _NARROW:
+                bound = self._top + int(counts.max())  # no counter of the row grows past this
+                if bound > _NARROW_MAX:
+                    bound = int((self.table[row] + counts).max())  # in int64: the row's largest, exactly
+                    if bound > _NARROW_MAX:
+                        self.table = self.table.astype(np.int32)
+                top = max(top, bound)
+            np.add(self.table[row], counts, out=self.table[row], casting="unsafe")  # fits: checked above
+        self._top = top
 
     def estimate(self, items: np.ndarray) -> np.ndarray:
         """Upper-bound estimates of the items' counts."""
         columns = self._columns(items)
-        return np.min(self.table[np.arange(self.depth)[:, None], columns], axis=0)
+        return np.min(self.table[np.arange(self.depth)[:, None], columns], axis=0).astype(np.int32, copy=False)
 
     def estimate_without(self, items: np.ndarray, later: np.ndarray) -> np.ndarray:
         """:meth:`estimate` as it was before the items ``later`` were added (exactly, row by row).
@@ -93,8 +108,14 @@ class CountMinSketch:
     def merged(self, others: list[CountMinSketch]) -> CountMinSketch:
         """A new sketch counting this one's items and the others'."""
         out = CountMinSketch(self.width, self.depth)
-        out.table = self.table + sum((other.table for other in others), np.zeros_like(self.table))
+        out._set(self.table.astype(np.int64) + sum((other.table for other in others), np.zeros(self.table.shape,
+                                                                                               dtype=np.int64)))
         return out
+
+    def _set(self, table: np.ndarray) -> None:
+        """Hold ``table``'s counts in the narrowest of 16 and 32 bits that fits them."""
+        self._top = int(table.max(initial=0))
+        self.table = table.astype(_NARROW if self._top <= _NARROW_MAX else np.int32)
 
     def snapshot(self, *, compress: bool = True) -> dict[str, Any]:
         """JSON-ready state: the table in its narrowest unsigned type, base64, deflated if ``compress``.
@@ -130,5 +151,5 @@ class CountMinSketch:
         table = np.frombuffer(raw, dtype=dtype)
         if table.size != sketch.depth * sketch.width:
             raise ValueError(f"count-min snapshot holds {table.size} counters; expected {sketch.depth * sketch.width}")
-        sketch.table = table.reshape(sketch.depth, sketch.width).astype(np.int32)
+        sketch._set(table.reshape(sketch.depth, sketch.width))
         return sketch

@@ -6,14 +6,17 @@ replaced (kept here as the reference), on random inputs: the miner's candidates 
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
+import zlib
 from dataclasses import dataclass, field
 
 import hypothesis.strategies as st
 import numpy as np
 from hypothesis import given, settings
 
+from detectors.motifs.bursts import _mix, questions
 from detectors.motifs.count_min import CountMinSketch
 from detectors.motifs.heavy_hitters import PAYLOAD_CAP, HeavyHitters
 from detectors.motifs.ngrams import MAX_TOKENS, _groups, tokenize
@@ -151,3 +154,36 @@ def test_estimate_without_matches_the_isin_reference(earlier: list[int], later: 
     got = sketch.estimate_without(items, added)
     assert np.array_equal(got, _reference_estimate_without(sketch, items, added))
     assert got.dtype == _reference_estimate_without(sketch, items, added).dtype
+
+
+def _reference_token_crcs(tokens: list[list[str]]) -> np.ndarray:
+    """questions' token hashes as first written: the batch joined by NUL, encoded once, split back."""
+    pieces = "\x00".join(itertools.chain.from_iterable(tokens)).encode("utf-8", "surrogatepass").split(b"\x00")
+    return np.fromiter(map(zlib.crc32, pieces), dtype=np.uint64, count=len(pieces))
+
+
+def _reference_questions(tokens: list[list[str]]) -> list[np.ndarray]:
+    """questions as first written: the NUL-joined token hashes and numpy.split into events."""
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    if not lengths.any():
+        return [np.zeros(0, dtype=np.uint32) for _ in tokens]
+    owner = np.repeat(np.arange(len(tokens), dtype=np.uint64), lengths)
+    token = _reference_token_crcs(tokens)
+    with np.errstate(over="ignore"):
+        pairs = _mix(token[:-1] * np.uint64(0x9E3779B97F4A7C15) + token[1:] + np.uint64(1))
+    within = owner[:-1] == owner[1:]
+    shift = np.uint64(32)
+    keys = np.unique(np.concatenate([owner << shift | _mix(token) >> shift,
+                                     owner[:-1][within] << shift | pairs[within] >> shift]))
+    ends = np.cumsum(np.bincount((keys >> shift).astype(np.int64), minlength=len(tokens)))
+    return np.split(keys.astype(np.uint32), ends[:-1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=60), max_size=12))
+def test_questions_match_the_joined_reference(texts: list[str]) -> None:
+    tokens = [tokenize(text) for text in texts]
+    got = questions(tokens)
+    assert len(got) == len(tokens)
+    for question, expected in zip(got, _reference_questions(tokens), strict=True):
+        assert question.hashes.dtype == expected.dtype and np.array_equal(question.hashes, expected)

@@ -50,12 +50,12 @@ Examples
 from __future__ import annotations
 
 import base64
+import itertools
 import math
 import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -114,9 +114,12 @@ def questions(tokens: Sequence[list[str]]) -> list[Question]:
     if not lengths.any():
         return [Question(np.zeros(0, dtype=np.uint32)) for _ in tokens]
     owner = np.repeat(np.arange(len(tokens), dtype=np.uint64), lengths)
-    # Tokens never hold NUL (tokenize drops it): one encode of the batch, split back, all in C.
-    pieces = "\x00".join(chain.from_iterable(tokens)).encode("utf-8", "surrogatepass").split(b"\x00")
-    token = np.fromiter(map(zlib.crc32, pieces), dtype=np.uint64, count=len(pieces))
+    # Each distinct token of the batch hashed once (a batch repeats its words), then looked up by position.
+    flat = list(itertools.chain.from_iterable(tokens))
+    index = dict(zip(dict.fromkeys(flat), itertools.count()))
+    crc = np.fromiter((zlib.crc32(t.encode("utf-8", "surrogatepass")) for t in index), dtype=np.uint64,
+                      count=len(index))
+    token = crc[np.fromiter(map(index.__getitem__, flat), dtype=np.int64, count=len(flat))]
     with np.errstate(over="ignore"):
         pairs = _mix(token[:-1] * _CHAIN + token[1:] + np.uint64(1))
     within = owner[:-1] == owner[1:]
@@ -129,8 +132,9 @@ def questions(tokens: Sequence[list[str]]) -> list[Question]:
     keep[0] = True
     np.not_equal(keys[1:], keys[:-1], out=keep[1:])
     keys = keys[keep]
-    ends = np.cumsum(np.bincount((keys >> _SHIFT).astype(np.int64), minlength=len(tokens)))
-    return [Question(part) for part in np.split(keys.astype(np.uint32), ends[:-1])]
+    ends = np.cumsum(np.bincount((keys >> _SHIFT).astype(np.int64), minlength=len(tokens))).tolist()
+    hashes = keys.astype(np.uint32)
+    return [Question(hashes[start:end]) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -152,7 +156,9 @@ class PayloadBursts:
         self.known_cap = known_cap
         # Per recent answer, its distinct questions: (input hash, sketch, size); the sketch is dropped
         # (b"", 0) once the answer has its min_inputs questions, when no later input is compared with it.
-        self.recent: OrderedDict[int, list[tuple[int, bytes, int]]] = OrderedDict()
+        # A tuple, replaced when it grows: most answers are given once, and a list would cost them twice the
+        # bytes (1.5 MiB of list objects at 8,192 answers, measured with tracemalloc).
+        self.recent: OrderedDict[int, tuple[tuple[int, bytes, int], ...]] = OrderedDict()
         self.known: OrderedDict[int, None] = OrderedDict()  # answers that burst in the reference
         self.before: dict[int, int] = {}  # of the recent answers not yet a burst, occurrences so far
 
@@ -168,16 +174,17 @@ class PayloadBursts:
         """
         asked = self.recent.get(output_hash)
         if asked is None:
-            asked = self.recent[output_hash] = []
+            asked = self.recent[output_hash] = ()
             if len(self.recent) > self.capacity:
                 self.before.pop(self.recent.popitem(last=False)[0], None)
         self.recent.move_to_end(output_hash)
         if len(asked) < self.min_inputs and all(h != input_hash for h, _, _ in asked) \
                 and not _asked_before(question, asked):
             sketch, size = question.kept() if question is not None else (b"", 0)
-            asked.append((input_hash, sketch, size))
+            asked = (*asked, (input_hash, sketch, size))
             if len(asked) >= self.min_inputs:
-                asked[:] = [(h, b"", 0) for h, _, _ in asked]
+                asked = tuple((h, b"", 0) for h, _, _ in asked)
+            self.recent[output_hash] = asked
         burst = len(asked) >= self.min_inputs
         if burst and reference and output_hash not in self.known:
             self.known[output_hash] = None
@@ -202,15 +209,16 @@ class PayloadBursts:
             raise ValueError(f"payload-bursts snapshot format must be {FORMAT!r} or one of {_OLD_FORMATS}; "
                              f"got {form!r}")
         if form == FORMAT:
-            self.recent = OrderedDict((int(h), [(int(i), base64.b64decode(sketch), int(size))
-                                                for i, sketch, size in asked]) for h, asked in state["recent"])
+            self.recent = OrderedDict((int(h), tuple((int(i), base64.b64decode(sketch), int(size))
+                                                     for i, sketch, size in asked)) for h, asked in state["recent"])
         else:  # an old state kept input hashes only: each stays a question of its own (no sketch to compare)
-            self.recent = OrderedDict((int(h), [(int(i), b"", 0) for i in inputs]) for h, inputs in state["recent"])
+            self.recent = OrderedDict((int(h), tuple((int(i), b"", 0) for i in inputs))
+                                      for h, inputs in state["recent"])
         self.known = OrderedDict((int(h), None) for h in state["known"])
         self.before = {int(h): int(n) for h, n in state.get("before", [])}
 
 
-def _asked_before(question: Question | None, asked: list[tuple[int, bytes, int]]) -> bool:
+def _asked_before(question: Question | None, asked: Sequence[tuple[int, bytes, int]]) -> bool:
     """Is ``question`` one the answer was already given to (the same instruction, wrapped or reworded)?"""
     if question is None:
         return False

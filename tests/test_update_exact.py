@@ -25,3 +25,20 @@ def test_update_exact_equals_repeated_update(name: str) -> None:
     assert repr(found) == repr(alarms) and len(alarms) >= 1  # repr: a NaN statistic equals itself
     assert json.dumps(many.snapshot()) == json.dumps(one.snapshot())
     assert many.drift_detected == one.drift_detected
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_update_exact_skips_non_finite_values_while_warming_as_update_does(name: str) -> None:
+    rng = np.random.default_rng(5)
+    values = np.concatenate([[np.nan] * 40, rng.normal(0, 1, 20), [np.nan, -np.inf] * 10, rng.normal(0, 1, 40),
+                             [np.nan] * 30, rng.normal(4, 1, 100)])
+    one, many = DETECTORS[name](warmup=30, arl0=300), DETECTORS[name](warmup=30, arl0=300)
+    alarms = []
+    for x in values.tolist():
+        one.update(x)
+        if one.drift_detected and one.detection is not None:
+            alarms.append(one.detection)
+    found = many.update_exact(values[:45].tolist()) + many.update_exact(values[45:].tolist())
+    assert repr(found) == repr(alarms)
+    assert json.dumps(many.snapshot()) == json.dumps(one.snapshot())
+    assert many.drift_detected == one.drift_detected

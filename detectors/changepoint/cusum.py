@@ -142,6 +142,10 @@ class CUSUM(WarmupDetector):
         up, down, up_start, down_start, n = self.up, self.down, self.up_start, self.down_start, self.n
         mean, scale, threshold, drift = self.mean, self.scale, self.threshold, self._drift
         for x in xs:
+            if not isfinite(x):  # what update does with it, warming up or not: count it, nothing else
+                n += 1
+                drift = False
+                continue
             if not isfinite(mean):  # warming up: the shared path
                 self.up, self.down, self.up_start, self.down_start, self.n = up, down, up_start, down_start, n
                 self.update(x)
@@ -151,8 +155,6 @@ class CUSUM(WarmupDetector):
             index = n
             n += 1
             drift = False
-            if not isfinite(x):
-                continue
             z = (x - mean) / scale
             # The arithmetic of _step, in the same order.
             new_up = up + z - k

@@ -39,7 +39,7 @@ import functools
 import json
 import math
 import re
-from collections import _count_elements  # type: ignore[attr-defined]  # Counter's C helper
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -75,9 +75,7 @@ def lexical_entropy(text: str) -> float:
     total = len(words)
     if total <= 1:
         return 0.0
-    counted: dict[str | bytes, int] = {}
-    _count_elements(counted, words)  # Counter's own C loop, without building a Counter
-    counts = counted.values()
+    counts = Counter(words).values()
     # The same sum, in the same order, as ever: entropies stay bit-identical across versions.
     if total <= _TABULATED_TOTAL:
         return -sum(map(_entropy_terms(total).__getitem__, counts))

@@ -103,8 +103,39 @@ def test_one_rejection_is_a_wobble_a_sustained_one_is_an_alert() -> None:
     assert [h["events"] for h in evidence["window_inputs"]["horizons"]] == [200, 300]
 
 
+def test_a_brief_input_excursion_is_flagged_but_only_a_sustained_one_is_an_input_drift_alert() -> None:
+    # Seed 4's order puts a run of instructions the reference lacks just before the switch: the short
+    # input window rejects for a few events. Alerting at the first rejection told the SOC "what users ask
+    # changed" on a stream whose questions never changed.
+    raw, change = swap_stream(load_answers(DATA, "gpt-3.5-turbo-0301"), load_answers(DATA, "gpt-3.5-turbo-0613"),
+                              seed=4)
+    decoder = EventDecoder()
+    events = [decoder.decode(json.dumps(e).encode()) for e in raw[:change]]
+
+    def run(config: BehaviourConfig) -> tuple[list, list[int]]:
+        from monitor.pipeline import KeyBatch
+
+        batch = KeyBatch(("assistant", "1"), events)
+        alerts = [a for a in BehaviourStage(config).process(batch).alerts if a.detector == "input_drift"]
+        return alerts, [i for i, flags in enumerate(batch.flags) if FLAG in flags]
+
+    at_once, flagged_at_once = run(BehaviourConfig(input_sustain=1))
+    sustained, flagged = run(BehaviourConfig())
+    assert at_once and flagged_at_once, "the order's excursion no longer crosses the short window's threshold"
+    assert sustained == [] and flagged == flagged_at_once
+
+    mix, shift = input_mix_stream(load_answers(DATA, "gpt-4o-2024-05-13"), seed=1)
+    decoded = [decoder.decode(json.dumps(e).encode()) for e in mix]
+    alerts = [a for a in Pipeline([BehaviourStage()]).process(decoded).alerts if a.detector == "input_drift"]
+    assert len(alerts) == 1
+    evidence = json.loads(alerts[0].evidence)
+    assert evidence["sustained_tests"] == BehaviourConfig().input_sustain
+    assert shift <= evidence["shift_index"] == evidence["detection_index"] - evidence["sustained_tests"] + 1
+
+
 @pytest.mark.parametrize(("changes", "message"), [
     ({"sustain": 0}, "sustain must be at least 1"),
+    ({"input_sustain": 0}, "input_sustain must be at least 1"),
     ({"inputs_long_window": 100}, "inputs_long_window must be at least output_window"),
     ({"inputs_long_window": 400}, "shorter than reference_events"),
 ])
@@ -113,7 +144,9 @@ def test_behaviour_config_rejects_windows_it_cannot_test(changes: dict, message:
         BehaviourConfig(**changes)
 
 
-def test_a_v4_snapshot_is_migrated_and_keeps_alerting() -> None:
+@pytest.mark.parametrize(("version", "missing"), [("behaviour.v4", ("rejections", "shift_run")),
+                                                  ("behaviour.v5", ("shift_run",))])
+def test_an_older_snapshot_is_migrated_and_keeps_alerting(version: str, missing: tuple[str, ...]) -> None:
     raw, change = swap_stream(load_answers(DATA, "Mistral-7B-Instruct-v0.2"),
                               load_answers(DATA, "gpt-4o-2024-05-13"), seed=2)
     decoder = EventDecoder()
@@ -122,8 +155,9 @@ def test_a_v4_snapshot_is_migrated_and_keeps_alerting() -> None:
     first.process(events[:change - 100])
     state = json.loads(json.dumps(first.snapshot(("assistant", "1"))))
     stage_state = state["stages"][BehaviourStage.name]
-    stage_state["format"] = "behaviour.v4"
-    del stage_state["rejections"]
+    stage_state["format"] = version
+    for name in missing:
+        del stage_state[name]
     second = Pipeline([BehaviourStage()])
     second.restore(("assistant", "1"), state)
     alerts = second.process(events[change - 100:]).alerts

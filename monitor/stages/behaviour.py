@@ -16,10 +16,13 @@ The first ``reference_events`` events are the reference of both. After it,
   inputs are scored against the reference inputs (MMD² and energy distance,
   :class:`detectors.embedding.scorer.EmbeddingScorer`, each against its
   cached null), and each input's k-NN novelty is counted over the same
-  window. Either test rejecting marks the key *input-shifted*; the first
-  event of an excursion raises one ``input_drift`` alert (``low``: what users
-  ask changed, nobody is paged) and every event while shifted is flagged
-  ``input_shift`` for later stages;
+  window. Either test rejecting marks the key *input-shifted*, and every
+  event while shifted is flagged ``input_shift`` for later stages. An
+  excursion that lasts ``input_sustain`` tests in a row raises one
+  ``input_drift`` alert (``low``: what users ask changed, nobody is paged);
+  a shorter one is a wobble of the short window (at ``alpha`` per test and a
+  test at every event, a stable stream crosses by chance a few times per
+  thousand events), so it flags its events but tells nobody;
 * **behaviour drift**: every ``output_every`` events the last
   ``output_window`` outputs are scored against the reference outputs the
   same way, at ``output_alpha``. Output rejections in a row make an
@@ -67,11 +70,12 @@ __all__ = ["FLAG", "SNAPSHOT_VERSION", "BehaviourConfig", "BehaviourStage", "rep
 
 logger = logging.getLogger(__name__)
 
+#: v6: the short input window's excursion length (``input_sustain``) is kept;
 #: v5: the inputs' window spans ``inputs_long_window`` events and the excursion (its rejections, its
 #: unmoved-input tests, its page) is kept;
 #: v4 named the output representation; v3 snapshots are all "shape".
-SNAPSHOT_VERSION = "behaviour.v5"
-_OLDER_VERSIONS = ("behaviour.v4", "behaviour.v3")
+SNAPSHOT_VERSION = "behaviour.v6"
+_OLDER_VERSIONS = ("behaviour.v5", "behaviour.v4", "behaviour.v3")
 #: Fixed-point scale of the windows' random features: integer sums are exact in any batching.
 _SCALE = float(2**32)
 FLAG = "input_shift"
@@ -94,6 +98,9 @@ class BehaviourConfig:
     output_bytes: int = 512
     #: False alarms per input test (the short input window, at every event).
     alpha: float = 0.001
+    #: Input tests in a row that must reject before an ``input_drift`` alert is raised (the flag is set
+    #: from the first).
+    input_sustain: int = 20
     #: False alarms per output test (every ``output_every`` events).
     output_alpha: float = 0.0003
     #: Output tests in a row, ``output_every`` events apart, that must reject (and, for a page, find the
@@ -119,6 +126,8 @@ class BehaviourConfig:
         if self.inputs_long_window < self.output_window:
             raise ConfigError(f"behaviour inputs_long_window must be at least output_window "
                               f"({self.output_window}); got {self.inputs_long_window}")
+        if self.input_sustain < 1:
+            raise ConfigError(f"behaviour input_sustain must be at least 1 test; got {self.input_sustain}")
         if self.sustain < 1:
             raise ConfigError(f"behaviour sustain must be at least 1 test; got {self.sustain}")
 
@@ -193,6 +202,8 @@ class _KeyState:
     paged: bool = False
     ids: deque[str] = field(default_factory=lambda: deque(maxlen=_EVIDENCE_EVENTS))
     shifted: bool = False
+    #: Consecutive input rejections so far (the short window's current excursion, in tests).
+    shift_run: int = 0
     behaving: bool = False
     scorers: tuple[RffMmd, RffMmd] | None = None
 
@@ -291,7 +302,8 @@ class BehaviourStage:
                 "ref_x": _pack(np.stack(state.ref_x)) if state.ref_x else "",
                 "ref_y": _pack(np.stack(state.ref_y)) if state.ref_y else "",
                 **windows, "started": state.win_x is not None,
-                "ids": list(state.ids), "shifted": state.shifted, "behaving": state.behaving,
+                "ids": list(state.ids), "shifted": state.shifted, "shift_run": state.shift_run,
+                "behaving": state.behaving,
                 "rejections": state.rejections, "unmoved": state.unmoved, "paged": state.paged}
 
     def restore(self, key: StreamKey, state: Any) -> None:
@@ -311,6 +323,9 @@ class BehaviourStage:
                                  ref_x=list(_unpack(state["ref_x"], config.input_dim + len(CUES))),
                                  ref_y=list(_unpack(state["ref_y"], config.output_dim + len(CUES))),
                                  shifted=bool(state["shifted"]), behaving=bool(state["behaving"]),
+                                 # Before v6 an input excursion was alerted at its first rejection.
+                                 shift_run=int(state.get("shift_run", config.input_sustain if state["shifted"]
+                                                         else 0)),
                                  # Before v5 an excursion was alerted at its first rejection.
                                  rejections=int(state.get("rejections", config.sustain if state["behaving"] else 0)),
                                  unmoved=int(state.get("unmoved", 0)),
@@ -343,16 +358,21 @@ class BehaviourStage:
 
     def _input_test(self, key: StreamKey, state: _KeyState, event: Any, mmd2: float, findings: Findings) -> None:
         assert state.scorers is not None
-        scorer, window = state.scorers[0], self.config.input_window
+        config = self.config
+        scorer, window = state.scorers[0], config.input_window
         drift = mmd2 > scorer.threshold(window)
-        if drift and not state.shifted:
-            findings.alerts.append(self._alert(
-                key, state, event, detector="input_drift", metric="input_text", severity="low",
-                score=mmd2, threshold=scorer.threshold(window),
-                evidence={"test": "mmd2_rff", "representation": "text_ngrams", "mmd2": mmd2,
-                          "mmd2_threshold": scorer.threshold(window), "p_value": scorer.p_value(mmd2, window),
-                          "window_events": window}))
         state.shifted = drift
+        state.shift_run = state.shift_run + 1 if drift else 0
+        if state.shift_run != config.input_sustain:
+            return
+        findings.alerts.append(self._alert(
+            key, state, event, detector="input_drift", metric="input_text", severity="low",
+            score=mmd2, threshold=scorer.threshold(window),
+            evidence={"test": "mmd2_rff", "representation": "text_ngrams", "mmd2": mmd2,
+                      "mmd2_threshold": scorer.threshold(window), "p_value": scorer.p_value(mmd2, window),
+                      "alpha": config.alpha, "window_events": window, "sustained_tests": state.shift_run,
+                      # The excursion's first rejected event, counted as ``detection_index`` is.
+                      "shift_index": state.seen - state.shift_run + 1}))
 
     def _output_test(self, key: StreamKey, state: _KeyState, event: Any, mmd2: float,
                      inputs: Sequence[tuple[float, int]], findings: Findings) -> None:

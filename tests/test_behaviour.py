@@ -156,6 +156,7 @@ def test_an_older_snapshot_is_migrated_and_keeps_alerting(version: str, missing:
     state = json.loads(json.dumps(first.snapshot(("assistant", "1"))))
     stage_state = state["stages"][BehaviourStage.name]
     stage_state["format"] = version
+    stage_state["shifted"] = stage_state["shift_run"] > 0  # what v5 and older kept instead of the run
     for name in missing:
         del stage_state[name]
     second = Pipeline([BehaviourStage()])

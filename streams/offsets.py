@@ -5,7 +5,9 @@ record the consumer skipped would be lost. :class:`DeliveredOffsets` keeps, per
 (topic, partition), the newest offset handled and lets through only the events
 up to the first hole; the partition is sought back to the first missing offset
 and delivers it all again. A hole that is still there after reading again is
-real (transaction markers, compaction) and is accepted.
+real (transaction markers, compaction) and is accepted. A partition's first
+delivery in this process (at start, or newly assigned) is checked against the
+offset committed for it: a first event past that offset is a hole too.
 
 It also keeps, per partition, the offset to commit: one past the newest offset
 acknowledged, and the worker commits that itself rather than Faust's own
@@ -28,11 +30,13 @@ from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["REREAD_RETRY_S", "DeliveredOffsets", "KafkaEvent", "Seek"]
+__all__ = ["REREAD_RETRY_S", "Committed", "DeliveredOffsets", "KafkaEvent", "Seek"]
 
 # A partition read again after a hole that still delivers only what came after it is sought again this often.
 REREAD_RETRY_S = 2.0
 Seek = Callable[[str, int, int], Awaitable[Any]]
+#: ``committed(topic, partition)``: the group's committed offset (the next to read) where known, else None.
+Committed = Callable[[str, int], "int | None"]
 
 
 class KafkaEvent(Protocol):
@@ -69,12 +73,15 @@ class DeliveredOffsets:
         """Whether ``where`` is reading a hole again (nothing of it may be acknowledged meanwhile)."""
         return where in self._reread
 
-    async def in_order(self, events: Sequence[KafkaEvent], seek: Seek | None) -> list[KafkaEvent]:
+    async def in_order(self, events: Sequence[KafkaEvent], seek: Seek | None,
+                       committed: Committed | None = None) -> list[KafkaEvent]:
         """``events`` up to the first hole in each partition's offsets; the partition reads the hole again.
 
         An event after a hole is neither handled nor acknowledged: the
         partition is sought back (``seek(topic, partition, offset)``) to the
         first missing offset. Without ``seek`` the hole is logged and accepted.
+        A partition with no offset handled yet starts from ``committed`` (its
+        committed offset is the next one it must deliver), where that is known.
         """
         kept: list[KafkaEvent] = []
         held: set[tuple[str, int]] = set()
@@ -84,6 +91,10 @@ class DeliveredOffsets:
             if where in held:
                 continue
             last = self.last_offsets.get(where)
+            if last is None and committed is not None:
+                start = committed(*where)
+                if start is not None and start > 0:
+                    last = self.last_offsets[where] = start - 1
             if last is not None and message.offset > last + 1:
                 if seek is None:
                     logger.warning("input offsets skipped topic=%s partition=%d offsets=%d..%d, not read again "

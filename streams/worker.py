@@ -60,7 +60,7 @@ from streams.checkpoints import Checkpoints, DetectorCheckpoints
 from streams.detection import ProcessPipeline
 from streams.health import HealthSampler
 from streams.messages import Message, alert_message, dead_letter_message
-from streams.offsets import DeliveredOffsets, KafkaEvent
+from streams.offsets import Committed, DeliveredOffsets, KafkaEvent
 from streams.writer import AlertObserver, Publish, SinkWriter
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,9 @@ class StreamWorker:
         ``seek(topic, partition, offset)``: read the partition again from
         ``offset`` (after a hole in the delivered offsets, see
         :meth:`streams.offsets.DeliveredOffsets.in_order`).
+    committed
+        ``committed(topic, partition)``: the group's committed offset where the consumer knows it; a
+        partition's first delivery past it is a hole too.
     observers
         Alert observers (see the module docstring).
 
@@ -115,6 +118,7 @@ class StreamWorker:
                  checkpoints: Checkpoints, publish: Publish,
                  commit: Callable[[Mapping[tuple[str, int], int]], Awaitable[Any]] | None = None,
                  seek: Callable[[str, int, int], Awaitable[Any]] | None = None,
+                 committed: Committed | None = None,
                  observers: Sequence[AlertObserver] = ()) -> None:
         self.settings = settings
         self.ingestor = ingestor
@@ -123,6 +127,7 @@ class StreamWorker:
         self.publish = publish
         self.commit = commit
         self.seek = seek
+        self.committed = committed
         self.observers: list[AlertObserver] = list(observers)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.counts = {"events": 0, "dead_letters": 0, "alerts_published": 0, "publish_failures": 0}
@@ -171,7 +176,7 @@ class StreamWorker:
         async with self._lock:
             # Taken before a rebalance moved their partition away: the new owner processes them.
             events = await self._offsets.in_order([event for event in events if self._owns(event.message)],
-                                                  self.seek)
+                                                  self.seek, self.committed)
             records = []
             for event in events:
                 message = event.message

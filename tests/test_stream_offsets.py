@@ -97,3 +97,19 @@ def test_the_offset_to_commit_is_one_past_the_newest_acknowledged_and_never_goes
     assert delivered.acknowledged(events(1, 2)) == {("model-io", 0): 3, ("model-io", 1): 8}
     delivered.keep_partitions({1})  # partition 0 went elsewhere: its new owner commits past this figure
     assert delivered.acknowledged(events(9, partition=1)) == {("model-io", 1): 10}
+
+
+def test_a_partitions_first_delivery_past_its_committed_offset_is_a_hole() -> None:
+    # A partition newly assigned (or at start) has no offset handled yet: without its committed offset,
+    # a first event past it would pass, the worker would commit one past that event, and the skipped
+    # records would be lost.
+    committed = {("model-io", 0): 40, ("model-io", 1): 7}
+    delivered, sought = DeliveredOffsets(), SeekLog()
+    kept = asyncio.run(delivered.in_order(events(41, 42) + events(7, 8, partition=1), sought,
+                                          lambda topic, partition: committed.get((topic, partition))))
+    assert offsets_of(kept) == [7, 8]  # partition 1 starts where it was committed
+    assert sought == [("model-io", 0, 40)] and delivered.rereading(("model-io", 0))
+    assert offsets_of(asyncio.run(delivered.in_order(events(40, 41, 42), sought))) == [40, 41, 42]
+    # No committed offset known (a new group, or 0): the first delivery is taken as the start.
+    fresh = DeliveredOffsets()
+    assert offsets_of(asyncio.run(fresh.in_order(events(5), SeekLog(), lambda topic, partition: None))) == [5]

@@ -37,7 +37,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MockKafka", "committed_offsets", "end_offsets", "parse_topics", "read_topic", "wait_committed"]
+__all__ = ["MockKafka", "assigned_partitions", "committed_offsets", "end_offsets", "parse_topics", "read_topic",
+           "wait_committed"]
 
 _READY = "bootstrap="
 _CREATED = "created="
@@ -277,8 +278,8 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
 
 
 def wait_committed(bootstrap: str, group: str, topic: str, *, timeout: float,
-                   alive: Callable[[], bool] = lambda: True) -> dict[int, int]:
-    """Wait until ``group`` has committed everything in ``topic``; return the end offsets."""
+                   alive: Callable[[], bool] = lambda: True, poll_s: float = 0.5) -> dict[int, int]:
+    """Wait until ``group`` has committed everything in ``topic``, looking every ``poll_s``; return the end offsets."""
     ends = end_offsets(bootstrap, topic)
     deadline = time.monotonic() + timeout
     committed: dict[int, int] = {}
@@ -288,8 +289,19 @@ def wait_committed(bootstrap: str, group: str, topic: str, *, timeout: float,
             return ends
         if not alive():
             raise RuntimeError(f"the worker exited before committing {topic}: {committed} of {ends}")
-        time.sleep(0.5)
+        time.sleep(poll_s)
     raise TimeoutError(f"group {group} committed {committed} of {ends} on {topic} within {timeout} s")
+
+
+def assigned_partitions(log_text: str, topic: str) -> list[set[int]]:
+    """The input partitions of every assignment a worker logged for ``topic``, oldest first.
+
+    >>> assigned_partitions("x partitions assigned topic=model-io partitions=[0, 2] models_forgotten=0", "model-io")
+    [{0, 2}]
+    """
+    marker = f"partitions assigned topic={topic} "
+    return [{int(p) for p in line.split("partitions=[", 1)[1].split("]", 1)[0].split(",") if p.strip()}
+            for line in log_text.splitlines() if marker in line]
 
 
 def read_records(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes, int]]:

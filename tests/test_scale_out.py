@@ -21,7 +21,7 @@ import pytest
 
 from monitor.scenario import synthetic_scenario
 from streams.app import required_topics
-from streams.testing import committed_offsets, read_records
+from streams.testing import assigned_partitions, committed_offsets, read_records
 from tests.streaming_support import Broker, Tansu, Worker, mock_settings, query, worker_env
 from tests.test_streaming_reliability import expected_alerts
 
@@ -89,11 +89,8 @@ def assigned(worker: Worker) -> list[str]:
 
 def held_partitions(worker: Worker) -> set[int]:
     """The input partitions of the worker's latest assignment."""
-    lines = assigned(worker)
-    if not lines:
-        return set()
-    listed = lines[-1].split("partitions=[", 1)[1].split("]", 1)[0]
-    return {int(partition) for partition in listed.split(",") if partition.strip()}
+    held = assigned_partitions(worker.log_text(), "model-io")
+    return held[-1] if held else set()
 
 
 def wait_assigned(worker: Worker, count: int, timeout: float = 60) -> str:

@@ -32,7 +32,6 @@ __all__ = ["BENCHMARK", "bench_scale"]
 
 PARTITIONS = 4
 MODELS = 8
-_ASSIGNED = "partitions assigned topic="
 
 
 class _Worker:
@@ -57,17 +56,17 @@ class _Worker:
 
     def partitions(self) -> set[int] | None:
         """The input partitions of the latest assignment this worker logged; None before the first."""
-        lines = [line for line in self.log.read_text(errors="replace").splitlines()
-                 if f"{_ASSIGNED}{self.topic} " in line]
-        if not lines:
-            return None
-        listed = lines[-1].split("partitions=[", 1)[1].split("]", 1)[0]
-        return {int(p) for p in listed.split(",") if p.strip()}
+        from streams.testing import assigned_partitions
 
-    def check_alive(self) -> None:
+        held = assigned_partitions(self.log.read_text(errors="replace"), self.topic)
+        return held[-1] if held else None
+
+    def check_alive(self) -> bool:
+        """True while it runs; a worker that exited raises with the tail of its log."""
         if self.process.poll() is not None:
             tail = self.log.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"a worker exited with {self.process.returncode} during the benchmark:\n{tail}")
+        return True
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -96,9 +95,9 @@ def _settled(workers: list[_Worker], timeout: float) -> None:
 
 
 def _run(tmp: Path, broker: Any, path: Path, n_events: int, workers: int) -> float:
-    """Events/s of a group of ``workers`` through the whole file, from its first commit to its last."""
+    """Events/s of a group of ``workers`` through the whole file, from the first record sent to the last commit."""
     from streams.app import required_topics
-    from streams.testing import committed_offsets, end_offsets
+    from streams.testing import wait_committed
 
     app = f"driftwatch-scale-{workers}"
     settings = load_settings(app_id=app, kafka_bootstrap=broker.bootstrap, topic_partitions=PARTITIONS,
@@ -114,17 +113,9 @@ def _run(tmp: Path, broker: Any, path: Path, n_events: int, workers: int) -> flo
         # while another has processed much that it has not committed yet.
         started = time.monotonic()
         produce_file(settings, path, partitions=PARTITIONS, models=MODELS, batch_size=1 << 20, linger_ms=50)
-        ends = end_offsets(settings.kafka.bootstrap, settings.kafka.topic_input)
-        total = sum(ends.values())
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            for worker in group:
-                worker.check_alive()
-            done = sum(committed_offsets(settings.kafka.bootstrap, app, settings.kafka.topic_input).values())
-            if done >= total:
-                return n_events / (time.monotonic() - started)
-            time.sleep(0.2)
-        raise TimeoutError(f"{workers} workers did not commit {total} offsets within 900 s")
+        wait_committed(settings.kafka.bootstrap, app, settings.kafka.topic_input, timeout=900, poll_s=0.2,
+                       alive=lambda: all(worker.check_alive() for worker in group))
+        return n_events / (time.monotonic() - started)
     finally:
         for worker in group:
             worker.stop()

@@ -87,7 +87,8 @@ def hash_texts(texts: Sequence[str], *, dim: int = DEFAULT_DIM, ngrams: Sequence
     shift = np.uint32(32 - dim.bit_length() + 1)
     base = owner * dim  # each position's first bin: its text's row of the counts
     separators = np.cumsum(lengths + 1) - 1
-    counts = np.zeros(n * dim, dtype=np.int64)  # integer counts: the same sums in any order
+    bins = n * dim  # and one bin more, for the n-grams that run into the next text (dropped)
+    keyed = []
     h = values  # the running polynomial hash of the n-grams at every start position, for n = ``done``
     done = 1
     for size in sorted(ngrams):  # each size extends the last one's hashes: h_n = h_(n-1) * BASE + next byte
@@ -100,14 +101,14 @@ def hash_texts(texts: Sequence[str], *, dim: int = DEFAULT_DIM, ngrams: Sequence
             h += values[j:j + starts]
         done = max(done, size)
         keys = base[:starts] + ((h * _MULTIPLIER) >> shift)
-        counts += np.bincount(keys, minlength=n * dim)
-        # Take back the n-grams that run into the next text: only the size - 1 starts before each
-        # separator can, which is cheaper than masking every position.
+        # Only the size - 1 starts before each separator can run into the next text: cheaper to find
+        # than masking every position.
         across = (separators[:, None] - np.arange(size - 1)[::-1]).ravel() if size > 1 else separators[:0]
-        across = np.unique(across[(across >= 0) & (across < starts)])
-        across = across[owner[across] != owner[across + size - 1]]
-        if len(across):
-            counts -= np.bincount(keys[across], minlength=n * dim)
+        across = across[(across >= 0) & (across < starts)]
+        keys[across[owner[across] != owner[across + size - 1]]] = bins
+        keyed.append(keys)
+    # Integer counts, one bincount for every size: the same sums in any order.
+    counts = np.bincount(np.concatenate(keyed), minlength=bins + 1)[:bins] if keyed else np.zeros(bins, np.int64)
     block = np.sqrt(counts.reshape(n, dim))
     norms = np.linalg.norm(block, axis=1, keepdims=True)
     out[:, :dim] = block / np.maximum(norms, 1e-12)

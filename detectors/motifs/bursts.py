@@ -127,7 +127,7 @@ def questions(tokens: Sequence[list[str]]) -> list[Question]:
     # deduplicated, each event's hashes are a sorted run.
     keys = np.concatenate([owner << _SHIFT | _mix(token) >> _SHIFT,
                            owner[:-1][within] << _SHIFT | pairs[within] >> _SHIFT])
-    keys.sort()
+    keys.sort(kind="stable")
     keep = np.empty(len(keys), dtype=bool)
     keep[0] = True
     np.not_equal(keys[1:], keys[:-1], out=keep[1:])

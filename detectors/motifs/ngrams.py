@@ -234,7 +234,7 @@ def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if size == 0 or int(key.min()) < 0 or int(key.max()) >= 1 << (62 - shift):
         _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
         return first, inverse, counts
-    packed = np.sort((key << shift) | np.arange(size, dtype=np.int64))
+    packed = np.sort((key << shift) | np.arange(size, dtype=np.int64), kind="stable")
     positions = packed & ((1 << shift) - 1)
     packed >>= shift
     starts = np.empty(size, dtype=bool)

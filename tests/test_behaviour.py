@@ -23,7 +23,7 @@ from monitor.evaluation_swaps import (
 )
 from monitor.events import EventDecoder
 from monitor.pipeline import Pipeline
-from monitor.stages.behaviour import FLAG, BehaviourConfig, BehaviourStage
+from monitor.stages.behaviour import FLAG, BehaviourConfig, BehaviourStage, _Window
 
 DATA = default_data_dir()
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared alpaca_eval answers not found at {DATA}")
@@ -185,3 +185,21 @@ def test_a_shift_first_explained_by_new_inputs_pages_once_the_inputs_come_back()
     assert low["explained_by"] == "input_drift" and 450 < low["detection_index"] <= 700
     assert high["escalated"] and high["detection_index"] > 700 and not high["input_shifted"]
     assert all(h["p_value"] >= BehaviourConfig().inputs_alpha for h in high["window_inputs"]["horizons"])
+
+
+@pytest.mark.parametrize("every", [1, 3, 25])
+def test_window_sums_at_the_tests_equal_the_sums_of_the_rows_themselves(every: int) -> None:
+    # Both ways of summing (a running sum down every row, or only between the tests' ends and starts)
+    # give every span's sum of its last rows exactly, while the window fills and once it is full.
+    rng = np.random.default_rng(every)
+    window = _Window(40, np.zeros((0, 6), dtype=np.int64))
+    rows = np.zeros((0, 6), dtype=np.int64)
+    for size in (7, 50, 1, 90):
+        new = rng.integers(-2**40, 2**40, size=(size, 6))
+        at = np.arange(len(rows) + 1, len(rows) + size + 1) % every == 0
+        got = window.extend(new, (25,), at=at)
+        rows = np.concatenate([rows, new])
+        ends = np.flatnonzero(at) + len(rows) - size + 1
+        for (sums, counts), span in zip(got, (40, 25), strict=True):
+            assert counts.tolist() == [min(end, span) for end in ends]
+            assert sums.tolist() == [rows[max(end - span, 0):end].sum(axis=0).tolist() for end in ends]

@@ -171,23 +171,34 @@ class _Window:
     size: int
     rows: np.ndarray  # (<= size, D) int64
 
-    def extend(self, new: np.ndarray, spans: Sequence[int] = ()) -> list[tuple[np.ndarray, np.ndarray]]:
+    def extend(self, new: np.ndarray, spans: Sequence[int] = (), at: np.ndarray | None = None
+               ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Append ``new`` rows; for the window and each shorter span, the sum of its last rows after each row.
 
-        Returns ``(sums, counts)`` per span (the window's own ``size`` first, then ``spans``):
-        ``(len(new), D)`` int64 sums and how many rows each sum holds (fewer while the window fills).
-        Integer sums are exact, so the sum after an event is the same whatever the batch boundaries.
+        Returns ``(sums, counts)`` per span (the window's own ``size`` first, then ``spans``): int64
+        sums, one row per new row (or per new row where the mask ``at`` is true, the tests), and how
+        many rows each sum holds (fewer while the window fills). Integer sums are exact, so the sum
+        after an event is the same whatever the batch boundaries, and whichever way it is summed.
         """
         joined = np.empty((len(self.rows) + len(new), new.shape[1]), dtype=np.int64, order="F")
         joined[:len(self.rows)] = self.rows
         joined[len(self.rows):] = new
-        running = np.zeros((len(joined) + 1, joined.shape[1]), dtype=np.int64, order="F")
-        np.cumsum(joined, axis=0, out=running[1:])
         ends = np.arange(len(self.rows), len(joined)) + 1
-        out = []
-        for span in (self.size, *spans):
-            starts = np.maximum(ends - span, 0)
-            out.append((running[ends] - running[starts], ends - starts))
+        if at is not None:
+            ends = ends[at]
+        starts = [np.maximum(ends - span, 0) for span in (self.size, *spans)]
+        if not len(ends):
+            out = [(np.zeros((0, joined.shape[1]), dtype=np.int64), ends - begin) for begin in starts]
+        elif 4 * len(ends) >= len(new):  # most rows are tested: one running sum down all of them
+            running = np.zeros((len(joined) + 1, joined.shape[1]), dtype=np.int64, order="F")
+            np.cumsum(joined, axis=0, out=running[1:])
+            out = [(running[ends] - running[begin], ends - begin) for begin in starts]
+        else:  # a test every so many rows: the running sum at the tests' ends and starts only
+            marks = np.unique(np.concatenate([[0, len(joined)], ends, *starts]))
+            running = np.zeros((len(marks), joined.shape[1]), dtype=np.int64)
+            np.cumsum(np.add.reduceat(joined, marks[:-1], axis=0), axis=0, out=running[1:])
+            at_end = running[np.searchsorted(marks, ends)]
+            out = [(at_end - running[np.searchsorted(marks, begin)], ends - begin) for begin in starts]
         self.rows = joined[-self.size:].copy(order="F")  # a view would keep the whole batch alive (MiBs)
         return out
 
@@ -271,24 +282,26 @@ class BehaviourStage:
             empty = np.zeros((0, config.features), dtype=np.int64)
             state.win_x, state.win_y = _Window(config.input_window, empty), _Window(config.output_window, empty)
             state.win_xo = _Window(config.inputs_long_window, empty)
-        phi_x = _fixed(scorers[0].features(x[first:]))
-        (sums_x, _), = state.win_x.extend(phi_x)
-        (sums_xl, counts_xl), (sums_xo, _) = state.win_xo.extend(phi_x, (config.output_window,))
-        (sums_y, _), = state.win_y.extend(_fixed(scorers[1].features(y[first:])))
         after = state.seen - config.reference_events + np.arange(1, len(events) - first + 1)
         input_tests = (after >= config.input_window) & (after % config.input_every == 0)
         output_tests = (after >= config.output_window) & (after % config.output_every == 0)
+        # Each window's sums at its own tests only.
+        phi_x = _fixed(scorers[0].features(x[first:]))
+        (sums_x, _), = state.win_x.extend(phi_x, at=input_tests)
+        (sums_xl, counts_xl), (sums_xo, _) = state.win_xo.extend(phi_x, (config.output_window,), at=output_tests)
+        (sums_y, _), = state.win_y.extend(_fixed(scorers[1].features(y[first:])), at=output_tests)
         mmd_x = np.full(len(after), np.nan)
         mmd_y = np.full(len(after), np.nan)
         if input_tests.any():
-            mmd_x[input_tests] = scorers[0].mmd2(sums_x[input_tests] / (_SCALE * config.input_window))
+            mmd_x[input_tests] = scorers[0].mmd2(sums_x / (_SCALE * config.input_window))
         mmd_xo = np.full(len(after), np.nan)
         mmd_xl = np.full(len(after), np.nan)
+        long_counts = np.zeros(len(after), dtype=np.int64)
         if output_tests.any():
-            mmd_y[output_tests] = scorers[1].mmd2(sums_y[output_tests] / (_SCALE * config.output_window))
-            mmd_xo[output_tests] = scorers[0].mmd2(sums_xo[output_tests] / (_SCALE * config.output_window))
-            mmd_xl[output_tests] = scorers[0].mmd2(
-                sums_xl[output_tests] / (_SCALE * counts_xl[output_tests, None]))
+            mmd_y[output_tests] = scorers[1].mmd2(sums_y / (_SCALE * config.output_window))
+            mmd_xo[output_tests] = scorers[0].mmd2(sums_xo / (_SCALE * config.output_window))
+            mmd_xl[output_tests] = scorers[0].mmd2(sums_xl / (_SCALE * counts_xl[:, None]))
+            long_counts[output_tests] = counts_xl
         for offset, event in enumerate(events[first:]):
             position = first + offset
             state.seen += 1
@@ -299,7 +312,7 @@ class BehaviourStage:
                 batch.flag(position, FLAG)
             if output_tests[offset]:
                 inputs = ((float(mmd_xo[offset]), config.output_window),
-                          (float(mmd_xl[offset]), int(counts_xl[offset])))
+                          (float(mmd_xl[offset]), int(long_counts[offset])))
                 self._output_test(batch.key, state, event, float(mmd_y[offset]), inputs, findings)
         return findings
 

@@ -17,13 +17,13 @@ Examples
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from streams.testing import terminate
 
 __all__ = ["Tansu", "broker_binary"]
 
@@ -88,10 +88,5 @@ class Tansu:
 
     def __exit__(self, *exc_info: object) -> None:
         """Stop the broker by its PID (SIGTERM, then SIGKILL after 5 s)."""
-        if self._process is not None and self._process.poll() is None:
-            os.kill(self._process.pid, signal.SIGTERM)
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(self._process.pid, signal.SIGKILL)
-                self._process.wait()
+        if self._process is not None:
+            terminate(self._process)

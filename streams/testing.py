@@ -38,10 +38,26 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["MockKafka", "assigned_partitions", "committed_offsets", "end_offsets", "parse_topics", "read_topic",
-           "wait_committed"]
+           "terminate", "wait_committed"]
 
 _READY = "bootstrap="
 _CREATED = "created="
+
+
+def terminate(process: subprocess.Popen[Any], timeout: float = 5.0) -> int:
+    """Stop ``process`` by its PID: SIGTERM, then SIGKILL if it has not exited within ``timeout`` s; its exit code.
+
+    >>> terminate(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+    -15
+    """
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.returncode
 
 
 def parse_topics(specs: Sequence[str]) -> list[tuple[str, int]]:
@@ -203,13 +219,7 @@ class MockKafka:
         """Stop the child by its PID."""
         if self._process is None:
             return
-        if self._process.poll() is None:
-            os.kill(self._process.pid, signal.SIGTERM)
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self._process.pid, signal.SIGKILL)
-                self._process.wait()
+        terminate(self._process)
         for pipe in (self._process.stdin, self._process.stdout):
             if pipe is not None:
                 pipe.close()

@@ -31,7 +31,7 @@ from monitor.settings import Settings
 from monitor.storage.store import Store
 from streams.app import STATE_TABLE, required_topics
 from streams.tansu import Tansu
-from streams.testing import MockKafka, wait_committed
+from streams.testing import MockKafka, terminate, wait_committed
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -89,14 +89,7 @@ class Worker:
         """SIGTERM, by PID; SIGKILL if it does not stop in time."""
         if self.process is None:
             return 0
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        return self.process.returncode
+        return terminate(self.process, timeout)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

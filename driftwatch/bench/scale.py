@@ -12,7 +12,6 @@ committed, for one worker and for N, in the same run.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -69,13 +68,9 @@ class _Worker:
         return True
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        from streams.testing import terminate
+
+        terminate(self.process, 60)
 
 
 def _settled(workers: list[_Worker], timeout: float) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -152,9 +151,9 @@ def _worker(tmp: Path, bootstrap: str, app_id: str, *args: str) -> subprocess.Po
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        os.kill(worker.pid, signal.SIGTERM)
-        worker.wait(60)
+    from streams.testing import terminate
+
+    terminate(worker, 60)  # SIGKILL after 60 s: a hung worker is not left behind
 
 
 def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0, load: float = 0.5) -> str:

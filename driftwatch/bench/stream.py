@@ -185,7 +185,6 @@ def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0, load
                 finally:
                     _stop(baseline)
             peak = [0]
-            peak = [0]
             worker = _worker(tmp, bootstrap, apps[0])
             try:
                 first_at, done_at, first_done = _wait_all_committed(bootstrap, apps[0], settings.kafka.topic_input,

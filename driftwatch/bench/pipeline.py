@@ -80,9 +80,9 @@ def bench_pipeline(*, n_events: int = 50_000, batch: int = 2048, full_window: bo
     for name, seconds in spent.items():
         rate = n_events / seconds if seconds else float("inf")
         lines_out.append(f"stage {name:<19} {rate:12,.0f} events/s  ({seconds / n_events * 1e6:6.1f} us/event,"
-                         f" ratio to json.loads {rate / json_rate:.2f})")
+                         f" ratio to json.loads {rate / json_rate:.3g})")
     lines_out += [f"pipeline (all stages):     {n_events / total:12,.0f} events/s  (ratio to json.loads "
-                  f"{n_events / total / json_rate:.2f})",
+                  f"{n_events / total / json_rate:.3g})",
                   f"snapshot + json.dumps per model, first checkpoint: median {_median(first):.1f} ms, "
                   f"max {max(first, default=0.0):.1f} ms",
                   f"snapshot + json.dumps per model, next checkpoint:  median {_median(steady):.1f} ms, "

@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from driftwatch.bench.benchmark import Benchmark
-from driftwatch.bench.stream import produce_file
+from driftwatch.bench.stream import produce_file, worker_env
 from driftwatch.bench.traffic import write_bench_events
 from driftwatch.cli.options import COUNT
 from monitor.settings import Settings, load_settings
@@ -41,17 +41,10 @@ class _Worker:
         home.mkdir()
         self.log = home / "worker.log"
         self.topic = settings.kafka.topic_input
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-               "DRIFTWATCH_KAFKA_BOOTSTRAP": settings.kafka.bootstrap, "DRIFTWATCH_APP_ID": settings.kafka.app_id,
-               "DRIFTWATCH_TOPIC_INPUT": self.topic, "DRIFTWATCH_TOPIC_ALERTS": settings.kafka.topic_alerts,
-               "DRIFTWATCH_TOPIC_DEAD_LETTERS": settings.kafka.topic_dead_letters,
-               "DRIFTWATCH_TOPIC_ROLLBACK": settings.kafka.topic_rollback,
-               "DRIFTWATCH_STORE": f"chdb://{home / 'store'}", "DRIFTWATCH_WORKER_DIR": str(home / "worker"),
-               "DRIFTWATCH_TOPIC_PARTITIONS": str(PARTITIONS), "DRIFTWATCH_TOPIC_ALLOW_DECLARE": "0",
-               "DRIFTWATCH_WEB_ENABLED": "0", "DRIFTWATCH_SESSION_TIMEOUT_S": "6"}
         with self.log.open("wb") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "driftwatch", "-v", "run", "--log-level", "info"],
-                                            cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT)
+                                            cwd=home, env=worker_env(settings, home), stdout=log,
+                                            stderr=subprocess.STDOUT)
 
     def partitions(self) -> set[int] | None:
         """The input partitions of the latest assignment this worker logged; None before the first."""

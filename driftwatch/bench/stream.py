@@ -138,16 +138,27 @@ def _wait_all_committed(bootstrap: str, group: str, topic: str, worker: subproce
     raise TimeoutError(f"worker did not commit {total} offsets within {timeout} s")
 
 
-def _worker(tmp: Path, bootstrap: str, app_id: str, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-           "DRIFTWATCH_KAFKA_BOOTSTRAP": bootstrap, "DRIFTWATCH_APP_ID": app_id,
-           "DRIFTWATCH_STORE": f"chdb://{tmp / f'{app_id}-store'}", "DRIFTWATCH_WORKER_DIR": str(tmp / app_id),
-           "DRIFTWATCH_TOPIC_PARTITIONS": str(PARTITIONS), "DRIFTWATCH_TOPIC_ALLOW_DECLARE": "0",
-           "DRIFTWATCH_WEB_ENABLED": "0", "DRIFTWATCH_SESSION_TIMEOUT_S": "6"}
+def worker_env(settings: Settings, home: Path) -> dict[str, str]:
+    """The environment of a benchmarked worker: ``settings``' broker, app id, topics and partitions, its
+    store (``home/store``) and worker dir (``home/worker``), no web server, a 6 s session timeout."""
+    kafka = settings.kafka
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+            "DRIFTWATCH_KAFKA_BOOTSTRAP": kafka.bootstrap, "DRIFTWATCH_APP_ID": kafka.app_id,
+            "DRIFTWATCH_TOPIC_INPUT": kafka.topic_input, "DRIFTWATCH_TOPIC_ALERTS": kafka.topic_alerts,
+            "DRIFTWATCH_TOPIC_DEAD_LETTERS": kafka.topic_dead_letters,
+            "DRIFTWATCH_TOPIC_ROLLBACK": kafka.topic_rollback, "DRIFTWATCH_STORE": f"chdb://{home / 'store'}",
+            "DRIFTWATCH_WORKER_DIR": str(home / "worker"), "DRIFTWATCH_TOPIC_PARTITIONS": str(kafka.topic_partitions),
+            "DRIFTWATCH_TOPIC_ALLOW_DECLARE": "0", "DRIFTWATCH_WEB_ENABLED": "0", "DRIFTWATCH_SESSION_TIMEOUT_S": "6"}
+
+
+def _worker(tmp: Path, settings: Settings, *args: str) -> subprocess.Popen[bytes]:
+    home = tmp / settings.kafka.app_id
+    home.mkdir()
     command = ["-c", "from streams.baseline import run_faust_only; run_faust_only()"] if args == ("--faust-only",) \
         else ["-m", "driftwatch", "run", *args]
-    with (tmp / f"{app_id}.log").open("wb") as log:
-        return subprocess.Popen([sys.executable, *command], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with (home / "worker.log").open("wb") as log:
+        return subprocess.Popen([sys.executable, *command], cwd=home, env=worker_env(settings, home), stdout=log,
+                                stderr=subprocess.STDOUT)
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
@@ -172,12 +183,13 @@ def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0, load
                   for topic in required_topics(load_settings(app_id=app, topic_partitions=PARTITIONS))}
         with MockKafka(sorted(topics)) as broker:
             bootstrap = broker.bootstrap or ""
-            settings = load_settings(topic_partitions=PARTITIONS, topic_allow_declare=False,
-                                     kafka_bootstrap=bootstrap)
+            by_app = {app: load_settings(app_id=app, topic_partitions=PARTITIONS, topic_allow_declare=False,
+                                         kafka_bootstrap=bootstrap) for app in apps}
+            settings = by_app[apps[0]]
             produce_file(settings, path, partitions=PARTITIONS)
             rates = {}
             for app_id, mode in ((apps[2], "--faust-only"), (apps[1], "--no-detectors")):
-                baseline = _worker(tmp, bootstrap, app_id, mode)
+                baseline = _worker(tmp, by_app[app_id], mode)
                 try:
                     first_at, done_at, first_done = _wait_all_committed(bootstrap, app_id, settings.kafka.topic_input,
                                                                         baseline, [0], timeout=600)
@@ -185,7 +197,7 @@ def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0, load
                 finally:
                     _stop(baseline)
             peak = [0]
-            worker = _worker(tmp, bootstrap, apps[0])
+            worker = _worker(tmp, settings)
             try:
                 first_at, done_at, first_done = _wait_all_committed(bootstrap, apps[0], settings.kafka.topic_input,
                                                                     worker, peak, timeout=600)
@@ -201,7 +213,7 @@ def bench_stream(*, n_events: int = 100_000, latency_seconds: float = 20.0, load
                 _wait_all_committed(bootstrap, apps[0], settings.kafka.topic_input, worker, peak, timeout=300)
             finally:
                 _stop(worker)
-        with Store(f"chdb://{tmp / f'{apps[0]}-store'}") as store:
+        with Store(f"chdb://{tmp / apps[0] / 'store'}") as store:
             _, rows = store.query("SELECT toUnixTimestamp64Milli(created_at) - toUnixTimestamp64Milli(ts) "
                                   "FROM alerts WHERE position(evidence, 'paced-') > 0")
         delays = np.array([row[0] for row in rows], dtype=float) / 1000

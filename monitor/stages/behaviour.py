@@ -171,21 +171,19 @@ class _Window:
     size: int
     rows: np.ndarray  # (<= size, D) int64
 
-    def extend(self, new: np.ndarray, spans: Sequence[int] = (), at: np.ndarray | None = None
+    def extend(self, new: np.ndarray, spans: Sequence[int] = (), *, at: np.ndarray
                ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Append ``new`` rows; for the window and each shorter span, the sum of its last rows after each row.
+        """Append ``new`` rows; for the window and each shorter span, the sum of its last rows after each test.
 
         Returns ``(sums, counts)`` per span (the window's own ``size`` first, then ``spans``): int64
-        sums, one row per new row (or per new row where the mask ``at`` is true, the tests), and how
+        sums, one row per new row where the mask ``at`` is true (the tests), and how
         many rows each sum holds (fewer while the window fills). Integer sums are exact, so the sum
         after an event is the same whatever the batch boundaries, and whichever way it is summed.
         """
         joined = np.empty((len(self.rows) + len(new), new.shape[1]), dtype=np.int64, order="F")
         joined[:len(self.rows)] = self.rows
         joined[len(self.rows):] = new
-        ends = np.arange(len(self.rows), len(joined)) + 1
-        if at is not None:
-            ends = ends[at]
+        ends = (np.arange(len(self.rows), len(joined)) + 1)[at]
         starts = [np.maximum(ends - span, 0) for span in (self.size, *spans)]
         if not len(ends):
             out = [(np.zeros((0, joined.shape[1]), dtype=np.int64), ends - begin) for begin in starts]

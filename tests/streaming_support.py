@@ -53,7 +53,9 @@ def worker_env(tmp: Path, bootstrap: str, **extra: str) -> dict[str, str]:
 
 
 def mock_settings(**overrides: Any) -> Settings:
-    return Settings(topic_partitions=4, topic_allow_declare=False, **overrides)
+    # Flat names (``topic_partitions``) are resolved by the model's before-validator, which a typed
+    # keyword call cannot see; model_validate takes them as the environment does.
+    return Settings.model_validate({"topic_partitions": 4, "topic_allow_declare": False, **overrides})
 
 
 class Worker:

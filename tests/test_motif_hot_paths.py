@@ -19,7 +19,17 @@ from hypothesis import given, settings
 from detectors.motifs.bursts import _mix, questions
 from detectors.motifs.count_min import CountMinSketch
 from detectors.motifs.heavy_hitters import PAYLOAD_CAP, HeavyHitters
-from detectors.motifs.ngrams import MAX_TOKENS, _groups, tokenize
+from detectors.motifs.ngrams import (
+    MAX_N,
+    MAX_TOKENS,
+    TokenBatch,
+    _char_grams,
+    _groups,
+    distinct_ngram_hashes_by_event,
+    is_odd,
+    ngram_texts,
+    tokenize,
+)
 
 
 @dataclass
@@ -183,7 +193,38 @@ def _reference_questions(tokens: list[list[str]]) -> list[np.ndarray]:
 @given(st.lists(st.text(max_size=60), max_size=12))
 def test_questions_match_the_joined_reference(texts: list[str]) -> None:
     tokens = [tokenize(text) for text in texts]
-    got = questions(tokens)
-    assert len(got) == len(tokens)
-    for question, expected in zip(got, _reference_questions(tokens), strict=True):
-        assert question.hashes.dtype == expected.dtype and np.array_equal(question.hashes, expected)
+    expected = _reference_questions(tokens)
+    for got in (questions(tokens), questions(TokenBatch(tokens))):
+        assert len(got) == len(tokens)
+        for question, want in zip(got, expected, strict=True):
+            assert question.hashes.dtype == want.dtype and np.array_equal(question.hashes, want)
+
+
+_token_lists = st.lists(st.lists(st.sampled_from(["a", "b", "zorblat42x", "année", "x" * 17, "2024", "a1b2c3"]),
+                                 max_size=9), max_size=10)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_token_lists, st.data())
+def test_a_token_batch_part_counts_what_a_batch_of_the_part_counts(tokens: list[list[str]],
+                                                                  data: st.DataObject) -> None:
+    # The stage builds one batch and hands its parts on (the miner's chunks, each input's first tokens): each
+    # part must give the n-grams, in the same order, that a batch built from the part's own tokens gives.
+    start = data.draw(st.integers(0, len(tokens)))
+    end = data.draw(st.integers(start, len(tokens)))
+    keep = data.draw(st.integers(0, 10))
+    whole = TokenBatch(tokens)
+    first = [t[:keep] for t in tokens]
+    for part, own in ((whole.select(start, end), tokens[start:end]), (whole.truncated(keep), first),
+                      (whole.truncated(keep).select(start, end), first[start:end])):
+        got, expected = distinct_ngram_hashes_by_event(part), distinct_ngram_hashes_by_event(own)
+        assert part.events == len(own) and part.size == sum(map(len, own))
+        assert got[0].tolist() == expected[0].tolist() and got[1].tolist() == expected[1].tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "zorblat42x", "année", "x" * 17]), max_size=12), st.integers(0, MAX_N))
+def test_ngram_texts_are_the_joined_tokens(tokens: list[str], max_n: int) -> None:
+    expected = [(" ".join(tokens[i:i + n]), "word") for n in range(1, max_n + 1) for i in range(len(tokens) - n + 1)]
+    expected += [(gram, "char") for token in tokens if is_odd(token) for gram in _char_grams(token)]
+    assert ngram_texts(tokens, max_n) == expected

@@ -50,7 +50,6 @@ Examples
 from __future__ import annotations
 
 import base64
-import itertools
 import math
 import zlib
 from collections import OrderedDict
@@ -59,6 +58,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from detectors.motifs.ngrams import TokenBatch
 
 __all__ = ["MISSING", "SKETCH", "PayloadBursts", "Question", "questions"]
 
@@ -104,22 +105,22 @@ class Question:
         return max(0.0, len(self.hashes) - common)
 
 
-def questions(tokens: Sequence[list[str]]) -> list[Question]:
+def questions(tokens: Sequence[list[str]] | TokenBatch) -> list[Question]:
     """Each input's :class:`Question`, hashed in one pass over the batch (the same in any batching).
 
     Lighter than the miner's n-gram hashes (:mod:`detectors.motifs.ngrams`), which it does not need to
     match: a CRC-32 per token, chained into 2-grams through splitmix64's finaliser, 32 bits of each kept.
+    ``tokens`` may be the inputs' :class:`~detectors.motifs.ngrams.TokenBatch`, whose distinct tokens are
+    then not looked up again.
     """
-    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-    if not lengths.any():
-        return [Question(np.zeros(0, dtype=np.uint32)) for _ in tokens]
-    owner = np.repeat(np.arange(len(tokens), dtype=np.uint64), lengths)
+    batch = tokens if isinstance(tokens, TokenBatch) else TokenBatch(list(tokens))
+    if batch.size == 0:
+        return [Question(np.zeros(0, dtype=np.uint32)) for _ in range(batch.events)]
+    owner = batch.owner.astype(np.uint64)
     # Each distinct token of the batch hashed once (a batch repeats its words), then looked up by position.
-    flat = list(itertools.chain.from_iterable(tokens))
-    index = dict(zip(dict.fromkeys(flat), itertools.count()))
-    crc = np.fromiter((zlib.crc32(t.encode("utf-8", "surrogatepass")) for t in index), dtype=np.uint64,
-                      count=len(index))
-    token = crc[np.fromiter(map(index.__getitem__, flat), dtype=np.int64, count=len(flat))]
+    crc = np.fromiter((zlib.crc32(t.encode("utf-8", "surrogatepass")) for t in batch.distinct), dtype=np.uint64,
+                      count=len(batch.distinct))
+    token = crc[batch.ids]
     with np.errstate(over="ignore"):
         pairs = _mix(token[:-1] * _CHAIN + token[1:] + np.uint64(1))
     within = owner[:-1] == owner[1:]
@@ -132,7 +133,7 @@ def questions(tokens: Sequence[list[str]]) -> list[Question]:
     keep[0] = True
     np.not_equal(keys[1:], keys[:-1], out=keep[1:])
     keys = keys[keep]
-    ends = np.cumsum(np.bincount((keys >> _SHIFT).astype(np.int64), minlength=len(tokens))).tolist()
+    ends = np.cumsum(np.bincount((keys >> _SHIFT).astype(np.int64), minlength=batch.events)).tolist()
     hashes = keys.astype(np.uint32)
     return [Question(hashes[start:end]) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 

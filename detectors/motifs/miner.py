@@ -45,7 +45,14 @@ import numpy as np
 
 from detectors.motifs.count_min import CountMinSketch
 from detectors.motifs.heavy_hitters import Entry, HeavyHitters
-from detectors.motifs.ngrams import MAX_N, distinct_ngram_hashes_by_event, ngram_hashes, ngram_texts, tokenize
+from detectors.motifs.ngrams import (
+    MAX_N,
+    TokenBatch,
+    distinct_ngram_hashes_by_event,
+    ngram_hashes,
+    ngram_texts,
+    tokenize,
+)
 from detectors.motifs.online import Candidate, Later, test_event
 from detectors.motifs.payload import exact_hash
 from detectors.motifs.unflagged import UnflaggedAnswers
@@ -130,7 +137,7 @@ class MotifMiner:
                tenants: Sequence[str], event_ids: Sequence[str], ts_ms: Sequence[int],
                input_hashes: Sequence[int] | None = None, payloads: Sequence[int | None] | None = None,
                bursts: Sequence[bool] | None = None, before: Sequence[int] | None = None,
-               answers: Sequence[int | None] | None = None) -> list[Candidate]:
+               answers: Sequence[int | None] | None = None, token_batch: TokenBatch | None = None) -> list[Candidate]:
         """Add events (tokenised inputs, in arrival order); return the n-grams that became candidates.
 
         Each anomalous event's n-grams are tested as it arrives (see :mod:`detectors.motifs.online`);
@@ -141,6 +148,8 @@ class MotifMiner:
         anomalous, by their payload). ``answers`` (the exact hash of each answer that can burst, else
         ``None``) lets those that were not anomalous count too: the first burst of an answer credits its
         earlier unflagged events as anomalous bursts (see :mod:`detectors.motifs.unflagged`).
+        ``token_batch``, the :class:`~detectors.motifs.ngrams.TokenBatch` of ``tokens`` when the caller has
+        built it, spares building it again.
         """
         found: list[Candidate] = []
         start = 0
@@ -154,6 +163,8 @@ class MotifMiner:
         earlier = [int(n) if b else 0 for n, b in zip(before, burst, strict=True)] if before is not None \
             else [0] * count
         said = list(answers) if answers is not None else [None] * count
+        if token_batch is not None and (token_batch.events, token_batch.size) != (count, sum(map(len, tokens))):
+            raise ValueError(f"token_batch must hold the {count} events' tokens; got {token_batch.events} events")
         while start < count:
             end = min(count, start + size - self.current.events)
             if self.seen < self.config.reference_events:
@@ -161,7 +172,8 @@ class MotifMiner:
             found.extend(self._absorb(tokens[start:end], anomalous[start:end], users[start:end],
                                       tenants[start:end], event_ids[start:end], ts_ms[start:end],
                                       hashes[start:end], outs[start:end], burst[start:end], earlier[start:end],
-                                      said[start:end]))
+                                      said[start:end],
+                                      None if token_batch is None else token_batch.select(start, end)))
             if self.seen == self.config.reference_events and self.reference.events == 0:
                 self.reference = self._frozen_reference()
             if self.current.events >= size:
@@ -173,7 +185,8 @@ class MotifMiner:
     def _absorb(self, tokens: Sequence[list[str]], anomalous: Sequence[bool], users: Sequence[str],
                 tenants: Sequence[str], event_ids: Sequence[str], ts_ms: Sequence[int],
                 input_hashes: Sequence[int | None], payloads: Sequence[int | None],
-                bursts: Sequence[bool], before: Sequence[int], answers: Sequence[int | None]) -> list[Candidate]:
+                bursts: Sequence[bool], before: Sequence[int], answers: Sequence[int | None],
+                token_batch: TokenBatch | None = None) -> list[Candidate]:
         bucket = self.current
         reference = self.seen < self.config.reference_events
         flagged = [index for index, a in enumerate(anomalous) if a]
@@ -190,7 +203,8 @@ class MotifMiner:
             return found
         # The whole chunk's support is counted first; each anomalous event is then tested on the
         # counts as they were just after it (later events' counts taken back, see test_event).
-        support, owners = distinct_ngram_hashes_by_event(list(tokens), self.config.max_n)
+        support, owners = distinct_ngram_hashes_by_event(list(tokens) if token_batch is None else token_batch,
+                                                         self.config.max_n)
         bucket.sketch.add(support)  # support counts events, not occurrences: one per event and n-gram
         bucket.events += len(tokens)
         bucket.anomalous += len(flagged)

@@ -31,8 +31,8 @@ import unicodedata
 
 import numpy as np
 
-__all__ = ["MAX_N", "distinct_ngram_hashes", "distinct_ngram_hashes_by_event", "is_odd", "ngram_hashes", "ngram_texts",
-           "tokenize"]
+__all__ = ["MAX_N", "TokenBatch", "distinct_ngram_hashes", "distinct_ngram_hashes_by_event", "is_odd", "ngram_hashes",
+           "ngram_texts", "tokenize"]
 
 MAX_N = 6
 MAX_TOKENS = 256
@@ -77,6 +77,8 @@ def is_odd(token: str) -> bool:
         return False
     if len(token) >= 16 or not token.isascii():
         return True
+    if token.isalpha():  # most words: no digit, so not odd (a check in C before the loops in Python)
+        return False
     return any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
 
 
@@ -109,13 +111,33 @@ def _token_hashes(tokens: list[str]) -> np.ndarray:
         return _mix(sums * powers[ends - 1])
 
 
-class _Tokens:
-    """A batch's tokens as dense ids: each distinct token is hashed and judged once."""
+class TokenBatch:
+    """A batch's tokens as dense ids: each distinct token is hashed and judged once.
+
+    Built once per batch and shared by what reads the batch's tokens (the miner's n-grams, the payload
+    bursts' questions); :meth:`select` and :meth:`truncated` give parts of it without hashing again.
+
+    Parameters
+    ----------
+    events
+        Each event's tokens.
+
+    Examples
+    --------
+    >>> batch = TokenBatch([["a", "b", "a"], ["b", "c"]])
+    >>> batch.events, batch.size, batch.distinct
+    (2, 5, ['a', 'b', 'c'])
+    >>> batch.select(1, 2).ids.tolist(), batch.truncated(1).ids.tolist()
+    ([1, 2], [0, 1])
+    """
 
     def __init__(self, events: list[list[str]]) -> None:
         flat = [token for tokens in events for token in tokens]
+        self.events = len(events)
         self.size = len(flat)
-        self.owner = np.repeat(np.arange(len(events), dtype=np.int64), [len(tokens) for tokens in events])
+        lengths = np.fromiter(map(len, events), dtype=np.int64, count=len(events))
+        self.starts = np.concatenate(([0], np.cumsum(lengths)))  # each event's first position, and the end
+        self.owner = np.repeat(np.arange(len(events), dtype=np.int64), lengths)
         # setdefault through map (no Python frame per token) gives each token its first position.
         codes: dict[str, int] = {}
         first = np.fromiter(map(codes.setdefault, flat, range(len(flat))), dtype=np.int64, count=len(flat))
@@ -123,10 +145,39 @@ class _Tokens:
         dense[np.fromiter(codes.values(), dtype=np.int64, count=len(codes))] = np.arange(len(codes))
         self.ids = dense[first]
         self.distinct = list(codes)
-        self.hash = _token_hashes(self.distinct)[self.ids]
-        grams = [_char_gram_hashes(token) if is_odd(token) else _NO_GRAMS for token in self.distinct]
+        self.distinct_hash = _token_hashes(self.distinct)
+        self.hash = self.distinct_hash[self.ids]
+        # Only tokens long enough can be odd: their lengths are judged in one pass, the rest one by one.
+        grams = [_NO_GRAMS] * len(self.distinct)
+        chars = np.fromiter(map(len, self.distinct), dtype=np.int64, count=len(self.distinct))
+        for index in np.flatnonzero(chars >= CHAR_N + 2).tolist():
+            if is_odd(token := self.distinct[index]):
+                grams[index] = _char_gram_hashes(token)
         self.gram_counts = np.fromiter((len(g) for g in grams), dtype=np.int64, count=len(grams))
         self.grams = grams
+
+    def _part(self, keep: np.ndarray | slice, owner: np.ndarray, events: int) -> TokenBatch:
+        part = object.__new__(TokenBatch)
+        part.distinct, part.distinct_hash, part.grams, part.gram_counts = (
+            self.distinct, self.distinct_hash, self.grams, self.gram_counts)
+        part.ids, part.hash, part.owner, part.events = self.ids[keep], self.hash[keep], owner, events
+        part.size = len(part.ids)
+        part.starts = np.concatenate(([0], np.cumsum(np.bincount(owner, minlength=events))))
+        return part
+
+    def select(self, start: int, end: int) -> TokenBatch:
+        """The events ``start`` to ``end`` (exclusive), numbered from 0, with the same token ids."""
+        if not 0 <= start <= end <= self.events:
+            raise ValueError(f"events must lie within [0, {self.events}]; got {start!r} to {end!r}")
+        lo, hi = int(self.starts[start]), int(self.starts[end])
+        return self._part(slice(lo, hi), self.owner[lo:hi] - start, end - start)
+
+    def truncated(self, max_tokens: int) -> TokenBatch:
+        """Each event's first ``max_tokens`` tokens (what ``tokenize(text, max_tokens)`` keeps)."""
+        keep = np.arange(self.size) - self.starts[self.owner] < max_tokens
+        if keep.all():
+            return self
+        return self._part(keep, self.owner[keep], self.events)
 
     def chained(self, previous: np.ndarray, n: int) -> np.ndarray:
         """Hashes of the n-grams at every start position, from those of the (n-1)-grams."""
@@ -157,7 +208,7 @@ def ngram_hashes(events: list[list[str]], max_n: int = MAX_N) -> tuple[np.ndarra
     char grams, event by event. :func:`ngram_texts` lists one event's n-grams
     in the same order.
     """
-    batch = _Tokens(events)
+    batch = TokenBatch(events)
     hashes = []
     owners = []
     current = batch.hash
@@ -175,7 +226,7 @@ def ngram_hashes(events: list[list[str]], max_n: int = MAX_N) -> tuple[np.ndarra
     return np.concatenate(hashes), np.concatenate(owners)
 
 
-def _distinct(events: list[list[str]], max_n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _distinct(events: list[list[str]] | TokenBatch, max_n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Each distinct n-gram once per event, per n, with the event of each.
 
     Distinct by content: an n-gram repeats in an event only where its first
@@ -184,7 +235,7 @@ def _distinct(events: list[list[str]], max_n: int) -> tuple[list[np.ndarray], li
     with the same 64-bit hash count twice, where deduplicating hashes would
     count them once: a chance of about 2**-64 per pair.)
     """
-    batch = _Tokens(events)
+    batch = events if isinstance(events, TokenBatch) else TokenBatch(events)
     width = max(len(batch.distinct), 1)
     out: list[np.ndarray] = []
     owners: list[np.ndarray] = []
@@ -257,8 +308,9 @@ def distinct_ngram_hashes(events: list[list[str]], max_n: int = MAX_N) -> np.nda
     return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
 
 
-def distinct_ngram_hashes_by_event(events: list[list[str]], max_n: int = MAX_N) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`distinct_ngram_hashes` and the event of each hash."""
+def distinct_ngram_hashes_by_event(events: list[list[str]] | TokenBatch,
+                                   max_n: int = MAX_N) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`distinct_ngram_hashes` and the event of each hash; ``events`` may be their :class:`TokenBatch`."""
     out, owners = _distinct(events, max_n)
     if not out:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
@@ -272,6 +324,12 @@ def _char_gram_hashes(token: str) -> np.ndarray:
 
 def ngram_texts(tokens: list[str], max_n: int = MAX_N) -> list[tuple[str, str]]:
     """One event's n-grams as ``(text, kind)``, in :func:`ngram_hashes` order; kind is word or char."""
-    texts = [(" ".join(tokens[i:i + n]), "word") for n in range(1, max_n + 1) for i in range(len(tokens) - n + 1)]
+    texts = [(token, "word") for token in tokens] if max_n >= 1 else []
+    grams = tokens
+    for n in range(2, max_n + 1):
+        # Each n-gram is the (n-1)-gram at its position and one token more: a concatenation, not a join.
+        # The last (n-1)-gram has no token after it: zip stops there.
+        grams = [gram + " " + token for gram, token in zip(grams, tokens[n - 1:], strict=False)]
+        texts.extend([(gram, "word") for gram in grams])
     texts.extend((gram, "char") for token in tokens if is_odd(token) for gram in _char_grams(token))
     return texts

@@ -27,7 +27,7 @@ from typing import Any
 
 from detectors.motifs.bursts import PayloadBursts, questions
 from detectors.motifs.miner import Candidate, MotifMiner, tokenize
-from detectors.motifs.ngrams import MAX_TOKENS
+from detectors.motifs.ngrams import MAX_TOKENS, TokenBatch
 from detectors.motifs.payload import exact_hash, simhash, tool_shapes
 from monitor.alerts import Alert, Findings, Severity, TriggerCandidate, stable_id
 from monitor.pipeline import KeyBatch, StreamKey
@@ -78,8 +78,10 @@ class MotifStage:
         # What each input asks, so that one answer to one instruction, bare and in a template, is no burst.
         # From the whole input: a long instruction cut at MAX_TOKENS inside a template loses its end, and
         # would read as another question (the ingest limits bound the input).
-        asked = questions([tokenize(e.input, len(e.input)) if len(words) >= MAX_TOKENS else words
-                           for e, words in zip(events, tokens, strict=True)])
+        # One token batch for both: the questions read whole inputs, the miner their first MAX_TOKENS tokens.
+        whole = TokenBatch([tokenize(e.input, len(e.input)) if len(words) >= MAX_TOKENS else words
+                            for e, words in zip(events, tokens, strict=True)])
+        asked = questions(whole)
         reference_left = miner.config.reference_events - miner.seen
         before = [0] * len(events)  # on an answer's first burst, its occurrences before it
         answers: list[int | None] = [None] * len(events)  # of the answers that can burst
@@ -99,7 +101,7 @@ class MotifStage:
             users=[e.user_id or "" for e in events], tenants=[e.tenant_id or "" for e in events],
             event_ids=[e.id for e in events], ts_ms=[e.ts_ms for e in events],
             input_hashes=inputs, payloads=payloads, bursts=[BURST_FLAG in reasons - ignore for reasons in batch.flags],
-            before=before, answers=answers,
+            before=before, answers=answers, token_batch=whole.truncated(MAX_TOKENS),
         )
         model_id, model_version = batch.key
         for candidate in candidates:

@@ -166,6 +166,22 @@ def test_estimate_without_matches_the_isin_reference(earlier: list[int], later: 
     assert got.dtype == _reference_estimate_without(sketch, items, added).dtype
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(0, 2**64 - 1), max_size=40), st.integers(0, 40_000)), max_size=4),
+       st.sampled_from([2, 16, 1024]), st.integers(1, 4))
+def test_add_counts_each_occurrence_in_every_row(batches: list[tuple[list[int], int]], width: int, depth: int) -> None:
+    # Each batch: some items, and one item repeated (tens of thousands of times: the 16-bit counters widen).
+    sketch = CountMinSketch(width=width, depth=depth)
+    expected = np.zeros((depth, width), dtype=np.int64)
+    for items, repeats in batches:
+        batch = np.array(items + [7] * repeats, dtype=np.uint64)
+        sketch.add(batch)
+        for row, columns in enumerate(sketch._columns(batch)):
+            np.add.at(expected[row], columns, 1)
+        assert np.array_equal(sketch.table, expected)
+        assert sketch.table.dtype == (np.uint16 if expected.max(initial=0) <= 65_535 else np.int32)
+
+
 def _reference_token_crcs(tokens: list[list[str]]) -> np.ndarray:
     """questions' token hashes as first written: the batch joined by NUL, encoded once, split back."""
     pieces = "\x00".join(itertools.chain.from_iterable(tokens)).encode("utf-8", "surrogatepass").split(b"\x00")

@@ -80,7 +80,9 @@ class CountMinSketch:
                     if bound > _NARROW_MAX:
                         self.table = self.table.astype(np.int32)
                 top = max(top, bound)
-            np.add(self.table[row], counts, out=self.table[row], casting="unsafe")  # fits: checked above
+            # Added in the table's own dtype (a mixed-type add cost twice as much): exact, since each count is
+            # at most its counter's new value, which the dtype holds (checked above; int32 holds any step).
+            self.table[row] += counts.astype(self.table.dtype)
         self._top = top
 
     def estimate(self, items: np.ndarray) -> np.ndarray:

@@ -164,14 +164,26 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
     if not alerted.isdisjoint(items):
         return []  # explained: this event carries a trigger already named (its template words are not another)
     supported: list[tuple[int, str, str, list[Entry], int]] = []
+    least = min(cfg.min_support, cfg.burst_min_support)
+    tables = [b.heavy.entries for b in buckets]
+    current = tables.pop()
+    # Most of an event's n-grams are in the open step alone (new phrasings, counted once): their count is
+    # the open step's, read directly. Which ones the closed steps hold is a set intersection (in C).
+    fresh = set(items) - alerted
+    elsewhere = set().union(*(table.keys() & fresh for table in tables))
     seen: set[int] = set()
     for item, (text, kind) in zip(items, texts, strict=True):
         if item in seen or item in alerted:
             continue
         seen.add(item)
-        entries = [e for e in (b.heavy.entries.get(item) for b in buckets) if e is not None]
+        if item not in elsewhere:
+            entry = current.get(item)
+            if entry is not None and entry.count >= least:
+                supported.append((item, text, kind, [entry], entry.count))
+            continue
+        entries = [e for e in (table.get(item) for table in (*tables, current)) if e is not None]
         count = sum(e.count for e in entries)
-        if count >= min(cfg.min_support, cfg.burst_min_support):
+        if count >= least:
             supported.append((item, text, kind, entries, count))
     if not supported:
         return []

@@ -16,7 +16,7 @@ import hypothesis.strategies as st
 import numpy as np
 from hypothesis import given, settings
 
-from detectors.motifs.bursts import _mix, questions
+from detectors.motifs.bursts import PayloadBursts, Question, _asked_before, _mix, questions
 from detectors.motifs.count_min import CountMinSketch
 from detectors.motifs.heavy_hitters import PAYLOAD_CAP, HeavyHitters
 from detectors.motifs.ngrams import (
@@ -244,3 +244,48 @@ def test_ngram_texts_are_the_joined_tokens(tokens: list[str], max_n: int) -> Non
     expected = [(" ".join(tokens[i:i + n]), "word") for n in range(1, max_n + 1) for i in range(len(tokens) - n + 1)]
     expected += [(gram, "char") for token in tokens if is_odd(token) for gram in _char_grams(token)]
     assert ngram_texts(tokens, max_n) == expected
+
+
+def _reference_observe_burst(bursts: PayloadBursts, output_hash: int, input_hash: int, *, reference: bool,
+                             question: Question | None) -> tuple[bool, int]:
+    """PayloadBursts.observe_burst as first written: one path for new and known answers alike."""
+    asked = bursts.recent.get(output_hash)
+    if asked is None:
+        asked = bursts.recent[output_hash] = ()
+        if len(bursts.recent) > bursts.capacity:
+            bursts.before.pop(bursts.recent.popitem(last=False)[0], None)
+    bursts.recent.move_to_end(output_hash)
+    if len(asked) < bursts.min_inputs and all(h != input_hash for h, _, _ in asked) \
+            and not _asked_before(question, asked):
+        sketch, size = question.kept() if question is not None else (b"", 0)
+        asked = (*asked, (input_hash, sketch, size))
+        if len(asked) >= bursts.min_inputs:
+            asked = tuple((h, b"", 0) for h, _, _ in asked)
+        bursts.recent[output_hash] = asked
+    burst = len(asked) >= bursts.min_inputs
+    if burst and reference and output_hash not in bursts.known:
+        bursts.known[output_hash] = None
+        if len(bursts.known) > bursts.known_cap:
+            bursts.known.popitem(last=False)
+    if burst and not reference and output_hash not in bursts.known:
+        return True, bursts.before.pop(output_hash, 0)
+    bursts.before[output_hash] = bursts.before.get(output_hash, 0) + 1
+    return False, 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 4), st.booleans(), st.integers(0, 3)), max_size=60),
+       st.integers(1, 4), st.integers(1, 3), st.integers(1, 3))
+def test_observe_burst_matches_its_single_path_reference(events: list[tuple[int, int, bool, int]], capacity: int,
+                                                         min_inputs: int, known_cap: int) -> None:
+    # Questions from a few token lists: some inside others (one instruction, wrapped), some apart.
+    asked = questions([["name", "three", "fruits"], ["you", "are", "kind", "name", "three", "fruits"],
+                       ["capital", "of", "peru"], []])
+    got = PayloadBursts(capacity=capacity, min_inputs=min_inputs, known_cap=known_cap)
+    want = PayloadBursts(capacity=capacity, min_inputs=min_inputs, known_cap=known_cap)
+    for answer, source, reference, which in events:
+        question = asked[which] if which < 3 else None
+        assert got.observe_burst(answer, source, reference=reference, question=question) == \
+            _reference_observe_burst(want, answer, source, reference=reference, question=question)
+        assert list(got.recent.items()) == list(want.recent.items())
+        assert got.before == want.before and list(got.known) == list(want.known)

@@ -174,6 +174,15 @@ class PayloadBursts:
         Without ``question``, each distinct input is a question of its own.
         """
         asked = self.recent.get(output_hash)
+        if asked is None and self.min_inputs > 1:
+            # A new answer (most are): its first question kept, no burst yet. What the general path below
+            # does for it, less the steps that cannot change anything.
+            sketch, size = question.kept() if question is not None else (b"", 0)
+            self.recent[output_hash] = ((input_hash, sketch, size),)
+            if len(self.recent) > self.capacity:
+                self.before.pop(self.recent.popitem(last=False)[0], None)
+            self.before[output_hash] = self.before.get(output_hash, 0) + 1
+            return False, 0
         if asked is None:
             asked = self.recent[output_hash] = ()
             if len(self.recent) > self.capacity:

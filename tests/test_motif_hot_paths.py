@@ -16,7 +16,7 @@ import hypothesis.strategies as st
 import numpy as np
 from hypothesis import given, settings
 
-from detectors.motifs.bursts import PayloadBursts, Question, _asked_before, _mix, questions
+from detectors.motifs.bursts import PayloadBursts, Question, _mix, questions
 from detectors.motifs.count_min import CountMinSketch
 from detectors.motifs.heavy_hitters import PAYLOAD_CAP, HeavyHitters
 from detectors.motifs.ngrams import (
@@ -248,29 +248,9 @@ def test_ngram_texts_are_the_joined_tokens(tokens: list[str], max_n: int) -> Non
 
 def _reference_observe_burst(bursts: PayloadBursts, output_hash: int, input_hash: int, *, reference: bool,
                              question: Question | None) -> tuple[bool, int]:
-    """PayloadBursts.observe_burst as first written: one path for new and known answers alike."""
-    asked = bursts.recent.get(output_hash)
-    if asked is None:
-        asked = bursts.recent[output_hash] = ()
-        if len(bursts.recent) > bursts.capacity:
-            bursts.before.pop(bursts.recent.popitem(last=False)[0], None)
-    bursts.recent.move_to_end(output_hash)
-    if len(asked) < bursts.min_inputs and all(h != input_hash for h, _, _ in asked) \
-            and not _asked_before(question, asked):
-        sketch, size = question.kept() if question is not None else (b"", 0)
-        asked = (*asked, (input_hash, sketch, size))
-        if len(asked) >= bursts.min_inputs:
-            asked = tuple((h, b"", 0) for h, _, _ in asked)
-        bursts.recent[output_hash] = asked
-    burst = len(asked) >= bursts.min_inputs
-    if burst and reference and output_hash not in bursts.known:
-        bursts.known[output_hash] = None
-        if len(bursts.known) > bursts.known_cap:
-            bursts.known.popitem(last=False)
-    if burst and not reference and output_hash not in bursts.known:
-        return True, bursts.before.pop(output_hash, 0)
-    bursts.before[output_hash] = bursts.before.get(output_hash, 0) + 1
-    return False, 0
+    """PayloadBursts.observe_burst as first written: its general path for new and known answers alike."""
+    return bursts._observe(output_hash, input_hash, bursts.recent.get(output_hash), reference=reference,
+                           question=question)
 
 
 @settings(max_examples=200, deadline=None)

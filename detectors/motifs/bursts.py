@@ -183,6 +183,11 @@ class PayloadBursts:
                 self.before.pop(self.recent.popitem(last=False)[0], None)
             self.before[output_hash] = self.before.get(output_hash, 0) + 1
             return False, 0
+        return self._observe(output_hash, input_hash, asked, reference=reference, question=question)
+
+    def _observe(self, output_hash: int, input_hash: int, asked: tuple[tuple[int, bytes, int], ...] | None, *,
+                 reference: bool, question: Question | None) -> tuple[bool, int]:
+        """:meth:`observe_burst`'s general path, for any answer, new (``asked`` is ``None``) or known."""
         if asked is None:
             asked = self.recent[output_hash] = ()
             if len(self.recent) > self.capacity:

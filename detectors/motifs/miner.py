@@ -164,7 +164,8 @@ class MotifMiner:
             else [0] * count
         said = list(answers) if answers is not None else [None] * count
         if token_batch is not None and (token_batch.events, token_batch.size) != (count, sum(map(len, tokens))):
-            raise ValueError(f"token_batch must hold the {count} events' tokens; got {token_batch.events} events")
+            raise ValueError(f"token_batch must hold the {count} events' {sum(map(len, tokens))} tokens; got "
+                             f"{token_batch.events} events and {token_batch.size} tokens")
         while start < count:
             end = min(count, start + size - self.current.events)
             if self.seen < self.config.reference_events:

@@ -145,8 +145,7 @@ class TokenBatch:
         dense[np.fromiter(codes.values(), dtype=np.int64, count=len(codes))] = np.arange(len(codes))
         self.ids = dense[first]
         self.distinct = list(codes)
-        self.distinct_hash = _token_hashes(self.distinct)
-        self.hash = self.distinct_hash[self.ids]
+        self.hash = _token_hashes(self.distinct)[self.ids]
         # Only tokens long enough can be odd: their lengths are judged in one pass, the rest one by one.
         grams = [_NO_GRAMS] * len(self.distinct)
         chars = np.fromiter(map(len, self.distinct), dtype=np.int64, count=len(self.distinct))
@@ -158,8 +157,7 @@ class TokenBatch:
 
     def _part(self, keep: np.ndarray | slice, owner: np.ndarray, events: int) -> TokenBatch:
         part = object.__new__(TokenBatch)
-        part.distinct, part.distinct_hash, part.grams, part.gram_counts = (
-            self.distinct, self.distinct_hash, self.grams, self.gram_counts)
+        part.distinct, part.grams, part.gram_counts = self.distinct, self.grams, self.gram_counts
         part.ids, part.hash, part.owner, part.events = self.ids[keep], self.hash[keep], owner, events
         part.size = len(part.ids)
         part.starts = np.concatenate(([0], np.cumsum(np.bincount(owner, minlength=events))))

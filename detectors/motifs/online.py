@@ -166,14 +166,14 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
     supported: list[tuple[int, str, str, list[Entry], int]] = []
     least = min(cfg.min_support, cfg.burst_min_support)
     tables = [b.heavy.entries for b in buckets]
-    current = tables.pop()
+    current = tables[-1]
     # Most of an event's n-grams are in the open step alone (new phrasings, counted once): their count is
     # the open step's, read directly. Which ones the closed steps hold is a set intersection (in C).
-    fresh = set(items) - alerted
-    elsewhere = set().union(*(table.keys() & fresh for table in tables))
+    event_items = set(items)
+    elsewhere = set().union(*(table.keys() & event_items for table in tables[:-1]))
     seen: set[int] = set()
     for item, (text, kind) in zip(items, texts, strict=True):
-        if item in seen or item in alerted:
+        if item in seen:  # none is in alerted: such an event returned above
             continue
         seen.add(item)
         if item not in elsewhere:
@@ -181,7 +181,7 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
             if entry is not None and entry.count >= least:
                 supported.append((item, text, kind, [entry], entry.count))
             continue
-        entries = [e for e in (table.get(item) for table in (*tables, current)) if e is not None]
+        entries = [e for e in (table.get(item) for table in tables) if e is not None]
         count = sum(e.count for e in entries)
         if count >= least:
             supported.append((item, text, kind, entries, count))

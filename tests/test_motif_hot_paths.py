@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 
 import hypothesis.strategies as st
 import numpy as np
+import pytest
 from hypothesis import given, settings
 
 from detectors.motifs.bursts import PayloadBursts, Question, _mix, questions
 from detectors.motifs.count_min import CountMinSketch
 from detectors.motifs.heavy_hitters import PAYLOAD_CAP, HeavyHitters
+from detectors.motifs.miner import MotifConfig, MotifMiner
 from detectors.motifs.ngrams import (
     MAX_N,
     MAX_TOKENS,
@@ -248,7 +250,7 @@ def test_ngram_texts_are_the_joined_tokens(tokens: list[str], max_n: int) -> Non
 
 def _reference_observe_burst(bursts: PayloadBursts, output_hash: int, input_hash: int, *, reference: bool,
                              question: Question | None) -> tuple[bool, int]:
-    """PayloadBursts.observe_burst as first written: its general path for new and known answers alike."""
+    """PayloadBursts.observe_burst without its step for new answers: the general path, for every answer."""
     return bursts._observe(output_hash, input_hash, bursts.recent.get(output_hash), reference=reference,
                            question=question)
 
@@ -269,3 +271,14 @@ def test_observe_burst_matches_its_single_path_reference(events: list[tuple[int,
             _reference_observe_burst(want, answer, source, reference=reference, question=question)
         assert list(got.recent.items()) == list(want.recent.items())
         assert got.before == want.before and list(got.known) == list(want.known)
+
+
+def test_a_token_batch_that_is_not_the_events_tokens_is_refused() -> None:
+    batch = TokenBatch([["a", "b"], ["c"]])
+    with pytest.raises(ValueError, match=r"within \[0, 2\]; got 1 to 3"):
+        batch.select(1, 3)
+    miner = MotifMiner(MotifConfig(window_events=400, buckets=1, sketch_width=1024, reference_events=0))
+    with pytest.raises(ValueError, match="must hold the 2 events' 2 tokens; got 2 events and 3 tokens"):
+        miner.update([["a"], ["b"]], [False, False], users=["u", "v"], tenants=["", ""], event_ids=["1", "2"],
+                     ts_ms=[1, 2], token_batch=batch)
+    assert miner.seen == 0  # refused before anything was counted

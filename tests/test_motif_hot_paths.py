@@ -6,10 +6,8 @@ replaced (kept here as the reference), on random inputs: the miner's candidates 
 
 from __future__ import annotations
 
-import itertools
 import re
 import unicodedata
-import zlib
 from dataclasses import dataclass, field
 
 import hypothesis.strategies as st
@@ -17,21 +15,24 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from detectors.motifs.bursts import PayloadBursts, Question, _mix, questions
+from detectors.motifs.bursts import PayloadBursts, Question, questions
 from detectors.motifs.count_min import CountMinSketch
 from detectors.motifs.heavy_hitters import PAYLOAD_CAP, HeavyHitters
 from detectors.motifs.miner import MotifConfig, MotifMiner
 from detectors.motifs.ngrams import (
     MAX_N,
     MAX_TOKENS,
+    DistinctNgrams,
     TokenBatch,
     _char_grams,
     _groups,
     distinct_ngram_hashes_by_event,
     is_odd,
+    ngram_hashes,
     ngram_texts,
     tokenize,
 )
+from detectors.motifs.unflagged import UnflaggedAnswers
 
 
 @dataclass
@@ -140,7 +141,7 @@ def test_groups_are_numpy_unique_without_the_values(values: list[int], scale: in
 
 def _reference_estimate_without(sketch: CountMinSketch, items: np.ndarray, later: np.ndarray) -> np.ndarray:
     """estimate_without as first written: the later items matched to the wanted counters with isin and unique."""
-    columns, later_columns = sketch._columns(items), sketch._columns(later)
+    columns, later_columns = sketch.columns(items), sketch.columns(later)
     rows = []
     for row in range(sketch.depth):
         wanted = columns[row]
@@ -178,33 +179,20 @@ def test_add_counts_each_occurrence_in_every_row(batches: list[tuple[list[int], 
     for items, repeats in batches:
         batch = np.array(items + [7] * repeats, dtype=np.uint64)
         sketch.add(batch)
-        for row, columns in enumerate(sketch._columns(batch)):
+        for row, columns in enumerate(sketch.columns(batch)):
             np.add.at(expected[row], columns, 1)
         assert np.array_equal(sketch.table, expected)
         assert sketch.table.dtype == (np.uint16 if expected.max(initial=0) <= 65_535 else np.int32)
 
 
-def _reference_token_crcs(tokens: list[list[str]]) -> np.ndarray:
-    """questions' token hashes as first written: the batch joined by NUL, encoded once, split back."""
-    pieces = "\x00".join(itertools.chain.from_iterable(tokens)).encode("utf-8", "surrogatepass").split(b"\x00")
-    return np.fromiter(map(zlib.crc32, pieces), dtype=np.uint64, count=len(pieces))
-
-
 def _reference_questions(tokens: list[list[str]]) -> list[np.ndarray]:
-    """questions as first written: the NUL-joined token hashes and numpy.split into events."""
-    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-    if not lengths.any():
-        return [np.zeros(0, dtype=np.uint32) for _ in tokens]
-    owner = np.repeat(np.arange(len(tokens), dtype=np.uint64), lengths)
-    token = _reference_token_crcs(tokens)
-    with np.errstate(over="ignore"):
-        pairs = _mix(token[:-1] * np.uint64(0x9E3779B97F4A7C15) + token[1:] + np.uint64(1))
-    within = owner[:-1] == owner[1:]
-    shift = np.uint64(32)
-    keys = np.unique(np.concatenate([owner << shift | _mix(token) >> shift,
-                                     owner[:-1][within] << shift | pairs[within] >> shift]))
-    ends = np.cumsum(np.bincount((keys >> shift).astype(np.int64), minlength=len(tokens)))
-    return np.split(keys.astype(np.uint32), ends[:-1])
+    """questions from their definition: per input, the distinct high 32 bits of its word 1- and 2-gram hashes."""
+    out = []
+    for words in tokens:
+        hashes, _ = ngram_hashes([words], max_n=2)
+        word_grams = hashes[:len(words) + max(len(words) - 1, 0)]  # the char grams come after the word n-grams
+        out.append(np.unique(word_grams >> np.uint64(32)).astype(np.uint32))
+    return out
 
 
 @settings(max_examples=200, deadline=None)
@@ -212,7 +200,8 @@ def _reference_questions(tokens: list[list[str]]) -> list[np.ndarray]:
 def test_questions_match_the_joined_reference(texts: list[str]) -> None:
     tokens = [tokenize(text) for text in texts]
     expected = _reference_questions(tokens)
-    for got in (questions(tokens), questions(TokenBatch(tokens))):
+    for got in (questions(tokens), questions(TokenBatch(tokens)), questions(DistinctNgrams(tokens, max_n=2)),
+                questions(DistinctNgrams(tokens))):
         assert len(got) == len(tokens)
         for question, want in zip(got, expected, strict=True):
             assert question.hashes.dtype == want.dtype and np.array_equal(question.hashes, want)
@@ -238,6 +227,44 @@ def test_a_token_batch_part_counts_what_a_batch_of_the_part_counts(tokens: list[
         got, expected = distinct_ngram_hashes_by_event(part), distinct_ngram_hashes_by_event(own)
         assert part.events == len(own) and part.size == sum(map(len, own))
         assert got[0].tolist() == expected[0].tolist() and got[1].tolist() == expected[1].tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(_token_lists, st.integers(1, MAX_N), st.data())
+def test_distinct_ngrams_of_a_run_of_events_are_those_of_a_batch_of_the_run(tokens: list[list[str]], max_n: int,
+                                                                          data: st.DataObject) -> None:
+    # The miner's chunks are runs of the stage's batch, and its tests take back the events after one.
+    start = data.draw(st.integers(0, len(tokens)))
+    end = data.draw(st.integers(start, len(tokens)))
+    grams = DistinctNgrams(tokens, max_n)
+    assert (grams.hashes.tolist(), grams.owners.tolist()) == \
+        tuple(a.tolist() for a in distinct_ngram_hashes_by_event(tokens, max_n))
+    part, own = grams.select(start, end), DistinctNgrams(tokens[start:end], max_n)
+    assert (part.events, part.tokens) == (own.events, own.tokens) == (end - start, sum(map(len, tokens[start:end])))
+    assert part.hashes.tolist() == own.hashes.tolist() and part.owners.tolist() == own.owners.tolist()
+    for index in range(-1, len(tokens) + 1):
+        positions = [p for lo, hi in grams.after(index) for p in range(lo, hi)]
+        assert positions == np.flatnonzero(grams.owners > index).tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=60), st.lists(st.integers(0, 60), min_size=1, max_size=20),
+       st.sampled_from([2, 16, 1024]), st.integers(1, 4), st.integers(0, 60))
+def test_estimate_without_later_columns_is_estimate_without_their_items(items: list[int], wanted: list[int],
+                                                                         width: int, depth: int, cut: int) -> None:
+    # The miner hands over the columns the add computed, in pieces (one per n-gram block), not the hashes.
+    sketch = CountMinSketch(width=width, depth=depth)
+    added = np.array(items, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15 % 2**61)
+    columns = sketch.columns(added)
+    sketch.add(added, columns=columns)
+    keys = np.array(wanted, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15 % 2**61)
+    later = added[cut:]
+    got = sketch.estimate_without(keys, later_columns=[columns[:, cut:cut + 7], columns[:, cut + 7:]])
+    assert np.array_equal(got, sketch.estimate_without(keys, later))
+    assert np.array_equal(got, _reference_estimate_without(sketch, keys, later))
+    assert np.array_equal(sketch.estimate_without(keys), sketch.estimate(keys))
+    with pytest.raises(ValueError, match="columns must have shape"):
+        sketch.add(added, columns=columns[:, :-1] if len(added) else np.zeros((depth + 1, 0), dtype=np.int64))
 
 
 @settings(max_examples=200, deadline=None)
@@ -278,7 +305,54 @@ def test_a_token_batch_that_is_not_the_events_tokens_is_refused() -> None:
     with pytest.raises(ValueError, match=r"within \[0, 2\]; got 1 to 3"):
         batch.select(1, 3)
     miner = MotifMiner(MotifConfig(window_events=400, buckets=1, sketch_width=1024, reference_events=0))
-    with pytest.raises(ValueError, match="must hold the 2 events' 2 tokens; got 2 events and 3 tokens"):
-        miner.update([["a"], ["b"]], [False, False], users=["u", "v"], tenants=["", ""], event_ids=["1", "2"],
-                     ts_ms=[1, 2], token_batch=batch)
+    for wrong, got in ((DistinctNgrams(batch), "2 events, 3 tokens and n=6"),
+                       (DistinctNgrams([["a"], ["b"]], max_n=2), "2 events, 2 tokens and n=2")):
+        with pytest.raises(ValueError, match=f"must hold the 2 events' 2 tokens' n-grams up to n=6; got {got}"):
+            miner.update([["a"], ["b"]], [False, False], users=["u", "v"], tenants=["", ""], event_ids=["1", "2"],
+                         ts_ms=[1, 2], support=wrong)
     assert miner.seen == 0  # refused before anything was counted
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 5)), st.lists(st.sampled_from(["a", "b", "c"]),
+                                                                             max_size=3)), max_size=40),
+       st.integers(1, 4), st.integers(1, 3), st.data())
+def test_unflagged_add_many_is_add_for_each_event(events: list[tuple[int | None, list[str]]], capacity: int,
+                                                  per_answer: int, data: st.DataObject) -> None:
+    answers = [answer for answer, _ in events]
+    tokens = [words for _, words in events]
+    users, tenants = [f"u{i % 3}" for i in range(len(events))], [f"t{i % 2}" for i in range(len(events))]
+    ids, inputs = [f"e{i}" for i in range(len(events))], [None if i % 4 == 0 else i for i in range(len(events))]
+    start = data.draw(st.integers(0, len(events)))
+    got, want = UnflaggedAnswers(capacity, per_answer), UnflaggedAnswers(capacity, per_answer)
+    got.add_many(range(start, len(events)), answers, tokens, users, tenants, ids, inputs)
+    for index in range(start, len(events)):
+        if answers[index] is not None:
+            want.add(answers[index], tokens[index], user=users[index], tenant=tenants[index], event_id=ids[index],
+                     input_hash=inputs[index])
+    assert list(got.events.items()) == list(want.events.items())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 6)), st.integers(0, 4), st.integers(0, 3)),
+                max_size=60), st.integers(0, 60), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3))
+def test_observe_many_is_observe_burst_for_each_event(events: list[tuple[int | None, int, int]], reference: int,
+                                                      capacity: int, min_inputs: int, known_cap: int) -> None:
+    asked = questions([["name", "three", "fruits"], ["you", "are", "kind", "name", "three", "fruits"],
+                       ["capital", "of", "peru"], []])
+    answers, inputs = [a for a, _, _ in events], [i for _, i, _ in events]
+    chosen = [asked[w] if w < 3 else None for _, _, w in events]
+    got = PayloadBursts(capacity=capacity, min_inputs=min_inputs, known_cap=known_cap)
+    want = PayloadBursts(capacity=capacity, min_inputs=min_inputs, known_cap=known_cap)
+    burst_at, before = got.observe_many(answers, inputs, reference=reference, questions=chosen)
+    expected_at, expected_before = [], [0] * len(events)
+    for index, (answer, source, question) in enumerate(zip(answers, inputs, chosen, strict=True)):
+        if answer is None:
+            continue
+        burst, expected_before[index] = want.observe_burst(answer, source, reference=index < reference,
+                                                           question=question)
+        if burst:
+            expected_at.append(index)
+    assert (burst_at, before) == (expected_at, expected_before)
+    assert list(got.recent.items()) == list(want.recent.items())
+    assert got.before == want.before and list(got.known) == list(want.known)

@@ -55,17 +55,20 @@ def test_the_questions_are_kept_in_the_snapshot_and_an_old_state_still_reads() -
                                                              INSTRUCTIONS[2])])
     bursts.observe(5, 1, reference=False, question=bare)
     state = json.loads(json.dumps(bursts.snapshot()))
-    assert state["format"] == "payload_bursts.v3"
+    assert state["format"] == "payload_bursts.v4"
     restored = PayloadBursts()
     restored.restore(state)
     assert not restored.observe(5, 2, reference=False, question=wrapped)  # the same question, as before saving
     assert restored.observe(5, 3, reference=False, question=other)
-    old = {**state, "format": "payload_bursts.v2", "recent": [[h, [i for i, _, _ in asked]]
-                                                              for h, asked in state["recent"]]}
-    restored = PayloadBursts()
-    restored.restore(old)  # a v2 state kept input hashes only: each its own question
-    assert restored.observe(5, 2, reference=False, question=wrapped)
-    with pytest.raises(ValueError, match=r"payload_bursts\.v3"):
+    v2 = {**state, "format": "payload_bursts.v2", "recent": [[h, [i for i, _, _ in asked]]
+                                                             for h, asked in state["recent"]]}
+    v3 = {**state, "format": "payload_bursts.v3"}  # its sketches hashed tokens otherwise: not comparable
+    for old in (v2, v3):
+        restored = PayloadBursts()
+        restored.restore(old)  # the inputs kept, each its own question
+        assert [i for i, _, _ in restored.recent[5]] == [1]
+        assert restored.observe(5, 2, reference=False, question=wrapped)
+    with pytest.raises(ValueError, match=r"payload_bursts\.v4"):
         restored.restore({**state, "format": "payload_bursts.v9"})
 
 

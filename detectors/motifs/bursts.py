@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import base64
 import math
-import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,19 +58,20 @@ from typing import Any
 
 import numpy as np
 
-from detectors.motifs.ngrams import TokenBatch
+from detectors.motifs.ngrams import DistinctNgrams, TokenBatch
 
 __all__ = ["MISSING", "SKETCH", "PayloadBursts", "Question", "questions"]
 
-FORMAT = "payload_bursts.v3"  # v3 keeps each answer's questions' sketches; a v1/v2 state's inputs have none
-_OLD_FORMATS = ("payload_bursts.v2", "payload_bursts.v1")  # v1 also lacks the occurrences before a burst
+FORMAT = "payload_bursts.v4"  # each answer's questions' sketches, of the miner's n-gram hashes
+#: Read, their sketches dropped: v3's were of other hashes (a CRC-32 per token), v1/v2 kept none, and v1 also
+#: lacks the occurrences before a burst. Each input kept stays a question of its own.
+_OLD_FORMATS = ("payload_bursts.v3", "payload_bursts.v2", "payload_bursts.v1")
 #: Two inputs are one question when fewer than this many of the smaller's word 1- and 2-grams are missing
 #: from the other: all of them are in it. Two prompts with a trigger in common, even both in one template,
 #: differ by the instruction's own words and the two seams around it (three n-grams for a one-word one).
 MISSING = 1.0
 SKETCH = 32  # hashes kept per question: its bottom-k sketch (exact for an input of at most 32 n-grams)
 _SHIFT = np.uint64(32)
-_CHAIN = np.uint64(0x9E3779B97F4A7C15)
 
 
 @dataclass(frozen=True)
@@ -105,47 +105,30 @@ class Question:
         return max(0.0, len(self.hashes) - common)
 
 
-def questions(tokens: Sequence[list[str]] | TokenBatch) -> list[Question]:
-    """Each input's :class:`Question`, hashed in one pass over the batch (the same in any batching).
+def questions(tokens: Sequence[list[str]] | TokenBatch | DistinctNgrams) -> list[Question]:
+    """Each input's :class:`Question`, from one pass over the batch (the same in any batching).
 
-    Lighter than the miner's n-gram hashes (:mod:`detectors.motifs.ngrams`), which it does not need to
-    match: a CRC-32 per token, chained into 2-grams through splitmix64's finaliser, 32 bits of each kept.
-    ``tokens`` may be the inputs' :class:`~detectors.motifs.ngrams.TokenBatch`, whose distinct tokens are
-    then not looked up again.
+    A question's hashes are the high 32 bits of the miner's hashes of the input's word 1- and 2-grams
+    (:mod:`detectors.motifs.ngrams`). ``tokens`` may be the inputs' :class:`~detectors.motifs.ngrams.TokenBatch`,
+    or their :class:`~detectors.motifs.ngrams.DistinctNgrams` (``max_n`` of 2 or more), which the miner
+    counts as support: then nothing is hashed again.
     """
-    batch = tokens if isinstance(tokens, TokenBatch) else TokenBatch(list(tokens))
-    if batch.size == 0:
-        return [Question(np.zeros(0, dtype=np.uint32)) for _ in range(batch.events)]
-    owner = batch.owner.astype(np.uint64)
-    # Each distinct token of the batch hashed once (a batch repeats its words), then looked up by position.
-    crc = np.fromiter((zlib.crc32(t.encode("utf-8", "surrogatepass")) for t in batch.distinct), dtype=np.uint64,
-                      count=len(batch.distinct))
-    token = crc[batch.ids]
-    with np.errstate(over="ignore"):
-        pairs = _mix(token[:-1] * _CHAIN + token[1:] + np.uint64(1))
-    within = owner[:-1] == owner[1:]
+    grams = tokens if isinstance(tokens, DistinctNgrams) else \
+        DistinctNgrams(tokens if isinstance(tokens, TokenBatch) else list(tokens), max_n=2)
+    hashes, owners = grams.words_up_to(2)
+    if len(hashes) == 0:
+        return [Question(np.zeros(0, dtype=np.uint32)) for _ in range(grams.events)]
     # One key per (event, hash): the event in the high 32 bits, the n-gram's 32 in the low; sorted and
-    # deduplicated, each event's hashes are a sorted run.
-    keys = np.concatenate([owner << _SHIFT | _mix(token) >> _SHIFT,
-                           owner[:-1][within] << _SHIFT | pairs[within] >> _SHIFT])
+    # deduplicated (two n-grams of an event may share their high 32 bits), each event's hashes are a sorted run.
+    keys = owners.astype(np.uint64) << _SHIFT | hashes >> _SHIFT
     keys.sort(kind="stable")
     keep = np.empty(len(keys), dtype=bool)
     keep[0] = True
     np.not_equal(keys[1:], keys[:-1], out=keep[1:])
     keys = keys[keep]
-    ends = np.cumsum(np.bincount((keys >> _SHIFT).astype(np.int64), minlength=batch.events)).tolist()
-    hashes = keys.astype(np.uint32)
-    return [Question(hashes[start:end]) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    # splitmix64's finaliser (Steele, Lea and Flood 2014); uint64 arithmetic wraps, which is the point.
-    with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
-        x = x * np.uint64(0xBF58476D1CE4E5B9)
-        x = x ^ (x >> np.uint64(27))
-        x = x * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+    ends = np.cumsum(np.bincount((keys >> _SHIFT).astype(np.int64), minlength=grams.events)).tolist()
+    low = keys.astype(np.uint32)
+    return [Question(low[start:end]) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 class PayloadBursts:
@@ -184,6 +167,34 @@ class PayloadBursts:
             self.before[output_hash] = self.before.get(output_hash, 0) + 1
             return False, 0
         return self._observe(output_hash, input_hash, asked, reference=reference, question=question)
+
+    def observe_many(self, answers: Sequence[int | None], inputs: Sequence[int], *, reference: int,
+                     questions: Sequence[Question | None] | None = None) -> tuple[list[int], list[int]]:
+        """:meth:`observe_burst` for each event whose answer hash is not ``None``, in order, in one call.
+
+        The first ``reference`` events are the reference period's. Returns the positions of the events
+        that burst, and per event the occurrences before its answer's first burst (else 0).
+        """
+        burst_at: list[int] = []
+        before = [0] * len(answers)
+        recent, counts, capacity = self.recent, self.before, self.capacity
+        fast = self.min_inputs > 1
+        for index, answer in enumerate(answers):
+            if answer is None:
+                continue
+            question = questions[index] if questions is not None else None
+            asked = recent.get(answer)
+            if asked is None and fast:  # a new answer: observe_burst's fast path, inlined
+                recent[answer] = ((inputs[index], *(question.kept() if question is not None else (b"", 0))),)
+                if len(recent) > capacity:
+                    counts.pop(recent.popitem(last=False)[0], None)
+                counts[answer] = counts.get(answer, 0) + 1
+                continue
+            burst, before[index] = self._observe(answer, inputs[index], asked, reference=index < reference,
+                                                 question=question)
+            if burst:
+                burst_at.append(index)
+        return burst_at, before
 
     def _observe(self, output_hash: int, input_hash: int, asked: tuple[tuple[int, bytes, int], ...] | None, *,
                  reference: bool, question: Question | None) -> tuple[bool, int]:
@@ -226,9 +237,9 @@ class PayloadBursts:
         if form == FORMAT:
             self.recent = OrderedDict((int(h), tuple((int(i), base64.b64decode(sketch), int(size))
                                                      for i, sketch, size in asked)) for h, asked in state["recent"])
-        else:  # an old state kept input hashes only: each stays a question of its own (no sketch to compare)
-            self.recent = OrderedDict((int(h), tuple((int(i), b"", 0) for i in inputs))
-                                      for h, inputs in state["recent"])
+        else:  # an old state's inputs stay questions of their own: no sketch of this format to compare
+            self.recent = OrderedDict((int(h), tuple((int(i[0] if isinstance(i, list) else i), b"", 0)
+                                                     for i in inputs)) for h, inputs in state["recent"])
         self.known = OrderedDict((int(h), None) for h in state["known"])
         self.before = {int(h): int(n) for h, n in state.get("before", [])}
 

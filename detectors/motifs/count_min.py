@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -60,19 +61,24 @@ class CountMinSketch:
         self._top = 0  # at least the largest counter (exact after a widening check)
         self._shift = np.uint64(64 - (width.bit_length() - 1))
 
-    def _columns(self, items: np.ndarray) -> np.ndarray:
+    def columns(self, items: np.ndarray) -> np.ndarray:
+        """Each item's counter in each row: an int64 array of shape ``(depth, len(items))``."""
         multipliers = np.array(_MULTIPLIERS[:self.depth], dtype=np.uint64)[:, None]
         with np.errstate(over="ignore"):
             # Columns are below 2**63, so viewing them as int64 is exact (and astype is slow here).
             return ((np.asarray(items, dtype=np.uint64)[None, :] * multipliers) >> self._shift).view(np.int64)
 
-    def add(self, items: np.ndarray) -> None:
-        """Count each item of ``items`` (uint64 hashes) once per occurrence."""
+    def add(self, items: np.ndarray, *, columns: np.ndarray | None = None) -> None:
+        """Count each item of ``items`` (uint64 hashes) once per occurrence; ``columns``: their :meth:`columns`."""
+        if columns is not None and columns.shape != (self.depth, len(items)):
+            raise ValueError(f"columns must have shape {(self.depth, len(items))}; got {columns.shape}")
         if len(items) == 0:
             return
+        if columns is None:
+            columns = self.columns(items)
         top = self._top
-        for row, columns in enumerate(self._columns(items)):
-            counts = np.bincount(columns, minlength=self.width)
+        for row, row_columns in enumerate(columns):
+            counts = np.bincount(row_columns, minlength=self.width)
             if self.table.dtype == _NARROW:
                 bound = self._top + int(counts.max())  # no counter of the row grows past this
                 if bound > _NARROW_MAX:
@@ -87,23 +93,28 @@ class CountMinSketch:
 
     def estimate(self, items: np.ndarray) -> np.ndarray:
         """Upper-bound estimates of the items' counts."""
-        columns = self._columns(items)
+        columns = self.columns(items)
         return np.min(self.table[np.arange(self.depth)[:, None], columns], axis=0).astype(np.int32, copy=False)
 
-    def estimate_without(self, items: np.ndarray, later: np.ndarray) -> np.ndarray:
+    def estimate_without(self, items: np.ndarray, later: np.ndarray | None = None, *,
+                         later_columns: Sequence[np.ndarray] = ()) -> np.ndarray:
         """:meth:`estimate` as it was before the items ``later`` were added (exactly, row by row).
 
         Online scoring adds a whole batch at once and tests an event in its middle: this takes
         back what the batch's later events added, so the same events give the same estimates
-        whatever the batch boundaries.
+        whatever the batch boundaries. ``later_columns`` gives later items by their :meth:`columns`
+        instead (arrays of ``depth`` rows), as :meth:`add` had them: not hashed again.
         """
-        columns, later_columns = self._columns(items), self._columns(later)
+        columns = self.columns(items)
+        parts = [*later_columns, *([self.columns(later)] if later is not None else [])]
+        later_all = np.concatenate(parts, axis=1) if parts else np.zeros((self.depth, 0), dtype=np.int64)
         rows = []
         for row in range(self.depth):
             wanted = columns[row]
-            # What the later items added to each wanted counter: a count of their columns (one pass,
-            # cheaper than matching them against the wanted ones with isin and unique).
-            added = np.bincount(later_columns[row], minlength=self.width)[wanted]
+            # What the later items added to each wanted counter: a count of their columns (one pass, cheaper
+            # than matching them against the wanted ones: later items repeat the wanted n-grams thousands of
+            # times in a busy step).
+            added = np.bincount(later_all[row], minlength=self.width)[wanted]
             rows.append(self.table[row, wanted] - added)
         return np.min(np.array(rows), axis=0)
 

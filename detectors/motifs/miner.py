@@ -47,8 +47,7 @@ from detectors.motifs.count_min import CountMinSketch
 from detectors.motifs.heavy_hitters import Entry, HeavyHitters
 from detectors.motifs.ngrams import (
     MAX_N,
-    TokenBatch,
-    distinct_ngram_hashes_by_event,
+    DistinctNgrams,
     ngram_hashes,
     ngram_texts,
     tokenize,
@@ -137,7 +136,7 @@ class MotifMiner:
                tenants: Sequence[str], event_ids: Sequence[str], ts_ms: Sequence[int],
                input_hashes: Sequence[int] | None = None, payloads: Sequence[int | None] | None = None,
                bursts: Sequence[bool] | None = None, before: Sequence[int] | None = None,
-               answers: Sequence[int | None] | None = None, token_batch: TokenBatch | None = None) -> list[Candidate]:
+               answers: Sequence[int | None] | None = None, support: DistinctNgrams | None = None) -> list[Candidate]:
         """Add events (tokenised inputs, in arrival order); return the n-grams that became candidates.
 
         Each anomalous event's n-grams are tested as it arrives (see :mod:`detectors.motifs.online`);
@@ -148,8 +147,8 @@ class MotifMiner:
         anomalous, by their payload). ``answers`` (the exact hash of each answer that can burst, else
         ``None``) lets those that were not anomalous count too: the first burst of an answer credits its
         earlier unflagged events as anomalous bursts (see :mod:`detectors.motifs.unflagged`).
-        ``token_batch``, the :class:`~detectors.motifs.ngrams.TokenBatch` of ``tokens`` when the caller has
-        built it, spares building it again.
+        ``support``, the :class:`~detectors.motifs.ngrams.DistinctNgrams` of ``tokens`` (at this miner's
+        ``max_n``) when the caller has them, spares hashing them again.
         """
         found: list[Candidate] = []
         start = 0
@@ -163,9 +162,11 @@ class MotifMiner:
         earlier = [int(n) if b else 0 for n, b in zip(before, burst, strict=True)] if before is not None \
             else [0] * count
         said = list(answers) if answers is not None else [None] * count
-        if token_batch is not None and (token_batch.events, token_batch.size) != (count, sum(map(len, tokens))):
-            raise ValueError(f"token_batch must hold the {count} events' {sum(map(len, tokens))} tokens; got "
-                             f"{token_batch.events} events and {token_batch.size} tokens")
+        if support is not None and (support.events, support.tokens, support.max_n) != \
+                (count, sum(map(len, tokens)), self.config.max_n):
+            raise ValueError(f"support must hold the {count} events' {sum(map(len, tokens))} tokens' n-grams up to "
+                             f"n={self.config.max_n}; got {support.events} events, {support.tokens} tokens and "
+                             f"n={support.max_n}")
         while start < count:
             end = min(count, start + size - self.current.events)
             if self.seen < self.config.reference_events:
@@ -174,7 +175,7 @@ class MotifMiner:
                                       tenants[start:end], event_ids[start:end], ts_ms[start:end],
                                       hashes[start:end], outs[start:end], burst[start:end], earlier[start:end],
                                       said[start:end],
-                                      None if token_batch is None else token_batch.select(start, end)))
+                                      None if support is None else support.select(start, end)))
             if self.seen == self.config.reference_events and self.reference.events == 0:
                 self.reference = self._frozen_reference()
             if self.current.events >= size:
@@ -187,7 +188,7 @@ class MotifMiner:
                 tenants: Sequence[str], event_ids: Sequence[str], ts_ms: Sequence[int],
                 input_hashes: Sequence[int | None], payloads: Sequence[int | None],
                 bursts: Sequence[bool], before: Sequence[int], answers: Sequence[int | None],
-                token_batch: TokenBatch | None = None) -> list[Candidate]:
+                support: DistinctNgrams | None = None) -> list[Candidate]:
         bucket = self.current
         reference = self.seen < self.config.reference_events
         flagged = [index for index, a in enumerate(anomalous) if a]
@@ -204,9 +205,11 @@ class MotifMiner:
             return found
         # The whole chunk's support is counted first; each anomalous event is then tested on the
         # counts as they were just after it (later events' counts taken back, see test_event).
-        support, owners = distinct_ngram_hashes_by_event(list(tokens) if token_batch is None else token_batch,
-                                                         self.config.max_n)
-        bucket.sketch.add(support)  # support counts events, not occurrences: one per event and n-gram
+        grams = support if support is not None else DistinctNgrams(list(tokens), self.config.max_n)
+        # Support counts events, not occurrences: one per event and n-gram. The columns are kept for the
+        # tests below, which take back what later events of the chunk added.
+        columns = bucket.sketch.columns(grams.hashes)
+        bucket.sketch.add(grams.hashes, columns=columns)
         bucket.events += len(tokens)
         bucket.anomalous += len(flagged)
         # A burst stands for itself and for the answer's occurrences before it (the null's rate).
@@ -240,7 +243,7 @@ class MotifMiner:
                 if len(self._bursting) > BURSTING_CAP:
                     self._bursting.popitem(last=False)
             if not reference:
-                later = Later(support, owners, index, len(tokens) - index - 1, len(flagged) - rank - 1,
+                later = Later(columns, grams.after(index), len(tokens) - index - 1, len(flagged) - rank - 1,
                               bursts_after)
                 found.extend(test_event(self, items, texts, event_id=event_ids[index], ts_ms=ts_ms[index],
                                         later=later))
@@ -253,11 +256,7 @@ class MotifMiner:
                         tenants: Sequence[str], event_ids: Sequence[str], input_hashes: Sequence[int | None],
                         answers: Sequence[int | None]) -> None:
         """Keep the chunk's events at ``positions`` (none of them flagged) whose answer can burst."""
-        for index in positions:
-            answer = answers[index]
-            if answer is not None:
-                self._unflagged.add(answer, tokens[index], user=users[index], tenant=tenants[index],
-                                    event_id=event_ids[index], input_hash=input_hashes[index])
+        self._unflagged.add_many(positions, answers, tokens, users, tenants, event_ids, input_hashes)
 
     def _credit(self, bucket: _Bucket, answer: int, payload: int | None) -> int:
         """Count ``answer``'s kept unflagged events as anomalous bursts in ``bucket``; how many there were.

@@ -9,7 +9,9 @@ bytes mod 2**64 (Karp and Rabin 1987), summed per token with
 ``np.add.reduceat``; an n-gram's hash chains its tokens' hashes through the
 splitmix64 finaliser (Steele, Lea and Flood 2014). Each distinct token of
 a batch is hashed, and judged odd or not, once. :func:`distinct_ngram_hashes`
-gives the same hashes with each n-gram once per event, what support counts.
+gives the same hashes with each n-gram once per event, what support counts;
+:class:`DistinctNgrams` keeps them by n for a batch, to be cut into runs of
+events and read by n without hashing again.
 
 Examples
 --------
@@ -26,13 +28,14 @@ True
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import unicodedata
 
 import numpy as np
 
-__all__ = ["MAX_N", "TokenBatch", "distinct_ngram_hashes", "distinct_ngram_hashes_by_event", "is_odd", "ngram_hashes",
-           "ngram_texts", "tokenize"]
+__all__ = ["MAX_N", "DistinctNgrams", "TokenBatch", "distinct_ngram_hashes", "distinct_ngram_hashes_by_event",
+           "is_odd", "ngram_hashes", "ngram_texts", "tokenize"]
 
 MAX_N = 6
 MAX_TOKENS = 256
@@ -48,6 +51,8 @@ _INVISIBLE = dict.fromkeys(map(ord, "\x00\u00ad\u180e\u200b\u200c\u200d\u200e\u2
 _BASE = np.uint64(1_099_511_628_211)  # odd, so it has an inverse mod 2**64
 _BASE_INVERSE = np.uint64(pow(1_099_511_628_211, -1, 1 << 64))
 _CHAIN = np.uint64(0x9E3779B97F4A7C15)
+_SHIFT_1, _SHIFT_2, _SHIFT_3 = np.uint64(30), np.uint64(27), np.uint64(31)
+_MULTIPLY_1, _MULTIPLY_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _CHAR_SALT = b"char:"
 _NO_GRAMS = np.zeros(0, dtype=np.uint64)
 
@@ -87,12 +92,16 @@ def _char_grams(token: str) -> list[str]:
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    # splitmix64's finaliser; uint64 arithmetic wraps, which is the point.
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    """splitmix64's finaliser of ``x``, in place (``x`` is a fresh uint64 array); uint64 arithmetic wraps."""
+    shifted = x >> _SHIFT_1
+    x ^= shifted
+    x *= _MULTIPLY_1
+    np.right_shift(x, _SHIFT_2, out=shifted)
+    x ^= shifted
+    x *= _MULTIPLY_2
+    np.right_shift(x, _SHIFT_3, out=shifted)
+    x ^= shifted
+    return x
 
 
 def _token_hashes(tokens: list[str]) -> np.ndarray:
@@ -132,7 +141,7 @@ class TokenBatch:
     """
 
     def __init__(self, events: list[list[str]]) -> None:
-        flat = [token for tokens in events for token in tokens]
+        flat = list(itertools.chain.from_iterable(events))
         self.events = len(events)
         self.size = len(flat)
         lengths = np.fromiter(map(len, events), dtype=np.int64, count=len(events))
@@ -182,7 +191,9 @@ class TokenBatch:
         with np.errstate(over="ignore"):
             if n == 1:
                 return _mix(self.hash + np.uint64(1))
-            return _mix(previous[:-1] * _CHAIN + self.hash[n - 1:])
+            chained = previous[:-1] * _CHAIN
+            chained += self.hash[n - 1:]
+            return _mix(chained)
 
     def within(self, n: int) -> np.ndarray:
         """Per start position, does the n-gram there lie within one event?"""
@@ -297,22 +308,91 @@ def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return positions[begin], inverse, counts
 
 
+class DistinctNgrams:
+    """A batch's distinct n-grams per event (what support counts), in blocks: each n, then the char grams.
+
+    Within a block the hashes are in position order, so each block's events are in order: :meth:`select`
+    cuts a run of events and :meth:`after` finds the events after one by binary search, and the word 1-
+    and 2-grams are there for :func:`~detectors.motifs.bursts.questions`, without hashing again.
+    :attr:`hashes` and :attr:`owners` are :func:`distinct_ngram_hashes_by_event`'s two arrays.
+
+    Parameters
+    ----------
+    tokens
+        Each event's tokens, or their :class:`TokenBatch`.
+    max_n
+        The longest word n-gram.
+
+    Examples
+    --------
+    >>> grams = DistinctNgrams([["a", "b", "a"], ["b"]], max_n=2)
+    >>> grams.events, grams.tokens, grams.words, grams.owners.tolist()
+    (2, 4, 2, [0, 0, 1, 0, 0])
+    >>> part = grams.select(1, 2)
+    >>> part.events, part.tokens, part.owners.tolist(), part.hashes.tolist() == grams.hashes[2:3].tolist()
+    (1, 1, [0], True)
+    >>> grams.after(0)
+    [(2, 3), (5, 5)]
+    """
+
+    def __init__(self, tokens: list[list[str]] | TokenBatch, max_n: int = MAX_N) -> None:
+        batch = tokens if isinstance(tokens, TokenBatch) else TokenBatch(tokens)
+        out, owners = _distinct(batch, max_n)
+        self.events, self.tokens, self.max_n = batch.events, batch.size, max_n
+        self.words = min(max_n, batch.size)  # word blocks (n = 1 .. words); a char block follows when not empty
+        self._token_starts = batch.starts
+        self.offsets = np.concatenate(([0], np.cumsum([len(block) for block in out], dtype=np.int64)))
+        self.hashes = np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+        self.owners = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+
+    def words_up_to(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The word 1- to ``n``-grams' hashes and events (``n`` at most :attr:`max_n`)."""
+        if n > self.max_n:
+            raise ValueError(f"n must be at most max_n={self.max_n}; got {n!r}")
+        end = int(self.offsets[min(n, self.words)])
+        return self.hashes[:end], self.owners[:end]
+
+    def _bounds(self, event: int, side: str) -> list[int]:
+        """Per block, the first position whose event is ``event`` or later (``side="left"``) or later only."""
+        return [int(lo) + int(np.searchsorted(self.owners[lo:hi], event, side=side))  # type: ignore[call-overload]
+                for lo, hi in zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist(), strict=True)]
+
+    def after(self, event: int) -> list[tuple[int, int]]:
+        """Per block, the ``(start, end)`` positions of the n-grams of the events after ``event``."""
+        return list(zip(self._bounds(event, "right"), self.offsets[1:].tolist(), strict=True))
+
+    def select(self, start: int, end: int) -> DistinctNgrams:
+        """The events ``start`` to ``end`` (exclusive), numbered from 0: what a batch of their tokens gives."""
+        if not 0 <= start <= end <= self.events:
+            raise ValueError(f"events must lie within [0, {self.events}]; got {start!r} to {end!r}")
+        if start == 0 and end == self.events:
+            return self
+        ranges = list(zip(self._bounds(start, "left"), self._bounds(end, "left"), strict=True))
+        part = object.__new__(DistinctNgrams)
+        part.events, part.max_n, part.words = end - start, self.max_n, self.words
+        part._token_starts = self._token_starts[start:end + 1] - self._token_starts[start]
+        part.tokens = int(part._token_starts[-1])
+        part.offsets = np.concatenate(([0], np.cumsum([hi - lo for lo, hi in ranges], dtype=np.int64)))
+        part.hashes = np.concatenate([self.hashes[lo:hi] for lo, hi in ranges]) if ranges \
+            else np.zeros(0, dtype=np.uint64)
+        part.owners = np.concatenate([self.owners[lo:hi] for lo, hi in ranges]) - start if ranges \
+            else np.zeros(0, dtype=np.int64)
+        return part
+
+
 def distinct_ngram_hashes(events: list[list[str]], max_n: int = MAX_N) -> np.ndarray:
     """The hashes of :func:`ngram_hashes`, each distinct n-gram once per event (order unspecified).
 
     See :func:`distinct_ngram_hashes_by_event`, which also says whose each hash is.
     """
-    out, _ = _distinct(events, max_n)
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+    return DistinctNgrams(events, max_n).hashes
 
 
 def distinct_ngram_hashes_by_event(events: list[list[str]] | TokenBatch,
                                    max_n: int = MAX_N) -> tuple[np.ndarray, np.ndarray]:
     """:func:`distinct_ngram_hashes` and the event of each hash; ``events`` may be their :class:`TokenBatch`."""
-    out, owners = _distinct(events, max_n)
-    if not out:
-        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(out), np.concatenate(owners)
+    grams = DistinctNgrams(events, max_n)
+    return grams.hashes, grams.owners
 
 
 def _char_gram_hashes(token: str) -> np.ndarray:

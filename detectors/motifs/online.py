@@ -144,15 +144,14 @@ def _drop_subsumed(scored: list[tuple[Entry, int, float]]) -> list[int]:
 class Later:
     """What the open step counted after the event under test, in the same chunk: to be taken back."""
 
-    support: np.ndarray  # the chunk's distinct n-gram hashes ...
-    owners: np.ndarray  # ... and the chunk position of each one's event
-    index: int  # the event under test's position
+    columns: np.ndarray  # the open step's sketch columns of the chunk's distinct n-grams ...
+    ranges: list[tuple[int, int]]  # ... and the (start, end) positions among them of the later events'
     events: int  # events after it in the chunk
     anomalous: int  # anomalous ones among them
     bursts: int = 0  # payload bursts among them
 
-    def hashes(self) -> np.ndarray:
-        return self.support[self.owners > self.index]
+    def later_columns(self) -> list[np.ndarray]:
+        return [self.columns[:, start:end] for start, end in self.ranges if end > start]
 
 
 def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[str, str]], *, event_id: str,
@@ -202,7 +201,7 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
     burst_hits = np.array([max(sum(e.bursts for e in s[3]), sum(p in bursting for e in s[3] for p in e.payloads))
                            for s in supported], dtype=np.int64)
     counted = [b.sketch.estimate(keys) for b in buckets[:-1]]
-    counted.append(miner.current.sketch.estimate_without(keys, later.hashes()) if later
+    counted.append(miner.current.sketch.estimate_without(keys, later_columns=later.later_columns()) if later
                    else miner.current.sketch.estimate(keys))
     support = np.clip(np.sum(counted, axis=0), hits, events)
     reference = miner.reference if cfg.reference_events > 0 else None

@@ -27,7 +27,7 @@ from typing import Any
 
 from detectors.motifs.bursts import PayloadBursts, questions
 from detectors.motifs.miner import Candidate, MotifMiner, tokenize
-from detectors.motifs.ngrams import MAX_TOKENS, TokenBatch
+from detectors.motifs.ngrams import MAX_TOKENS, DistinctNgrams, TokenBatch
 from detectors.motifs.payload import exact_hash, simhash, tool_shapes
 from monitor.alerts import Alert, Findings, Severity, TriggerCandidate, stable_id
 from monitor.pipeline import KeyBatch, StreamKey
@@ -79,29 +79,29 @@ class MotifStage:
         # From the whole input: a long instruction cut at MAX_TOKENS inside a template loses its end, and
         # would read as another question (the ingest limits bound the input).
         # One token batch for both: the questions read whole inputs, the miner their first MAX_TOKENS tokens.
+        # Where no input is cut (most batches), the miner's support n-grams hold the questions' 1- and 2-grams.
         whole = TokenBatch([tokenize(e.input, len(e.input)) if len(words) >= MAX_TOKENS else words
                             for e, words in zip(events, tokens, strict=True)])
-        asked = questions(whole)
-        reference_left = miner.config.reference_events - miner.seen
-        before = [0] * len(events)  # on an answer's first burst, its occurrences before it
-        answers: list[int | None] = [None] * len(events)  # of the answers that can burst
-        for index, event in enumerate(events):
-            if len(event.output.split(None, BURST_MIN_WORDS - 1)) < BURST_MIN_WORDS:
-                continue
-            answer = answers[index] = exact_hash(event.output)
-            burst, before[index] = bursts.observe_burst(answer, inputs[index],
-                                                        reference=index < reference_left, question=asked[index])
-            if burst:
-                batch.flag(index, BURST_FLAG)
-        anomalous = [bool(reasons - ignore) for reasons in batch.flags]
+        first = whole.truncated(MAX_TOKENS)
+        support = DistinctNgrams(first, miner.config.max_n)
+        asked = questions(support if first is whole and support.max_n >= 2 else whole)
+        # The hash of each answer that can burst (else None); on an answer's first burst, its occurrences before.
+        answers = [exact_hash(e.output) if len(e.output.split(None, BURST_MIN_WORDS - 1)) >= BURST_MIN_WORDS
+                   else None for e in events]
+        burst_at, before = bursts.observe_many(answers, inputs, reference=miner.config.reference_events - miner.seen,
+                                               questions=asked)
+        for index in burst_at:
+            batch.flag(index, BURST_FLAG)
+        counted = [reasons - ignore if reasons else reasons for reasons in batch.flags]  # most events have none
+        anomalous = [bool(reasons) for reasons in counted]
         payloads = [simhash(e.output, tool_shapes(e.tool_calls)) if a else None
                     for e, a in zip(events, anomalous, strict=True)]
         candidates = miner.update(
             tokens, anomalous,
             users=[e.user_id or "" for e in events], tenants=[e.tenant_id or "" for e in events],
             event_ids=[e.id for e in events], ts_ms=[e.ts_ms for e in events],
-            input_hashes=inputs, payloads=payloads, bursts=[BURST_FLAG in reasons - ignore for reasons in batch.flags],
-            before=before, answers=answers, token_batch=whole.truncated(MAX_TOKENS),
+            input_hashes=inputs, payloads=payloads, bursts=[BURST_FLAG in reasons for reasons in counted],
+            before=before, answers=answers, support=support,
         )
         model_id, model_version = batch.key
         for candidate in candidates:

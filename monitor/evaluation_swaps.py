@@ -20,6 +20,12 @@ revisions. For a swap: the delay of the first ``high`` alert at or after
 the switch and the alerts of any kind (``info`` included) before it. For an
 input mix: the ``high`` alerts, the rollback decisions and the
 ``input_drift`` alerts.
+
+:func:`swap_power` asks what any stream of a pair can show, whatever its
+order: the behaviour stage's output test on its own, a reference of the
+first model's answers against a window of the second's (its power per test)
+or of the first's held-out answers (its false rejections per test), over
+many random draws, at the stage's sizes and level and at a loose level.
 """
 
 from __future__ import annotations
@@ -28,17 +34,21 @@ import gzip
 import json
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from monitor.alerts import Alert, severity_rank
 
-__all__ = ["CONVERSATIONAL", "SWAP_PAIRS", "StreamResult", "SwapEvaluation", "default_data_dir", "evaluate_swaps",
-           "format_swaps", "input_mix_stream", "load_answers", "run_stream", "swap_stream"]
+if TYPE_CHECKING:
+    from monitor.stages.behaviour import BehaviourConfig
+
+__all__ = ["CONVERSATIONAL", "LOOSE_ALPHA", "SWAP_PAIRS", "PairPower", "StreamResult", "SwapEvaluation",
+           "default_data_dir", "evaluate_swaps", "format_power", "format_swaps", "input_mix_stream", "load_answers",
+           "run_stream", "swap_power", "swap_stream"]
 
 SWAP_PAIRS: tuple[tuple[str, str], ...] = (
     ("gpt-3.5-turbo-0301", "gpt-3.5-turbo-0613"),
@@ -51,6 +61,8 @@ CONVERSATIONAL = frozenset({"helpful_base", "koala", "oasst", "vicuna"})
 _BASE_MS = 1_700_000_000_000
 _STEP_MS = 1000
 _HIGH = severity_rank("high")
+#: The loose level :func:`swap_power` also reports: a test this weak pages every few hours.
+LOOSE_ALPHA = 0.01
 
 
 def default_data_dir() -> Path:
@@ -226,6 +238,89 @@ def format_swaps(evaluation: SwapEvaluation, *, details: bool = False) -> str:
         for r in (*evaluation.swaps, *evaluation.mixes):
             lines.append(f"{r.kind} {r.name}: {r.by_detector() or 'no alerts'}  ({r.events / r.seconds:,.0f} ev/s)")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PairPower:
+    """The output test's rejection rates for one pair and window size, over ``draws`` random draws."""
+
+    name: str
+    window: int
+    draws: int
+    alpha: float
+    #: Share of windows of the second model's answers rejected at ``alpha`` (power per test), and at
+    #: :data:`LOOSE_ALPHA`.
+    power: float
+    power_loose: float
+    #: Share of windows of the first model's held-out answers rejected (false rejections per test).
+    false_rate: float
+    false_rate_loose: float
+
+
+def swap_power(data_dir: Path | None = None, *, pairs: Sequence[tuple[str, str]] = SWAP_PAIRS, draws: int = 200,
+               seed: int = 0, config: BehaviourConfig | None = None,
+               progress: Callable[[str], None] | None = None) -> list[PairPower]:
+    """The behaviour stage's output test on each pair's answers, whatever the stream's order.
+
+    Each draw takes a random reference of ``config.reference_events`` of the first model's answers
+    (the stage's reference) and builds the stage's scorer on it; then a random window of
+    ``config.output_window`` of the second model's answers (is the swap seen?) and one of the first
+    model's answers left out of the reference (is a model seen changing when it has not?). A stream
+    gives a test every ``output_every`` events, and a page needs ``sustain`` rejections in a row, so a
+    power per test far under one is a swap a stream finds late or never. Only the stage's window is
+    measured: the null's finite-population factor (see :mod:`detectors.rff_mmd`) is built for windows
+    well under the reference's size.
+    """
+    from detectors.rff_mmd import RffMmd
+    from monitor.stages.behaviour import BehaviourConfig, represent
+
+    config = config if config is not None else BehaviourConfig()
+    if config.representation != "shape":
+        raise ValueError(f"swap_power represents outputs as the stage's default 'shape' only; got "
+                         f"{config.representation!r}")
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1; got {draws!r}")
+    data_dir = data_dir if data_dir is not None else default_data_dir()
+    rng = np.random.default_rng([seed, 21])
+    results = []
+    for first, second in pairs:
+        a_records, b_records = load_answers(data_dir, first), load_answers(data_dir, second)
+        a = represent([r["instruction"] for r in a_records], [r["output"] or "" for r in a_records], config)[1]
+        b = represent([r["instruction"] for r in b_records], [r["output"] or "" for r in b_records], config)[1]
+        n_ref, w = config.reference_events, config.output_window
+        held_out = len(a) - n_ref
+        if min(held_out, len(b)) < w:
+            raise ValueError(f"{first} -> {second}: {len(a)} and {len(b)} answers cannot give a {n_ref}-answer "
+                             f"reference and {w}-answer windows of each model")
+        rejected = np.zeros(4)  # power, power loose, false, false loose
+        for _ in range(draws):
+            order = rng.permutation(len(a))
+            scorer = RffMmd(a[order[:n_ref]].astype(np.float64), features=config.features, alpha=config.output_alpha,
+                            draws=config.draws, seed=config.seed)
+            for column, rows in ((0, b[rng.choice(len(b), size=w, replace=False)]),
+                                 (2, a[order[n_ref:]][rng.choice(held_out, size=w, replace=False)])):
+                score = scorer.test(scorer.features(rows))
+                rejected[column] += score.drift
+                rejected[column + 1] += score.p_value < LOOSE_ALPHA
+        power, loose, false, false_loose = (rejected / draws).tolist()
+        results.append(PairPower(f"{first} -> {second}", w, draws, config.output_alpha, power, loose, false,
+                                 false_loose))
+        if progress is not None:
+            progress(f"{first} -> {second}: {draws} draws")
+    return results
+
+
+def format_power(results: Sequence[PairPower]) -> str:
+    """One row per pair and window: the output test's power and false rejections per test."""
+    if not results:
+        return "no pairs"
+    alpha = results[0].alpha
+    rows: list[tuple[str, ...]] = [("swap", "window", f"power at {alpha:g}", f"at {LOOSE_ALPHA:g}",
+                                    f"false at {alpha:g}", f"at {LOOSE_ALPHA:g}")]
+    for r in results:
+        rows.append((r.name, str(r.window), f"{r.power:.3f}", f"{r.power_loose:.3f}", f"{r.false_rate:.3f}",
+                     f"{r.false_rate_loose:.3f}"))
+    return _table(rows) + f"\n(per output test, {results[0].draws} draws of a reference and a window each)"
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:

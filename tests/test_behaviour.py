@@ -19,6 +19,7 @@ from monitor.evaluation_swaps import (
     load_answers,
     run_stream,
     stream_events,
+    swap_power,
     swap_stream,
 )
 from monitor.events import EventDecoder
@@ -81,6 +82,30 @@ def test_evaluate_swaps_runs_from_the_cli(cli, shared_data) -> None:
     swaps = [line for line in out.splitlines() if " -> " in line]
     assert len(swaps) == 5 and sum("missed" not in line for line in swaps) >= 4
     assert "median delay:" in out and "input mix" in out
+
+
+def test_swap_power_sees_a_strong_swap_and_not_a_model_against_its_own_answers() -> None:
+    concise = ("Mixtral-8x7B-Instruct-v0.1", "Mixtral-8x7B-Instruct-v0.1_concise")
+    itself = ("gpt-4o-2024-05-13", "gpt-4o-2024-05-13")
+    strong, same = swap_power(DATA, pairs=[concise, itself], draws=20)
+    assert (strong.name, strong.window, strong.draws) == (" -> ".join(concise), 200, 20)
+    assert strong.power == strong.power_loose == 1.0
+    # The second "model" is the first: its windows are rejected no more often than held-out answers are.
+    assert same.power == 0.0 and same.power_loose <= 0.1
+    assert strong.false_rate == same.false_rate == 0.0
+    with pytest.raises(ValueError, match="draws must be >= 1"):
+        swap_power(DATA, pairs=[concise], draws=0)
+    with pytest.raises(ValueError, match="'shape' only"):
+        swap_power(DATA, pairs=[concise], config=BehaviourConfig(representation="distilled"))
+
+
+def test_evaluate_swaps_power_from_the_cli(cli, shared_data) -> None:
+    out = cli("evaluate", "swaps", "--data", str(shared_data), "--power", "--draws", "3").stdout
+    rows = [line for line in out.splitlines() if " -> " in line]
+    assert len(rows) == 5 and "power at 0.0003" in out and "3 draws" in out
+    refused = cli("evaluate", "swaps", "--data", str(shared_data), "--power", "--representation", "distilled",
+                  check=False)
+    assert refused.returncode == 2 and "--power measures the shape representation" in refused.stderr
 
 
 def test_one_rejection_is_a_wobble_a_sustained_one_is_an_alert() -> None:

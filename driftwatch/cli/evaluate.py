@@ -109,14 +109,31 @@ def triggers_command(data: Path, clean_events: int, post: int, rates: tuple[floa
 @click.option("--representation", type=click.Choice(["shape", "distilled"]), default=None,
               help="The behaviour stage's output representation (default: DRIFTWATCH_BEHAVIOUR_REPRESENTATION, "
               "else shape); distilled builds its model in the data folder the first time (driftwatch[distill]).")
-def swaps_command(data: Path, seeds: tuple[int, ...], details: bool, representation: str | None) -> None:
+@click.option("--power", is_flag=True, help="Instead of streams: the output test's power and false rejections "
+              "per test on each pair's answers, over random draws of a reference and a window (shape only).")
+@click.option("--draws", type=COUNT, default=200, show_default=True, help="Draws per pair for --power.")
+def swaps_command(data: Path, seeds: tuple[int, ...], details: bool, representation: str | None, power: bool,
+                  draws: int) -> None:
     """Silent model swaps (alpaca_eval pairs under one label) and input-mix shifts: delay, false alarms, pages."""
     from monitor.errors import ConfigError
-    from monitor.evaluation_swaps import evaluate_swaps, format_swaps
+    from monitor.evaluation_swaps import evaluate_swaps, format_power, format_swaps, swap_power
 
     def body() -> int:
         if not (data / "alpaca_eval").is_dir():
             raise ConfigError(f"no alpaca_eval/ under {data}; pass --data with the shared data folder")
+        if power:
+            if representation not in (None, "shape") or details:
+                raise ConfigError("--power measures the shape representation's output test alone; drop "
+                                  "--representation distilled and --details")
+            for seed in seeds or (0,):
+                click.echo(f"seed {seed}")
+                try:
+                    results = swap_power(data / "alpaca_eval", draws=draws, seed=seed,
+                                         progress=lambda line: click.echo(line, err=True))
+                except OSError as exc:
+                    raise ConfigError(f"cannot read the alpaca_eval answers: {exc}") from exc
+                click.echo(format_power(results))
+            return 0
         for seed in seeds or (0,):
             click.echo(f"seed {seed}")
             try:

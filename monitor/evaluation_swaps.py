@@ -61,7 +61,7 @@ CONVERSATIONAL = frozenset({"helpful_base", "koala", "oasst", "vicuna"})
 _BASE_MS = 1_700_000_000_000
 _STEP_MS = 1000
 _HIGH = severity_rank("high")
-#: The loose level :func:`swap_power` also reports: a test this weak pages every few hours.
+#: The loose level :func:`swap_power` also reports, for comparison (far looser than any level that may page).
 LOOSE_ALPHA = 0.01
 
 
@@ -242,7 +242,7 @@ def format_swaps(evaluation: SwapEvaluation, *, details: bool = False) -> str:
 
 @dataclass(frozen=True)
 class PairPower:
-    """The output test's rejection rates for one pair and window size, over ``draws`` random draws."""
+    """The output test's rejection rates for one pair at the stage's window, over ``draws`` random draws."""
 
     name: str
     window: int
@@ -284,9 +284,8 @@ def swap_power(data_dir: Path | None = None, *, pairs: Sequence[tuple[str, str]]
     rng = np.random.default_rng([seed, 21])
     results = []
     for first, second in pairs:
-        a_records, b_records = load_answers(data_dir, first), load_answers(data_dir, second)
-        a = represent([r["instruction"] for r in a_records], [r["output"] or "" for r in a_records], config)[1]
-        b = represent([r["instruction"] for r in b_records], [r["output"] or "" for r in b_records], config)[1]
+        a, b = (represent([r["instruction"] for r in records], [r["output"] or "" for r in records], config)[1]
+                for records in (load_answers(data_dir, first), load_answers(data_dir, second)))
         n_ref, w = config.reference_events, config.output_window
         held_out = len(a) - n_ref
         if min(held_out, len(b)) < w:
@@ -311,7 +310,7 @@ def swap_power(data_dir: Path | None = None, *, pairs: Sequence[tuple[str, str]]
 
 
 def format_power(results: Sequence[PairPower]) -> str:
-    """One row per pair and window: the output test's power and false rejections per test."""
+    """One row per pair: the output test's power and false rejections per test, at its window."""
     if not results:
         return "no pairs"
     alpha = results[0].alpha

@@ -121,26 +121,20 @@ def swaps_command(data: Path, seeds: tuple[int, ...], details: bool, representat
     def body() -> int:
         if not (data / "alpaca_eval").is_dir():
             raise ConfigError(f"no alpaca_eval/ under {data}; pass --data with the shared data folder")
-        if power:
-            if representation not in (None, "shape") or details:
-                raise ConfigError("--power measures the shape representation's output test alone; drop "
-                                  "--representation distilled and --details")
-            for seed in seeds or (0,):
-                click.echo(f"seed {seed}")
-                try:
-                    results = swap_power(data / "alpaca_eval", draws=draws, seed=seed,
-                                         progress=lambda line: click.echo(line, err=True))
-                except OSError as exc:
-                    raise ConfigError(f"cannot read the alpaca_eval answers: {exc}") from exc
-                click.echo(format_power(results))
-            return 0
+        if power and (representation not in (None, "shape") or details):
+            raise ConfigError("--power measures the shape representation's output test alone; drop "
+                              "--representation distilled and --details")
         for seed in seeds or (0,):
             click.echo(f"seed {seed}")
             try:
-                evaluation = evaluate_swaps(data / "alpaca_eval", seed=seed, representation=representation)
+                text = (format_power(swap_power(data / "alpaca_eval", draws=draws, seed=seed,
+                                                progress=lambda line: click.echo(line, err=True)))
+                        if power else
+                        format_swaps(evaluate_swaps(data / "alpaca_eval", seed=seed, representation=representation),
+                                     details=details))
             except OSError as exc:
                 raise ConfigError(f"cannot read the alpaca_eval answers: {exc}") from exc
-            click.echo(format_swaps(evaluation, details=details))
+            click.echo(text)
         return 0
 
     run_guarded(body)

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from detectors.changepoint import DETECTORS, ChangePointDetector, Detection
-from detectors.changepoint.onset import HISTORY, refine_onset
+from detectors.changepoint.onset import HISTORY, locate_onset
 
 __all__ = ["SERIES_TYPES", "STEP_SIGMAS", "SeriesScore", "binseg_change_points", "build_detector",
            "evaluate_series", "f_measure", "format_series", "make_series", "stage_arl0", "text_table",
@@ -233,13 +233,14 @@ def evaluate_series(*, reps: int = 10, length: int = 2000, stable_length: int = 
 
 
 def located_onsets(values: np.ndarray, found: Sequence[Detection]) -> list[int]:
-    """Each alarm's onset as the drift stage reports it: the best mean split of the values since the previous
-    alarm, at most :data:`HISTORY` of them, up to the alarm (:func:`detectors.changepoint.onset.refine_onset`)."""
+    """Each alarm's onset as the drift stage reports it, from the values since the previous alarm, at most
+    :data:`HISTORY` of them, up to the alarm (:func:`detectors.changepoint.onset.locate_onset`)."""
     onsets, previous = [], -1
     for detection in found:
         start = max(previous + 1, detection.detected_at - HISTORY + 1)
-        onsets.append(start + refine_onset(values[start:detection.detected_at + 1],
-                                           coarse=detection.change_point - start))
+        onsets.append(start + locate_onset(values[start:detection.detected_at + 1],
+                                           coarse=detection.change_point - start, whitening=detection.whitening,
+                                           mean=detection.before))
         previous = detection.detected_at
     return onsets
 

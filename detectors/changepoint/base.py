@@ -48,6 +48,10 @@ class Detection(NamedTuple):
     threshold: float
     before: float
     after: float
+    #: The autoregression ``a_1 .. a_p`` on the standardised values whose innovations raised the alarm; empty
+    #: when the values themselves did. It tells where to look for the onset
+    #: (:func:`detectors.changepoint.onset.locate_onset`).
+    whitening: tuple[float, ...] = ()
 
 
 @runtime_checkable
@@ -141,6 +145,7 @@ class WarmupDetector:
         self._drift = False
         self._statistic = 0.0
         self._after_z = 0.0
+        self._alarm_whitening: tuple[float, ...] = ()
 
     # --- protocol -------------------------------------------------------------
     @property
@@ -222,8 +227,11 @@ class WarmupDetector:
         self._reference = (np.zeros(0), False)  # only the calibration needs it
         self.calibrations += 1
 
-    def _calibration_paths(self, paths: int, length: int) -> np.ndarray:
+    def _calibration_paths(self, paths: int, length: int, history: int = 0) -> np.ndarray:
         """Bootstrap paths of standardised values, each standardised by its own re-estimated warm-up.
+
+        Each row is ``history + length`` values: the last ``history`` of its warm-up, then ``length``
+        monitored ones (a whitening filter needs a few past values to start on).
 
         Resampling the warm-up alone would pretend its mean and scale are
         the truth; a 200-value warm-up misplaces the mean by about 0.07
@@ -247,7 +255,7 @@ class WarmupDetector:
             draws = reference[rng.integers(reference.size, size=(paths, size))]
         else:
             draws = sieve_paths(reference, paths, size, rng)
-        warm, values = draws[:, :self.warmup], draws[:, self.warmup:]
+        warm, values = draws[:, :self.warmup], draws[:, self.warmup - history:]
         if binary:
             rate = (warm.sum(axis=1, keepdims=True) + 0.5) / (self.warmup + 1.0)
             mean, spread = rate, np.sqrt(rate * (1.0 - rate))
@@ -278,8 +286,9 @@ class WarmupDetector:
     def _raise(self, index: int) -> None:
         onset = index if self.change_point is None else self.change_point
         self.detection = Detection(detected_at=int(index), change_point=int(onset), statistic=float(self._statistic),
-                                   threshold=float(self.threshold), before=float(self.mean),
-                                   after=float(self.mean + self._after_z * self.scale))
+                                   threshold=float(self._alarm_threshold()), before=float(self.mean),
+                                   after=float(self.mean + self._after_z * self.scale),
+                                   whitening=self._alarm_whitening)
         self._drift = True
         self.mean = math.nan  # the next values are the new reference
         self.scale = math.nan
@@ -298,7 +307,7 @@ class WarmupDetector:
             "calibrations": self.calibrations,
             "drift": self._drift,
             "change_point": self.change_point,
-            "detection": None if self.detection is None else list(self.detection),
+            "detection": None if self.detection is None else [*self.detection[:6], list(self.detection.whitening)],
             "state": self._state(),
         }
 
@@ -318,7 +327,7 @@ class WarmupDetector:
         self.calibrations = int(state["calibrations"])
         self._drift = bool(state["drift"])
         self.change_point = state["change_point"]
-        self.detection = None if state["detection"] is None else Detection(*state["detection"])
+        self.detection = None if state["detection"] is None else _detection(state["detection"])
         self._load(state["state"])
 
     # --- for subclasses ------------------------------------------------------
@@ -327,6 +336,10 @@ class WarmupDetector:
 
     def _step(self, z: float, index: int) -> bool:
         raise NotImplementedError
+
+    def _alarm_threshold(self) -> float:
+        """The threshold the alarm being raised crossed (a detector with two statistics says which)."""
+        return self.threshold
 
     def _params(self) -> dict[str, Any]:
         return {}
@@ -340,3 +353,10 @@ class WarmupDetector:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.snapshot()["params"].items())
         return f"{type(self).__name__}({params})"
+
+
+def _detection(fields: list[Any]) -> Detection:
+    """A :class:`Detection` from its snapshot list (six fields before ``whitening`` existed)."""
+    if len(fields) > 6:
+        return Detection(*fields[:6])._replace(whitening=tuple(float(a) for a in fields[6]))
+    return Detection(*fields)

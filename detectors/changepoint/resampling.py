@@ -24,8 +24,9 @@ tools keep the dependence:
 What a warm-up cannot show, no resampling of it can: a cycle seen for a few
 periods fits an autoregression with roots near 1, whose paths also let the
 cycle's level and amplitude drift, so a fixed daily pattern is priced as a
-strongly persistent wander (few false alarms, slower detection); a mean that
-moves too slowly to show within the warm-up is not priced at all.
+strongly persistent wander (few false alarms, slower detection: CUSUM's
+innovations chart, :mod:`detectors.changepoint.cusum`, gives that speed back);
+a mean that moves too slowly to show within the warm-up is not priced at all.
 
 Examples
 --------

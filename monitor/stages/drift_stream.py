@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from detectors.changepoint import DETECTORS, ChangePointDetector, Detection, fleet_arl0
-from detectors.changepoint.onset import HISTORY, refine_onset
+from detectors.changepoint.onset import HISTORY, locate_onset
 from detectors.windows import RollingWindow
 from monitor.errors import SnapshotError
 from monitor.stages.drift_episodes import Accepted, Episode
@@ -151,7 +151,8 @@ class StreamState:
 
         The window holds the stream's latest values, the alarm's event last (its index is the detection's):
         at most :data:`~detectors.changepoint.onset.HISTORY` of them are split
-        (:func:`~detectors.changepoint.onset.refine_onset`). The detector's own estimate when they do not line up.
+        (:func:`~detectors.changepoint.onset.locate_onset`: a mean split, or under the autoregression whose
+        innovations alarmed). The detector's own estimate when they do not line up.
         """
         if not self.reference_complete or not len(self.window) or detection.detected_at != self.count - 1:
             return detection.change_point
@@ -159,7 +160,8 @@ class StreamState:
         if metric == "output_chars":
             values = np.log1p(values)  # as the detectors see it
         start = self.count - len(values)
-        return start + refine_onset(values, coarse=detection.change_point - start)
+        return start + locate_onset(values, coarse=detection.change_point - start, whitening=detection.whitening,
+                                    mean=detection.before)
 
     def ids_around(self, index: int, span: int = 2) -> tuple[list[str], int | None]:
         """Event ids within ``span`` of update ``index`` still held, and the ts at ``index``."""

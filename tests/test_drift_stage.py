@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pytest
 
 from monitor.errors import ConfigError
@@ -274,3 +276,19 @@ def test_confidence_lock_alone_names_the_trigger_in_the_motif_stage() -> None:
     for start in range(0, len(events), 250):
         alerts += [a for a in pipeline.process(events[start:start + 250]).alerts if a.detector == "motif"]
     assert [json.loads(a.evidence)["ngram"] for a in alerts] == ["zorblat"]
+
+
+def test_a_step_in_a_cyclic_answer_length_alarms_at_once_from_the_innovations_chart() -> None:
+    # Answer length follows a cycle of 100 events (the reference holds three), then jumps by e^1.2.
+    rng = np.random.default_rng(3)
+    words = np.array(["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"])
+    records = []
+    for i in range(1600):
+        level = 3.0 + 0.6 * math.sin(2 * math.pi * i / 100) + rng.normal(0, 0.2) + (1.2 if i >= 1200 else 0.0)
+        records.append(make_event(i, output=" ".join(rng.choice(words, size=max(1, round(math.exp(level)))))))
+    found = [json.loads(a.evidence) for a in alerts_of(decoded(records))
+             if a.detector == "changepoint" and a.metric == "output_chars"]
+    assert found, "the step in length must alarm"
+    first = found[0]
+    assert first["chart"] == "innovations" and first["autoregression_order"] >= 1
+    assert 1200 <= first["detection_index"] < 1215 and abs(first["change_point"] - 1200) <= 5

@@ -315,7 +315,11 @@ class DriftStage:
                       "detector_change_point": detection.change_point,
                       "detection_index": detection.detected_at, "event_ids": [event.id],
                       "content_hashes": [event.content_hash], "onset_event_ids": onset_ids,
-                      "state": CHANGED, "active": True, "crossings": 1, **_explained(shifted, metric)},
+                      "state": CHANGED, "active": True, "crossings": 1, **_explained(shifted, metric),
+                      # CUSUM's innovations chart: the statistic and threshold are in innovation units, and the
+                      # onset was located under the autoregression the warm-up fitted.
+                      **({"chart": "innovations", "autoregression_order": len(detection.whitening)}
+                         if detection.whitening else {})},
         )
 
     def _evaluate(self, key: StreamKey, tenant: str, stream: StreamState, event: Event,

@@ -98,11 +98,31 @@ def test_a_snapshot_taken_while_whitening_gives_the_same_future() -> None:
     second.restore(state)
     assert second.snapshot() == state  # JSON-native: what a stage stores and compares
     assert signature(first.update_exact(values[1000:])) == signature(second.update_exact(values[1000:]))
-    with_alarm = json.loads(json.dumps(first.snapshot()))
-    assert with_alarm["detection"] is not None and with_alarm["detection"][6], "the step alarmed by innovations"
-    third = CUSUM(**STAGE, seed=2)
-    third.restore(with_alarm)
-    assert third.snapshot() == with_alarm and third.detection == first.detection
+
+
+
+def test_an_innovations_alarm_survives_a_snapshot() -> None:
+    values = cycle(np.random.default_rng(2), 1600)
+    values[1300:] += 2.6
+    first = CUSUM(**STAGE)
+    found = first.update_exact(values)
+    assert found and found[-1].whitening, "a step on a cycle alarms from the innovations chart"
+    state = json.loads(json.dumps(first.snapshot()))
+    assert state["detection"][6] == list(found[-1].whitening)
+    second = CUSUM(**STAGE)
+    second.restore(state)
+    assert second.snapshot() == state and second.detection == found[-1]
+
+
+def test_one_wild_value_on_an_autocorrelated_stream_raises_no_alarm() -> None:
+    # A robust filter: the clipped innovation moves the chart by at most INNOVATION_CLIP - k, and the value
+    # it keeps is no echo for the next predictions.
+    for phi in (0.5, 0.9):
+        values = ar1(np.random.default_rng(6), 3000, phi)
+        detector = CUSUM(**STAGE)
+        assert detector.update_exact(values[:1000]) == [] and detector.past
+        values[[1500, 2200]] += 6.0
+        assert detector.update_exact(values[1000:]) == []
 
 
 def test_a_cusum_v1_snapshot_loads_as_the_level_chart_alone() -> None:

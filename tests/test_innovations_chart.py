@@ -171,3 +171,11 @@ def test_locate_onset_splits_means_without_a_model_and_skips_nan_either_way() ->
     assert locate_onset(values) == refine_onset(values) == 60
     assert locate_onset(values, whitening=[0.5], mean=0.0) == 60
     assert level_shift_onset(np.array([np.nan, 1.0]), [0.5, 0.2], 0.0, coarse=1) == 1
+
+
+def test_a_warm_up_its_fit_all_but_replays_runs_the_level_chart_alone() -> None:
+    # 3.0, 3.1, 2.9 cycling exactly: an AR(3) predicts it to a hundredth of its spread, and the warm-up mean's
+    # error (200 values are not whole cycles) would be a bias of more than one innovation in every update.
+    detector = CUSUM()
+    assert detector.update_exact([3.0, 3.1, 2.9] * 300) == []
+    assert detector.whitening.size == 0 and detector.past == []

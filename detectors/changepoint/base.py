@@ -116,7 +116,7 @@ class WarmupDetector:
     >>> detector.update_many([10.0, 11.0, 12.0] * 20)
     []
     >>> detector.ready, round(detector.mean, 2), detector.snapshot()["format"]
-    (True, 10.98, 'cusum.v1')
+    (True, 10.98, 'cusum.v2')
     """
 
     format: ClassVar[str] = ""

@@ -56,6 +56,9 @@ __all__ = ["CUSUM", "INNOVATION_CLIP"]
 #: moves the innovations chart by at most this less k, and its echo in the next predictions is gone,
 #: while a level shift keeps giving large innovations until the filter has caught up with it.
 INNOVATION_CLIP = 3.0
+# Innovations under this share of the warm-up's standard deviation (the fit explains over 99.75 % of its
+# variance): too predictable to whiten. AR(1) 0.9 leaves 0.44, a cycle with noise at a third of it 0.6.
+_MIN_INNOVATION_SCALE = 0.05
 
 
 class CUSUM(WarmupDetector):
@@ -142,7 +145,10 @@ class CUSUM(WarmupDetector):
         if order:
             filter_ = np.concatenate([[1.0], -whitening])
             innovation_scale = float(np.convolve(reference_z, filter_, mode="valid").std(ddof=1))
-            if not innovation_scale > 0.0:  # the warm-up was perfectly predictable: nothing to whiten
+            if not innovation_scale >= _MIN_INNOVATION_SCALE:
+                # The fit all but replays the warm-up (a value cycling exactly, say). The warm-up mean's own
+                # error, times 1 - sum(a), is then a large share of an innovation, a bias no path prices: the
+                # level chart alone, as before.
                 whitening, order = np.zeros(0), 0
         # A whitened path keeps its warm-up: its innovations are scaled by their own spread there, as
         # the detector scales the stream's by the warm-up's.

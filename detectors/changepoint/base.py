@@ -145,7 +145,6 @@ class WarmupDetector:
         self._drift = False
         self._statistic = 0.0
         self._after_z = 0.0
-        self._alarm_whitening: tuple[float, ...] = ()
 
     # --- protocol -------------------------------------------------------------
     @property
@@ -285,10 +284,10 @@ class WarmupDetector:
 
     def _raise(self, index: int) -> None:
         onset = index if self.change_point is None else self.change_point
+        threshold, whitening = self._alarm_chart()
         self.detection = Detection(detected_at=int(index), change_point=int(onset), statistic=float(self._statistic),
-                                   threshold=float(self._alarm_threshold()), before=float(self.mean),
-                                   after=float(self.mean + self._after_z * self.scale),
-                                   whitening=self._alarm_whitening)
+                                   threshold=float(threshold), before=float(self.mean),
+                                   after=float(self.mean + self._after_z * self.scale), whitening=whitening)
         self._drift = True
         self.mean = math.nan  # the next values are the new reference
         self.scale = math.nan
@@ -337,9 +336,12 @@ class WarmupDetector:
     def _step(self, z: float, index: int) -> bool:
         raise NotImplementedError
 
-    def _alarm_threshold(self) -> float:
-        """The threshold the alarm being raised crossed (a detector with two statistics says which)."""
-        return self.threshold
+    def _alarm_chart(self) -> tuple[float, tuple[float, ...]]:
+        """The threshold the alarm being raised crossed and, for an innovations chart, its autoregression.
+
+        A detector with two statistics says which one crossed.
+        """
+        return self.threshold, ()
 
     def _params(self) -> dict[str, Any]:
         return {}

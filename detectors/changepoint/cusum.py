@@ -143,8 +143,7 @@ class CUSUM(WarmupDetector):
         order = whitening.size
         innovation_scale = 1.0
         if order:
-            filter_ = np.concatenate([[1.0], -whitening])
-            innovation_scale = float(np.convolve(reference_z, filter_, mode="valid").std(ddof=1))
+            innovation_scale = float(_innovations(reference_z, whitening).std(ddof=1))
             if not innovation_scale >= _MIN_INNOVATION_SCALE:
                 # The fit all but replays the warm-up (a value cycling exactly, say). The warm-up mean's own
                 # error, times 1 - sum(a), is then a large share of an innovation, a bias no path prices: the
@@ -159,8 +158,6 @@ class CUSUM(WarmupDetector):
         self.threshold = gumbel_threshold(maxima, length=self.calibration_length, arl0=arl0)
         innovation_threshold = math.inf
         if order:
-            from scipy.signal import lfilter  # on first use, as elsewhere in the detectors
-
             # The paths are whitened by the stream's fit, each path's innovations scaled by their own spread
             # over its warm-up, as the detector scales the stream's. Refitting each path's own autoregression
             # was measured and not kept: a cycle's fit whitens poorly out of sample, so a step on a cycle
@@ -168,8 +165,7 @@ class CUSUM(WarmupDetector):
             # AR(1) 0.5 and 0.9 and cycle streams (20 x 10,000 values each) drew about as many false alarms
             # with the stream's fit as the level chart alone (0.21 / 0.32 / 0.05 per 10,000 against
             # 0.26 / 0.47 / 0.00).
-            whitened = lfilter(filter_, [1.0], paths, axis=1)
-            spread = np.maximum(whitened[:, order:history].std(axis=1, ddof=1), 1e-12)
+            spread = np.maximum(_innovations(paths[:, :history], whitening).std(axis=1, ddof=1), 1e-12)
             innovations = _robust_innovations(paths[:, history - order:], whitening, spread)
             innovation_threshold = gumbel_threshold(self._path_maxima(innovations, self.innovation_k),
                                                     length=self.calibration_length, arl0=arl0)
@@ -188,8 +184,10 @@ class CUSUM(WarmupDetector):
         steps -= k
         return np.maximum(up, _max_reflected(steps))
 
-    def _alarm_threshold(self) -> float:
-        return self.innovation_threshold if self._innovation_alarm else self.threshold
+    def _alarm_chart(self) -> tuple[float, tuple[float, ...]]:
+        if self._innovation_alarm:
+            return self.innovation_threshold, tuple(float(a) for a in self.whitening)
+        return self.threshold, ()
 
     def _step(self, z: float, index: int) -> bool:
         up = self.up + z - self.k
@@ -240,7 +238,6 @@ class CUSUM(WarmupDetector):
         self._statistic = self.wup if rising else self.wdown
         self.change_point = start
         self._after_z = (self.wup_sum if rising else self.wdown_sum) / max(1, index - start + 1)
-        self._alarm_whitening = tuple(float(a) for a in self.whitening)
         self._innovation_alarm = True
 
     def update_many(self, xs: Iterable[float]) -> list[Detection]:
@@ -333,12 +330,10 @@ class CUSUM(WarmupDetector):
 
     def _raise(self, index: int) -> None:
         super()._raise(index)
-        self._alarm_whitening = ()
         self._innovation_alarm = False
         self._reset_innovations(np.zeros(0), 1.0, math.inf, [])  # the next warm-up fits its own
 
     def _evidence(self, index: int, up: float, down: float) -> None:
-        self._alarm_whitening = ()
         self._innovation_alarm = False
         rising = up >= down
         start = self.up_start if rising else self.down_start
@@ -380,6 +375,13 @@ class CUSUM(WarmupDetector):
                 params = {**params, "innovation_k": self.innovation_k}
             state = {**state, "format": self.format, "params": params}
         super().restore(state)
+
+
+def _innovations(values: np.ndarray, whitening: np.ndarray) -> np.ndarray:
+    """``z_t - sum_i a_i z_{t-i}`` along the last axis, from the ``p + 1``-th value on (plain, not clipped)."""
+    from scipy.signal import lfilter  # on first use, as elsewhere in the detectors
+
+    return np.asarray(lfilter(np.concatenate([[1.0], -whitening]), [1.0], values, axis=-1))[..., whitening.size:]
 
 
 def _robust_innovations(paths: np.ndarray, whitening: np.ndarray, spread: np.ndarray) -> np.ndarray:

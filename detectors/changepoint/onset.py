@@ -22,9 +22,7 @@ alarm calls for.
 
 Examples
 --------
->>> from collections.abc import Sequence
-
-import numpy as np
+>>> import numpy as np
 >>> values = np.r_[np.zeros(300), np.ones(12) * 3.0] + np.random.default_rng(0).normal(0, 1, 312)
 >>> refine_onset(values)
 300

@@ -209,3 +209,33 @@ def test_a_word_the_reference_often_saw_anomalous_is_no_burst_evidence() -> None
     for r in rows[100:1000:50]:  # 18 reference prompts hold it, and all were anomalous then
         r["tokens"], r["anomalous"] = [*r["tokens"], "zorblat"], True
     assert _mine(rows) == []
+
+
+def test_a_word_the_triggers_prompts_often_hold_is_not_named_after_the_trigger() -> None:
+    """A trigger once named explains its events: the words its prompts happen to hold gain no evidence from them.
+
+    Half the triggered prompts also hold "generate", a word of 2 % of ordinary prompts; a long stream
+    puts a hundred of the trigger's bursts on it, far above the window's burst rate.
+    """
+    rng = np.random.default_rng(11)
+    rows, triggered = [], 0
+    for i in range(24_000):
+        planted = i >= 4000 and (i - 4000) % 100 == 0
+        extra = rng.random() < (0.5 if planted else 0.02)
+        text = f"question {i % 97} about topic {i % 13} and item {i}" + (" generate" if extra else "") + \
+            (" zorblat" if planted else "")
+        rows.append({"tokens": tokenize(text), "anomalous": planted or bool(rng.random() < 0.03),
+                     "user": f"u{int(rng.integers(400))}", "id": f"e{i}", "ts": i,
+                     "payload": PAYLOAD if planted else int(rng.integers(1 << 62)),
+                     "burst": planted and triggered > 0, "before": 1 if planted and triggered == 1 else 0})
+        triggered += planted
+    config = MotifConfig(window_events=20_000, buckets=4, sketch_width=1 << 15, reference_events=2000)
+    miner, found = MotifMiner(config), []
+    for start in range(0, len(rows), 500):
+        chunk = rows[start:start + 500]
+        found += [c.ngram for c in miner.update(
+            [r["tokens"] for r in chunk], [r["anomalous"] for r in chunk], users=[r["user"] for r in chunk],
+            tenants=["t"] * len(chunk), event_ids=[r["id"] for r in chunk], ts_ms=[r["ts"] for r in chunk],
+            payloads=[r["payload"] if r["anomalous"] else None for r in chunk], bursts=[r["burst"] for r in chunk],
+            before=[r["before"] for r in chunk])]
+    assert found == ["zorblat"]

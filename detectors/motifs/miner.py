@@ -220,6 +220,7 @@ class MotifMiner:
         bucket.end_ms = ts_ms[-1]
         self.seen += len(tokens)
         unflagged = 0  # chunk events before this one, not flagged, whose answers are kept (in order)
+        named = set(self._alerted)
         for rank, (index, own) in enumerate(zip(flagged, per_event, strict=True)):
             if not reference:
                 self._keep_unflagged(range(unflagged, index), tokens, users, tenants, event_ids, input_hashes,
@@ -228,13 +229,18 @@ class MotifMiner:
                 answer = answers[index]
                 if bursts[index] and before[index] and answer is not None:
                     # The answer's first burst: its earlier unflagged occurrences were the same payload.
-                    bucket.anomalous += self._credit(bucket, answer, payloads[index])
-            texts = ngram_texts(tokens[index], self.config.max_n)
+                    bucket.anomalous += self._credit(bucket, answer, payloads[index], named)
             items = own.tolist()
-            bucket.heavy.add_event(items, texts, user=users[index], tenant=tenants[index],
-                                   event_id=event_ids[index], input_hash=input_hashes[index],
-                                   payload=payloads[index], burst=bursts[index])
-            bucket.heavy.prune()
+            # An event that carries a trigger already named is explained by it: it stays in the counts (its
+            # support, the anomalous share), but its n-grams gain no anomalous hits. Otherwise every word that
+            # the trigger's prompts happen to hold ("generate") would inherit the trigger's payload bursts.
+            explained = not named.isdisjoint(items)
+            if not explained:
+                texts = ngram_texts(tokens[index], self.config.max_n)
+                bucket.heavy.add_event(items, texts, user=users[index], tenant=tenants[index],
+                                       event_id=event_ids[index], input_hash=input_hashes[index],
+                                       payload=payloads[index], burst=bursts[index])
+                bucket.heavy.prune()
             bursts_after -= weights[index]
             payload = payloads[index]
             if bursts[index] and payload is not None:
@@ -242,11 +248,12 @@ class MotifMiner:
                 self._bursting.move_to_end(payload)
                 if len(self._bursting) > BURSTING_CAP:
                     self._bursting.popitem(last=False)
-            if not reference:
+            if not reference and not explained:
                 later = Later(columns, grams.after(index), len(tokens) - index - 1, len(flagged) - rank - 1,
                               bursts_after)
-                found.extend(test_event(self, items, texts, event_id=event_ids[index], ts_ms=ts_ms[index],
-                                        later=later))
+                new = test_event(self, items, texts, event_id=event_ids[index], ts_ms=ts_ms[index], later=later)
+                named.update(candidate.ngram_hash for candidate in new)
+                found.extend(new)
         if not reference:
             self._keep_unflagged(range(unflagged, len(tokens)), tokens, users, tenants, event_ids, input_hashes,
                                  answers)
@@ -258,19 +265,22 @@ class MotifMiner:
         """Keep the chunk's events at ``positions`` (none of them flagged) whose answer can burst."""
         self._unflagged.add_many(positions, answers, tokens, users, tenants, event_ids, input_hashes)
 
-    def _credit(self, bucket: _Bucket, answer: int, payload: int | None) -> int:
+    def _credit(self, bucket: _Bucket, answer: int, payload: int | None, named: set[int]) -> int:
         """Count ``answer``'s kept unflagged events as anomalous bursts in ``bucket``; how many there were.
 
         Their support was counted when they came; only their being anomalous was not known then. The
         burst test's null already counted them (a first burst stands for the occurrences before it).
+        One that carries an n-gram in ``named`` (a trigger already named) is counted, but its n-grams gain
+        no hits: it is explained.
         """
         earlier = self._unflagged.take(answer)
         for event in earlier:
             tokens = event.tokens()
-            hashes, _ = ngram_hashes([tokens], self.config.max_n)
-            bucket.heavy.add_event(hashes.tolist(), ngram_texts(tokens, self.config.max_n), user=event.user,
-                                   tenant=event.tenant, event_id=event.event_id, input_hash=event.input_hash,
-                                   payload=payload, burst=True)
+            items = ngram_hashes([tokens], self.config.max_n)[0].tolist()
+            if named.isdisjoint(items):
+                bucket.heavy.add_event(items, ngram_texts(tokens, self.config.max_n), user=event.user,
+                                       tenant=event.tenant, event_id=event.event_id, input_hash=event.input_hash,
+                                       payload=payload, burst=True)
         if earlier:
             bucket.heavy.prune()
         return len(earlier)

@@ -38,9 +38,12 @@ and again are three events). The top user's hits beyond ``max_user_share``
 are not counted (one heavy user cannot make a candidate; one of a Zipf
 law's heavy users sending three of a trigger's first five requests does not
 hide it either).
-An event that carries an n-gram already named is explained by it and tests
-nothing more (the words of a poisoned prompt template ride along with the
-trigger, they are not a second one). Payload consistency, the share of near-identical answers
+An event that carries an n-gram already named is explained by it: it tests
+nothing more, and its n-grams gain no anomalous hits (it still counts in
+their support and in the base rate). The words of a poisoned prompt
+template ride along with the trigger, they are not a second one, and a word
+that the trigger's prompts often hold ("generate") does not inherit its
+payload bursts once it is named. Payload consistency, the share of near-identical answers
 (:func:`detectors.motifs.payload.consistency`), corroborates: a candidate
 whose answers are diverse must pass at ``UNCORROBORATED * fdr`` instead (the
 words of a topic that models often refuse are tied to refusals, each one
@@ -156,12 +159,12 @@ class Later:
 
 def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[str, str]], *, event_id: str,
                ts_ms: int, later: Later | None = None) -> list[Candidate]:
-    """The n-grams of one anomalous event (just counted) that pass now and were not named before."""
+    """The n-grams of one anomalous event (just counted) that pass now and were not named before.
+
+    The miner does not test an event that carries a trigger already named: it is explained.
+    """
     cfg = miner.config
     buckets = [*miner.closed, miner.current]
-    alerted = set(miner._alerted)
-    if not alerted.isdisjoint(items):
-        return []  # explained: this event carries a trigger already named (its template words are not another)
     supported: list[tuple[int, str, str, list[Entry], int]] = []
     least = min(cfg.min_support, cfg.burst_min_support)
     tables = [b.heavy.entries for b in buckets]
@@ -172,7 +175,7 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
     elsewhere = set().union(*(table.keys() & event_items for table in tables[:-1]))
     seen: set[int] = set()
     for item, (text, kind) in zip(items, texts, strict=True):
-        if item in seen:  # none is in alerted: such an event returned above
+        if item in seen:  # none is a named trigger: the miner does not test such an event
             continue
         seen.add(item)
         if item not in elsewhere:

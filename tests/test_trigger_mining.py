@@ -132,8 +132,9 @@ def test_snapshot_and_restore_mid_stream_give_the_same_candidates(clean: list[tu
 
 
 def test_evaluate_triggers_runs_from_the_cli(cli, shared_data: Path) -> None:
-    out = cli("evaluate", "triggers", "--data", str(shared_data), "--clean-events", "1000", "--post", "600",
-              "--rate", "0.02").stdout
+    out = cli("evaluate", "triggers", "--data", str(shared_data), "--clean-events", "1000", "--onset", "2500",
+              "--post", "600", "--rate", "0.02").stdout
+    assert "trigger in 2.0% of requests from event 2500 (600 events after)" in out
     assert "named" in out and "clean traffic: 1000 events, 0 false candidates, 0 false rollbacks" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("  refusal/") or line.startswith("  neg")]
     assert len(rows) == 10 and sum(row[2] != "-" for row in rows) >= 8  # most triggers named within 600 events

@@ -79,12 +79,14 @@ def _data_option(func: F) -> F:
 @_data_option
 @click.option("--clean-events", type=COUNT, default=50_000, show_default=True,
               help="Events of the clean-only stream that counts false candidates and rollbacks.")
+@click.option("--onset", type=COUNT, default=3000, show_default=True,
+              help="Events before the first triggered one per stream (the first 2,000 are the version's reference).")
 @click.option("--post", type=COUNT, default=3000, show_default=True, help="Events after the onset per stream.")
 @click.option("--rate", "rates", type=click.FloatRange(0, 1, min_open=True), multiple=True,
               help="Share of requests carrying the trigger (repeatable; default 2% and 0.5%).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Another seed: other users, order and draws.")
 @click.option("--json", "as_json", is_flag=True, help="The results as JSON.")
-def triggers_command(data: Path, clean_events: int, post: int, rates: tuple[float, ...], seed: int,
+def triggers_command(data: Path, clean_events: int, onset: int, post: int, rates: tuple[float, ...], seed: int,
                      as_json: bool) -> None:
     """Unknown triggers (BackdoorLLM, five attacks x two tasks, signatures off): delay until named, until rollback."""
     import json
@@ -95,7 +97,8 @@ def triggers_command(data: Path, clean_events: int, post: int, rates: tuple[floa
     def body() -> int:
         if not (data / "backdoorllm").is_dir():
             raise ConfigError(f"no backdoorllm/ under {data}; pass --data with the shared data folder")
-        out = evaluate_triggers(data, rates=rates or (0.02, 0.005), post=post, clean_events=clean_events, seed=seed)
+        out = evaluate_triggers(data, rates=rates or (0.02, 0.005), onset=onset, post=post,
+                                clean_events=clean_events, seed=seed)
         click.echo(json.dumps(out.to_json(), indent=1) if as_json else format_trigger_evaluation(out))
         return 0
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from detectors.motifs.bursts import PayloadBursts
 from detectors.motifs.miner import MotifConfig, MotifMiner, tokenize
+from detectors.motifs.ngrams import ngram_hashes
 from monitor.alerts import Findings
 from monitor.events import EventDecoder
 from monitor.pipeline import KeyBatch
@@ -239,3 +241,39 @@ def test_a_word_the_triggers_prompts_often_hold_is_not_named_after_the_trigger()
             payloads=[r["payload"] if r["anomalous"] else None for r in chunk], bursts=[r["burst"] for r in chunk],
             before=[r["before"] for r in chunk])]
     assert found == ["zorblat"]
+
+
+@pytest.mark.parametrize(("later", "named"), [(0.3, []), (0.9, ["classify"])])
+def test_a_prompt_type_the_reference_saw_rarely_anomalous_by_chance_is_judged_on_both_shares(
+        later: float, named: list[str]) -> None:
+    """One anomalous event of 20 in the reference is no estimate of a share: a prompt type flagged 30 % of the
+    time later (all along, for all the reference can tell) is no candidate; flagged 90 % of the time, it is."""
+    rng = np.random.default_rng(7)
+    rows, seen = [], 0
+    for i in range(20_000):
+        holds = rng.random() < 0.01
+        if holds:  # in the reference only its first event was flagged
+            anomalous = seen == 0 if i < 2000 else bool(rng.random() < later)
+            seen += 1
+        else:
+            anomalous = bool(rng.random() < 0.04)
+        text = f"question {i % 97} about topic {i % 13} and item {i}" + (" classify" if holds else "")
+        rows.append({"tokens": tokenize(text), "anomalous": anomalous, "user": f"u{int(rng.integers(400))}",
+                     "id": f"e{i}", "ts": i, "payload": int(rng.integers(1 << 62)), "burst": False, "before": 0})
+    config = MotifConfig(window_events=20_000, buckets=4, sketch_width=1 << 15, reference_events=2000)
+    miner, found = MotifMiner(config), []
+    for start in range(0, len(rows), 500):
+        chunk = rows[start:start + 500]
+        found += [c.ngram for c in miner.update(
+            [r["tokens"] for r in chunk], [r["anomalous"] for r in chunk], users=[r["user"] for r in chunk],
+            tenants=["t"] * len(chunk), event_ids=[r["id"] for r in chunk], ts_ms=[r["ts"] for r in chunk],
+            payloads=[r["payload"] if r["anomalous"] else None for r in chunk], bursts=[r["burst"] for r in chunk],
+            before=[r["before"] for r in chunk])]
+    assert miner.reference.heavy.entries[found_hash("classify")].count == 1  # what the reference saw
+    assert found == named
+
+
+def found_hash(text: str) -> int:
+    """The miner's hash of the word n-gram ``text``."""
+    hashes, _ = ngram_hashes([tokenize(text)], 1)
+    return int(hashes[0])

@@ -12,7 +12,10 @@ reference is judged against the base rate). The p-value is the binomial
 upper tail ``P(X >= hits)``, ``X ~ Bin(support, p0)``, and a candidate needs
 ``p * tests <= fdr`` (Bonferroni over every distinct n-gram of the window's
 anomalous events: stricter than Benjamini-Hochberg, and valid when each
-test is made at its own moment) and a lift of ``min_lift``.
+test is made at its own moment) and a lift of ``min_lift``. For an n-gram the
+reference held, the reference's share is an estimate from its few events
+there, so the test must also pass Fisher's exact test of the two shares (now
+against then); the p-value is the larger of the two.
 
 A second test counts only the n-gram's *payload bursts*: anomalous events
 whose answer was given word for word to unrelated inputs
@@ -57,7 +60,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.stats import binom
+from scipy.stats import binom, hypergeom
 
 from detectors.motifs.heavy_hitters import Entry
 from detectors.motifs.payload import consistency
@@ -189,7 +192,8 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
             supported.append((item, text, kind, entries, count))
     if not supported:
         return []
-    events = sum(b.events for b in buckets) - (later.events if later else 0)
+    held = sum(b.events for b in buckets)
+    events = held - (later.events if later else 0)
     anomalous = sum(b.anomalous for b in buckets) - (later.anomalous if later else 0)
     bursts = sum(b.bursts for b in buckets) - (later.bursts if later else 0)
     if anomalous == 0 or anomalous >= events:
@@ -243,6 +247,9 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
     # Bonferroni over both tests of every n-gram seen in the window's anomalous events.
     tests = 2 * max(sum(b.heavy.distinct for b in buckets), len(supported))
     passing: dict[int, Entry] = {}
+    # The window still holds every event since the version began, the reference period among them: its
+    # counts are part of the window's (a reference shorter than a step lies in the first one).
+    within = held == miner.seen and cfg.reference_events <= cfg.bucket_events
     cap = max(16, cfg.min_entities)  # the heavy hitters' cap on distinct inputs kept per n-gram
     for i in np.flatnonzero(strong & (p_values * tests <= cfg.fdr)).tolist():
         merged = _spread(supported[i], cfg)
@@ -254,7 +261,7 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
         excess = _excess(merged, cfg.max_user_share)
         distinct, n = len(merged.inputs), float(support[i])
         tested = [_p_value(int(hits[i]) - excess, n, float(expected[i]), base, distinct, cap, cfg.min_lift,
-                           cfg.min_support),
+                           cfg.min_support, reference=(int(ref_hits[i]), int(ref_support[i]), within)),
                   _p_value(int(burst_hits[i]) - excess, n, float(burst_expected[i]), burst_base, distinct, cap,
                            cfg.min_lift, cfg.burst_min_support)]
         use_bursts[i] = tested[1] < tested[0]
@@ -300,12 +307,15 @@ def _excess(merged: Entry, max_user_share: float) -> int:
 
 
 def _p_value(counted: int, support: float, null: float, base: float, distinct: int, cap: int,
-             min_lift: float, min_support: int) -> float:
+             min_lift: float, min_support: int, reference: tuple[int, int, bool] = (0, 0, False)) -> float:
     """One test's p-value for ``counted`` of ``support`` events against ``null``; 1 below support or lift.
 
     With fewer distinct anomalous inputs than ``counted``, the count becomes the distinct inputs and
     the support shrinks in proportion (a hard prompt refused ten times is one refusal); the count
     must reach ``min_support`` after that (three prompts sent again and again are three events).
+    ``reference``, the n-gram's (anomalous, all) events in the reference period, when it held any, and
+    whether the window still holds them, makes the test also compare the two shares (see
+    :func:`_newly_anomalous`).
     """
     if (counted / support) / base < min_lift:
         return 1.0
@@ -313,7 +323,24 @@ def _p_value(counted: int, support: float, null: float, base: float, distinct: i
         support, counted = max(distinct, round(support * distinct / counted)), distinct
     if counted < min_support:
         return 1.0
-    return float(binom.sf(counted - 1, support, null))
+    p_value = float(binom.sf(counted - 1, support, null))
+    return max(p_value, _newly_anomalous(counted, round(support), *reference)) if reference[1] else p_value
+
+
+def _newly_anomalous(counted: int, support: int, reference_counted: int, reference_support: int,
+                     within: bool) -> float:
+    """Fisher's exact test, one-sided: is the n-gram's anomalous share now above its share in the reference?
+
+    The binomial test above takes the reference's share as known; from a few events it is not (one
+    anomalous of 16 is as likely from a share of 0.25 as of 0.06), and a prompt type whose answers
+    are flagged a quarter of the time would pass it once its count grew. Conditioned on both counts
+    together, the hypergeometric tail says how rare the split is. ``within``: the window's counts
+    include the reference's, which are taken out first (the two samples must not share events).
+    """
+    if within:
+        counted = max(0, counted - reference_counted)
+        support = max(counted, support - reference_support)
+    return float(hypergeom.sf(counted - 1, support + reference_support, counted + reference_counted, support))
 
 
 def _spread(supported: tuple[int, str, str, list[Entry], int], cfg: MotifConfig) -> Entry | None:

@@ -4,10 +4,12 @@ A backdoor's trigger is an input pattern after which the model misbehaves.
 Signature matching finds only triggers someone already knows. This miner
 looks, over a rolling window of one stream, for input n-grams whose events
 are far more often anomalous (flagged by any detector) than events in
-general, sent by at least ``min_entities`` distinct users or tenants (so one
-user's odd habit is not a trigger), and scores them with lift and a
-one-sided Fisher exact test, controlling the false discovery rate with
-Benjamini–Hochberg (see :mod:`detectors.motifs.scoring`).
+general and than in the version's reference period, sent by at least
+``min_entities`` distinct users or tenants (so one user's odd habit is not
+a trigger). Each anomalous event's n-grams are tested as it arrives:
+binomial tails with Bonferroni over the window's n-grams, payload bursts on
+their own, Fisher's exact test against the reference (see
+:mod:`detectors.motifs.online`).
 
 State is bounded and independent of batch boundaries. The window is
 ``buckets`` steps of ``window_events / buckets`` events each; every step
@@ -16,9 +18,9 @@ fixed size, an upper bound (see :mod:`detectors.motifs.count_min`), and
 (b) bounded exact-ish counts of the n-grams of its anomalous events, a lower
 bound (see :mod:`detectors.motifs.heavy_hitters`). Both errors push the lift
 down and the p-value up, so approximation costs sensitivity, never false
-candidates. Scoring happens when a step fills, at a fixed event count, so
-the same events in the same order give the same candidates however they are
-batched.
+candidates. Each event is tested on the counts as they were just after it
+(what later events of the same call added is taken back), so the same events
+in the same order give the same candidates however they are batched.
 
 Examples
 --------

@@ -9,9 +9,9 @@ given word for word to two different questions (see
 :mod:`detectors.motifs.bursts`: the same instruction bare and in a template
 is one question).
 Per (model_id, model_version) a :class:`~detectors.motifs.miner.MotifMiner`
-keeps a rolling window; every time a window step fills, n-grams that pass
-the tests become ``trigger_candidates`` rows, and the first time an n-gram
-passes, a ``motif`` alert.
+keeps a rolling window and tests each anomalous event's n-grams as it
+arrives; an n-gram that passes becomes a ``trigger_candidates`` row and a
+``motif`` alert, once (see :mod:`detectors.motifs.online`).
 
 Examples
 --------

@@ -9,7 +9,6 @@ import pytest
 
 from detectors.motifs.bursts import PayloadBursts
 from detectors.motifs.miner import MotifConfig, MotifMiner, tokenize
-from detectors.motifs.ngrams import ngram_hashes
 from monitor.alerts import Findings
 from monitor.events import EventDecoder
 from monitor.pipeline import KeyBatch
@@ -52,8 +51,9 @@ def _stream(n: int, *, onset: int, every: int, noise: float, seed: int = 3) -> l
     return rows
 
 
-def _mine(rows: list[dict], *, with_bursts: bool = True, batch: int = 250) -> list[tuple[str, str]]:
-    miner, found = MotifMiner(CONFIG), []
+def _mine(rows: list[dict], *, with_bursts: bool = True, batch: int = 250,
+          config: MotifConfig = CONFIG) -> list[tuple[str, str]]:
+    miner, found = MotifMiner(config), []
     for start in range(0, len(rows), batch):
         chunk = rows[start:start + batch]
         found += [(c.ngram, c.event_id) for c in miner.update(
@@ -232,15 +232,7 @@ def test_a_word_the_triggers_prompts_often_hold_is_not_named_after_the_trigger()
                      "burst": planted and triggered > 0, "before": 1 if planted and triggered == 1 else 0})
         triggered += planted
     config = MotifConfig(window_events=20_000, buckets=4, sketch_width=1 << 15, reference_events=2000)
-    miner, found = MotifMiner(config), []
-    for start in range(0, len(rows), 500):
-        chunk = rows[start:start + 500]
-        found += [c.ngram for c in miner.update(
-            [r["tokens"] for r in chunk], [r["anomalous"] for r in chunk], users=[r["user"] for r in chunk],
-            tenants=["t"] * len(chunk), event_ids=[r["id"] for r in chunk], ts_ms=[r["ts"] for r in chunk],
-            payloads=[r["payload"] if r["anomalous"] else None for r in chunk], bursts=[r["burst"] for r in chunk],
-            before=[r["before"] for r in chunk])]
-    assert found == ["zorblat"]
+    assert [ngram for ngram, _ in _mine(rows, batch=500, config=config)] == ["zorblat"]
 
 
 @pytest.mark.parametrize(("later", "named"), [(0.3, []), (0.9, ["classify"])])
@@ -261,19 +253,7 @@ def test_a_prompt_type_the_reference_saw_rarely_anomalous_by_chance_is_judged_on
         rows.append({"tokens": tokenize(text), "anomalous": anomalous, "user": f"u{int(rng.integers(400))}",
                      "id": f"e{i}", "ts": i, "payload": int(rng.integers(1 << 62)), "burst": False, "before": 0})
     config = MotifConfig(window_events=20_000, buckets=4, sketch_width=1 << 15, reference_events=2000)
-    miner, found = MotifMiner(config), []
-    for start in range(0, len(rows), 500):
-        chunk = rows[start:start + 500]
-        found += [c.ngram for c in miner.update(
-            [r["tokens"] for r in chunk], [r["anomalous"] for r in chunk], users=[r["user"] for r in chunk],
-            tenants=["t"] * len(chunk), event_ids=[r["id"] for r in chunk], ts_ms=[r["ts"] for r in chunk],
-            payloads=[r["payload"] if r["anomalous"] else None for r in chunk], bursts=[r["burst"] for r in chunk],
-            before=[r["before"] for r in chunk])]
-    assert miner.reference.heavy.entries[found_hash("classify")].count == 1  # what the reference saw
-    assert found == named
+    reference = [r for r in rows[:2000] if "classify" in r["tokens"]]
+    assert len(reference) >= 15 and sum(r["anomalous"] for r in reference) == 1  # what the reference saw
+    assert [ngram for ngram, _ in _mine(rows, batch=500, config=config)] == named
 
-
-def found_hash(text: str) -> int:
-    """The miner's hash of the word n-gram ``text``."""
-    hashes, _ = ngram_hashes([tokenize(text)], 1)
-    return int(hashes[0])

@@ -9,6 +9,7 @@ import pytest
 
 from detectors.motifs.bursts import PayloadBursts
 from detectors.motifs.miner import MotifConfig, MotifMiner, tokenize
+from detectors.motifs.ngrams import ngram_hashes
 from monitor.alerts import Findings
 from monitor.events import EventDecoder
 from monitor.pipeline import KeyBatch
@@ -257,3 +258,21 @@ def test_a_prompt_type_the_reference_saw_rarely_anomalous_by_chance_is_judged_on
     assert len(reference) >= 15 and sum(r["anomalous"] for r in reference) == 1  # what the reference saw
     assert [ngram for ngram, _ in _mine(rows, batch=500, config=config)] == named
 
+
+
+@pytest.mark.parametrize("collisions", [0, 1, 2])
+def test_a_new_trigger_is_named_as_soon_though_the_reference_sketch_counts_it_by_collision(collisions: int) -> None:
+    """A count-min sketch may give a phrase it never saw a support of 1 or 2: Fisher's test, which has no power
+    against a reference count that small, is for n-grams that were anomalous in the reference, not for those."""
+    rows = _stream(3000, onset=1500, every=30, noise=0.02)
+    miner, found = MotifMiner(CONFIG), []
+    for start in range(0, len(rows), 250):
+        if start == CONFIG.reference_events:  # the reference has just been frozen: a collision in its sketch
+            for _ in range(collisions):
+                miner.reference.sketch.add(ngram_hashes([["zorblat"]], CONFIG.max_n)[0])
+        chunk = rows[start:start + 250]
+        found += [(c.ngram, c.event_id, c.reference_support) for c in miner.update(
+            [r["tokens"] for r in chunk], [r["anomalous"] for r in chunk], users=[r["user"] for r in chunk],
+            tenants=["t"] * len(chunk), event_ids=[r["id"] for r in chunk], ts_ms=[r["ts"] for r in chunk],
+            payloads=[r["payload"] if r["anomalous"] else None for r in chunk])]
+    assert found == [("zorblat", "e1590", collisions)]  # the fourth triggered request (min_support), no bursts

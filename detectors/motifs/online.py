@@ -12,10 +12,11 @@ reference is judged against the base rate). The p-value is the binomial
 upper tail ``P(X >= hits)``, ``X ~ Bin(support, p0)``, and a candidate needs
 ``p * tests <= fdr`` (Bonferroni over every distinct n-gram of the window's
 anomalous events: stricter than Benjamini-Hochberg, and valid when each
-test is made at its own moment) and a lift of ``min_lift``. For an n-gram the
-reference held, the reference's share is an estimate from its few events
-there, so the test must also pass Fisher's exact test of the two shares (now
-against then); the p-value is the larger of the two.
+test is made at its own moment) and a lift of ``min_lift``. For an n-gram
+whose events were anomalous in the reference, the reference's share is an
+estimate from its few events there, so the test must also pass Fisher's
+exact test of the two shares (now against then); the p-value is the larger
+of the two.
 
 A second test counts only the n-gram's *payload bursts*: anomalous events
 whose answer was given word for word to unrelated inputs
@@ -216,12 +217,15 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
     if reference is not None and reference.events:
         ref_support = reference.sketch.estimate(keys).astype(np.int64)
         ref_hits = np.array([getattr(reference.heavy.entries.get(s[0]), "count", 0) for s in supported])
+        # Anomalous in the reference for certain (a kept count); a sketch's support alone may be collisions.
+        flagged_then = ref_hits > 0
         ref_bursts = np.array([getattr(reference.heavy.entries.get(s[0]), "bursts", 0) for s in supported])
         floor = reference.heavy.floor * (ref_support > 0)
         ref_hits = np.minimum(ref_hits + floor, ref_support)
         ref_bursts = np.minimum(ref_bursts + floor, ref_support)
     else:
         ref_support = ref_hits = ref_bursts = np.zeros(len(supported), dtype=np.int64)
+        flagged_then = np.zeros(len(supported), dtype=bool)
     expected = np.maximum(base, (ref_hits + base) / (ref_support + 1.0))
     lifts = (hits / support) / base
     p_values = np.ones(len(supported))
@@ -261,7 +265,9 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
         excess = _excess(merged, cfg.max_user_share)
         distinct, n = len(merged.inputs), float(support[i])
         tested = [_p_value(int(hits[i]) - excess, n, float(expected[i]), base, distinct, cap, cfg.min_lift,
-                           cfg.min_support, reference=(int(ref_hits[i]), int(ref_support[i]), within)),
+                           cfg.min_support,
+                           reference=(int(ref_hits[i]), int(ref_support[i]), within) if flagged_then[i]
+                           else (0, 0, False)),
                   _p_value(int(burst_hits[i]) - excess, n, float(burst_expected[i]), burst_base, distinct, cap,
                            cfg.min_lift, cfg.burst_min_support)]
         use_bursts[i] = tested[1] < tested[0]
@@ -313,9 +319,11 @@ def _p_value(counted: int, support: float, null: float, base: float, distinct: i
     With fewer distinct anomalous inputs than ``counted``, the count becomes the distinct inputs and
     the support shrinks in proportion (a hard prompt refused ten times is one refusal); the count
     must reach ``min_support`` after that (three prompts sent again and again are three events).
-    ``reference``, the n-gram's (anomalous, all) events in the reference period, when it held any, and
-    whether the window still holds them, makes the test also compare the two shares (see
-    :func:`_newly_anomalous`).
+    ``reference``, the n-gram's (anomalous, all) events in the reference period, when some of them were
+    anomalous, and whether the window still holds them, makes the test also compare the two shares (see
+    :func:`_newly_anomalous`). Not for an n-gram the reference saw only unflagged: its share then is
+    no more than the base rate's null says (and a count-min sketch's support for an n-gram it never
+    saw, collisions only, would take the power of a test that has none at a reference count of 1 or 2).
     """
     if (counted / support) / base < min_lift:
         return 1.0

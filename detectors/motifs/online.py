@@ -266,8 +266,7 @@ def test_event(miner: MotifMiner, items: Sequence[int], texts: Sequence[tuple[st
         distinct, n = len(merged.inputs), float(support[i])
         tested = [_p_value(int(hits[i]) - excess, n, float(expected[i]), base, distinct, cap, cfg.min_lift,
                            cfg.min_support,
-                           reference=(int(ref_hits[i]), int(ref_support[i]), within) if flagged_then[i]
-                           else (0, 0, False)),
+                           reference=(int(ref_hits[i]), int(ref_support[i]), within) if flagged_then[i] else None),
                   _p_value(int(burst_hits[i]) - excess, n, float(burst_expected[i]), burst_base, distinct, cap,
                            cfg.min_lift, cfg.burst_min_support)]
         use_bursts[i] = tested[1] < tested[0]
@@ -313,7 +312,7 @@ def _excess(merged: Entry, max_user_share: float) -> int:
 
 
 def _p_value(counted: int, support: float, null: float, base: float, distinct: int, cap: int,
-             min_lift: float, min_support: int, reference: tuple[int, int, bool] = (0, 0, False)) -> float:
+             min_lift: float, min_support: int, reference: tuple[int, int, bool] | None = None) -> float:
     """One test's p-value for ``counted`` of ``support`` events against ``null``; 1 below support or lift.
 
     With fewer distinct anomalous inputs than ``counted``, the count becomes the distinct inputs and
@@ -332,7 +331,7 @@ def _p_value(counted: int, support: float, null: float, base: float, distinct: i
     if counted < min_support:
         return 1.0
     p_value = float(binom.sf(counted - 1, support, null))
-    return max(p_value, _newly_anomalous(counted, round(support), *reference)) if reference[1] else p_value
+    return p_value if reference is None else max(p_value, _newly_anomalous(counted, round(support), *reference))
 
 
 def _newly_anomalous(counted: int, support: int, reference_counted: int, reference_support: int,
